@@ -1,0 +1,403 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"text/tabwriter"
+
+	"github.com/mailferry/mailferry/internal/endpoint"
+	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/state"
+)
+
+const usage = `mailferry moves and backs up email between IMAP, POP3 and Maildir.
+
+Usage:
+  mailferry copy SRC DST [flags]      copy what is new from SRC to DST
+  mailferry plan SRC DST [flags]      show what copy would do; change nothing
+  mailferry run CONFIG.yaml [flags]   run the jobs of a config file
+  mailferry version                   print the version
+  mailferry help [COMMAND]            show help
+
+Endpoints:
+  maildir:PATH[?layout=fs]            a Maildir tree (Maildir++ by default)
+
+Exit codes: 0 done, 1 run failed, 2 usage or config error,
+3 finished but some messages failed (each named in the summary).
+`
+
+// commonFlags are the flags copy, plan and run share.
+type commonFlags struct {
+	json       bool
+	checkpoint string
+	dedup      string
+	workers    int
+	quiet      bool
+	verbose    bool
+	job        string // run only
+}
+
+func newFlagSet(name, help string, stderr io.Writer, withJob bool) (*flag.FlagSet, *commonFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &commonFlags{}
+	fs.BoolVar(&c.json, "json", false, "print a JSON summary on stdout at the end")
+	fs.StringVar(&c.checkpoint, "checkpoint", "", "checkpoint `FILE` (default: under $XDG_STATE_HOME/mailferry/)")
+	fs.StringVar(&c.dedup, "dedup", "", "dedup `MODE`: message-id (default), content or none")
+	fs.IntVar(&c.workers, "workers", 0, "messages in flight at once (default 4)")
+	fs.BoolVar(&c.quiet, "quiet", false, "print only errors")
+	fs.BoolVar(&c.verbose, "verbose", false, "log every message")
+	if withJob {
+		fs.StringVar(&c.job, "job", "", "run only the job `NAME`")
+	}
+	fs.Usage = func() {
+		fmt.Fprint(stderr, help)
+		fs.PrintDefaults()
+	}
+	return fs, c
+}
+
+// parseArgs parses flags that may come before, between or after the
+// positional arguments ("copy SRC DST --json"), which flag.Parse alone does
+// not allow.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage, nil
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "copy", "plan":
+		help := fmt.Sprintf("Usage: mailferry %s SRC DST [flags]\n\n", cmd)
+		fs, c := newFlagSet(cmd, help, stderr, false)
+		pos, err := parseArgs(fs, args)
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		if err != nil {
+			return exitUsage, nil // flag has printed the problem
+		}
+		if len(pos) != 2 {
+			return exitUsage, usagef("%s takes a source and a destination, got %d arguments", cmd, len(pos))
+		}
+		job := Job{Name: "", Source: EndpointConfig{URL: pos[0]}, Destination: EndpointConfig{URL: pos[1]}, Dedup: c.dedup, Checkpoint: c.checkpoint, Workers: c.workers}
+		sum, err := runJob(ctx, job, c, cmd == "plan", stderr)
+		if sum != nil {
+			printSummary(stdout, stderr, c, cmd == "plan", []namedSummary{{"", sum}})
+		}
+		return outcome(sum, err)
+	case "run":
+		help := "Usage: mailferry run CONFIG.yaml [--job NAME] [flags]\n\n"
+		fs, c := newFlagSet(cmd, help, stderr, true)
+		pos, err := parseArgs(fs, args)
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		if err != nil {
+			return exitUsage, nil
+		}
+		if len(pos) != 1 {
+			return exitUsage, usagef("run takes one config file, got %d arguments", len(pos))
+		}
+		return runConfig(ctx, pos[0], c, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "mailferry", version())
+		return exitOK, nil
+	case "help", "-h", "-help", "--help":
+		if len(args) == 1 && args[0] != "help" {
+			return dispatch(ctx, []string{args[0], "-help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return exitOK, nil
+	}
+	return exitUsage, usagef("unknown command %q", cmd)
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+type namedSummary struct {
+	name string
+	sum  *plan.Summary
+}
+
+func outcome(sum *plan.Summary, err error) (int, error) {
+	switch {
+	case err != nil:
+		return exitCode(err), err
+	case sum.Incomplete():
+		return exitIncomplete, nil
+	}
+	return exitOK, nil
+}
+
+func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr io.Writer) (int, error) {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return exitUsage, err
+	}
+	var sums []namedSummary
+	worst := exitOK
+	var firstErr error
+	found := false
+	for _, j := range cfg.Jobs {
+		if c.job != "" && j.Name != c.job {
+			continue
+		}
+		found = true
+		// Flags given on the command line win over the file.
+		if c.dedup != "" {
+			j.Dedup = c.dedup
+		}
+		if c.workers != 0 {
+			j.Workers = c.workers
+		}
+		if c.checkpoint != "" {
+			j.Checkpoint = c.checkpoint
+		}
+		sum, err := runJob(ctx, j, c, false, stderr)
+		if sum != nil {
+			sums = append(sums, namedSummary{j.Name, sum})
+		}
+		code, err := outcome(sum, err)
+		if err != nil {
+			report(stderr, fmt.Errorf("job %q: %w", j.Name, err))
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		worst = worse(worst, code)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if !found {
+		return exitUsage, usagef("no job named %q in %s", c.job, path)
+	}
+	printSummary(stdout, stderr, c, false, sums)
+	return worst, nil
+}
+
+// worse orders exit codes by how bad they are: 2 > 1 > 3 > 0.
+func worse(a, b int) int {
+	rank := map[int]int{exitOK: 0, exitIncomplete: 1, exitFailed: 2, exitUsage: 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+func newLogger(c *commonFlags, stderr io.Writer) *slog.Logger {
+	level := slog.LevelWarn
+	if c.quiet {
+		level = slog.LevelError
+	}
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{} // cron and journald stamp lines themselves
+		}
+		return a
+	}}))
+}
+
+// runJob opens both ends and the checkpoint and runs one job. A dry run
+// (plan) writes nothing: the destination is opened read-only if it exists,
+// and the checkpoint only read.
+func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.Writer) (*plan.Summary, error) {
+	log := newLogger(c, stderr)
+	dedup, err := plan.ParseDedup(j.Dedup)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if j.Workers < 0 {
+		return nil, usagef("--workers must be at least 1")
+	}
+	srcEP, err := endpoint.Parse(j.Source.URL)
+	if err != nil {
+		return nil, usageError{"source: " + err.Error()}
+	}
+	dstEP, err := endpoint.Parse(j.Destination.URL)
+	if err != nil {
+		return nil, usageError{"destination: " + err.Error()}
+	}
+	jobID := srcEP.String() + " -> " + dstEP.String()
+	ckptPath := j.Checkpoint
+	if ckptPath == "" {
+		if ckptPath, err = defaultCheckpoint(j.Name, jobID); err != nil {
+			return nil, err
+		}
+	}
+
+	src, err := openSource(ctx, srcEP, j.Source, log)
+	if err != nil {
+		return nil, fmt.Errorf("open source %s: %w", srcEP, err)
+	}
+	defer src.Close()
+
+	var ckpt *state.Checkpoint
+	if dryRun {
+		ckpt, err = state.OpenReadOnly(ckptPath, jobID)
+	} else {
+		ckpt, err = state.Open(ckptPath, jobID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer ckpt.Close()
+
+	dst, err := openDestination(ctx, dstEP, j.Destination, dryRun, log)
+	if err != nil {
+		return nil, fmt.Errorf("open destination %s: %w", dstEP, err)
+	}
+	defer dst.Close()
+
+	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: j.Workers, DryRun: dryRun, Log: log})
+	if cerr := ckpt.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return sum, err
+}
+
+// defaultCheckpoint is $XDG_STATE_HOME/mailferry/NAME.ckpt; a job given on
+// the command line is named after a hash of its endpoints.
+func defaultCheckpoint(name, jobID string) (string, error) {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no checkpoint directory (set XDG_STATE_HOME or use --checkpoint): %w", err)
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	if name == "" {
+		h := sha256.Sum256([]byte(jobID))
+		name = "copy-" + hex.EncodeToString(h[:8])
+	}
+	return filepath.Join(dir, "mailferry", name+".ckpt"), nil
+}
+
+func printSummary(stdout, stderr io.Writer, c *commonFlags, dryRun bool, sums []namedSummary) {
+	if c.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if len(sums) == 1 && sums[0].name == "" {
+			enc.Encode(sums[0].sum)
+			return
+		}
+		enc.Encode(totals(sums))
+		return
+	}
+	if dryRun {
+		for _, s := range sums {
+			printPlan(stdout, s.sum)
+		}
+		return
+	}
+	if c.quiet {
+		return
+	}
+	for _, s := range sums {
+		prefix := ""
+		if s.name != "" {
+			prefix = s.name + ": "
+		}
+		fmt.Fprintln(stderr, prefix+verdict(s.sum))
+	}
+}
+
+// verdict is the one line a cron job prints.
+func verdict(s *plan.Summary) string {
+	v := fmt.Sprintf("%d copied, %d duplicates skipped, %d already present, %d failed", s.Copied, s.DuplicatesSkipped, s.AlreadyPresent, s.Failed)
+	if s.FlagsUpdated > 0 {
+		v += fmt.Sprintf(", %d flag updates", s.FlagsUpdated)
+	}
+	return v + fmt.Sprintf(" (%s, %.1fs)", humanBytes(s.Bytes), s.ElapsedSeconds)
+}
+
+func printPlan(w io.Writer, s *plan.Summary) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "FOLDER\tDESTINATION\tMESSAGES\tTO COPY\tDUPLICATES\tPRESENT\tFLAGS\tBYTES\t")
+	for _, f := range s.Folders {
+		note := ""
+		if f.Error != "" {
+			note = "  error: " + f.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", f.Name, f.Destination, f.Messages, f.Copied, f.DuplicatesSkipped, f.AlreadyPresent, f.FlagsUpdated, humanBytes(f.Bytes), note)
+	}
+	fmt.Fprintf(tw, "total\t\t\t%d\t%d\t%d\t%d\t%s\t\n", s.Copied, s.DuplicatesSkipped, s.AlreadyPresent, s.FlagsUpdated, humanBytes(s.Bytes))
+	tw.Flush()
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// jobsSummary is the --json output of run: totals, and each job.
+type jobsSummary struct {
+	plan.Summary
+	Jobs []jobSummary `json:"jobs"`
+}
+
+type jobSummary struct {
+	Name string `json:"name"`
+	*plan.Summary
+}
+
+func totals(sums []namedSummary) jobsSummary {
+	out := jobsSummary{Summary: plan.Summary{Folders: []*plan.FolderSummary{}, Errors: []plan.ErrorEntry{}}, Jobs: []jobSummary{}}
+	for _, s := range sums {
+		t := &out.Summary
+		t.Copied += s.sum.Copied
+		t.DuplicatesSkipped += s.sum.DuplicatesSkipped
+		t.AlreadyPresent += s.sum.AlreadyPresent
+		t.Failed += s.sum.Failed
+		t.FlagsUpdated += s.sum.FlagsUpdated
+		t.Vanished += s.sum.Vanished
+		t.Bytes += s.sum.Bytes
+		t.ElapsedSeconds += s.sum.ElapsedSeconds
+		t.Folders = append(t.Folders, s.sum.Folders...)
+		t.Errors = append(t.Errors, s.sum.Errors...)
+		out.Jobs = append(out.Jobs, jobSummary{s.name, s.sum})
+	}
+	return out
+}

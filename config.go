@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mailferry/mailferry/internal/endpoint"
+	"github.com/mailferry/mailferry/plan"
+)
+
+// Config is a YAML file of jobs (see README, "Config reference").
+type Config struct {
+	Jobs []Job `yaml:"jobs"`
+}
+
+// Job is one copy job.
+type Job struct {
+	Name        string         `yaml:"name"`
+	Source      EndpointConfig `yaml:"source"`
+	Destination EndpointConfig `yaml:"destination"`
+	Dedup       string         `yaml:"dedup"`
+	Checkpoint  string         `yaml:"checkpoint"`
+	Workers     int            `yaml:"workers"`
+
+	line int // where the job starts in the file, for errors
+}
+
+// EndpointConfig is an endpoint URL, written either as a string or as a
+// map with the URL and the fields that do not belong in a URL.
+type EndpointConfig struct {
+	URL          string
+	PasswordFile string
+	PasswordCmd  string
+	line         int
+}
+
+var endpointKeys = []string{"url", "password_file", "password_cmd"}
+
+// UnmarshalYAML accepts a scalar URL or a mapping. It checks the mapping's
+// keys itself: yaml.v3 does not apply KnownFields inside custom unmarshalers.
+func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
+	e.line = n.Line
+	switch n.Kind {
+	case yaml.ScalarNode:
+		e.URL = n.Value
+		return nil
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: %q must be a string", v.Line, k.Value)
+			}
+			switch k.Value {
+			case "url":
+				e.URL = v.Value
+			case "password_file":
+				e.PasswordFile = v.Value
+			case "password_cmd":
+				e.PasswordCmd = v.Value
+			default:
+				return fmt.Errorf("line %d: unknown key %q (an endpoint takes: %s)", k.Line, k.Value, strings.Join(endpointKeys, ", "))
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("line %d: an endpoint is a URL or a map with a url key", n.Line)
+}
+
+// ErrConfig is wrapped by every config error (exit code 2).
+var ErrConfig = errors.New("config error")
+
+var (
+	reUnknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	reJobName      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+)
+
+// LoadConfig reads and checks a config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+	}
+	return cfg, nil
+}
+
+func parseConfig(data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty file: no jobs")
+		}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+		msg = reUnknownField.ReplaceAllString(msg, `unknown key "$1"`)
+		return nil, errors.New(strings.TrimSpace(strings.ReplaceAll(msg, "\n  ", "; ")))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document; put all jobs under one jobs: list")
+	}
+	// A second pass over the node tree gives each job its line.
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err == nil && len(root.Content) > 0 {
+		doc := root.Content[0]
+		for i := 0; i+1 < len(doc.Content); i += 2 {
+			if doc.Content[i].Value == "jobs" && doc.Content[i+1].Kind == yaml.SequenceNode {
+				for j, item := range doc.Content[i+1].Content {
+					if j < len(cfg.Jobs) {
+						cfg.Jobs[j].line = item.Line
+					}
+				}
+			}
+		}
+	}
+	if len(cfg.Jobs) == 0 {
+		return nil, errors.New("no jobs")
+	}
+	var names []string
+	for i := range cfg.Jobs {
+		j := &cfg.Jobs[i]
+		if err := j.check(); err != nil {
+			return nil, fmt.Errorf("line %d: job %q: %v", j.line, j.Name, err)
+		}
+		if slices.Contains(names, j.Name) {
+			return nil, fmt.Errorf("line %d: job name %q used twice", j.line, j.Name)
+		}
+		names = append(names, j.Name)
+	}
+	return &cfg, nil
+}
+
+func (j *Job) check() error {
+	if !reJobName.MatchString(j.Name) {
+		return errors.New("name must be letters, digits, '.', '_' or '-' (it names the checkpoint file)")
+	}
+	for _, ep := range []struct {
+		what string
+		e    EndpointConfig
+	}{{"source", j.Source}, {"destination", j.Destination}} {
+		if ep.e.URL == "" {
+			return fmt.Errorf("%s: missing", ep.what)
+		}
+		e, err := endpoint.Parse(ep.e.URL)
+		if err != nil {
+			return fmt.Errorf("line %d: %s: %v", ep.e.line, ep.what, err)
+		}
+		if e.Kind == endpoint.Maildir && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "") {
+			return fmt.Errorf("line %d: %s: a maildir takes no password", ep.e.line, ep.what)
+		}
+	}
+	if _, err := plan.ParseDedup(j.Dedup); err != nil {
+		return err
+	}
+	if j.Workers < 0 {
+		return fmt.Errorf("workers: %d is negative", j.Workers)
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+// Package endpoint parses the URLs that name mail stores on the command line
+// and in config files:
+//
+//	maildir:PATH[?layout=fs]
+//	imap://[USER@]HOST[:PORT][?tls=none]      STARTTLS required (port 143)
+//	imaps://[USER@]HOST[:PORT]                TLS from the first byte (993)
+//	pop3://[USER@]HOST[:PORT][?tls=none]      STLS required (110)
+//	pop3s://[USER@]HOST[:PORT]                TLS from the first byte (995)
+package endpoint
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Kinds of store.
+const (
+	Maildir = "maildir"
+	IMAP    = "imap"
+	POP3    = "pop3"
+)
+
+// TLS modes.
+const (
+	TLSImplicit = "implicit" // imaps, pop3s
+	TLSStart    = "starttls" // imap, pop3: required, never a silent fallback
+	TLSNone     = "none"     // ?tls=none: plaintext, for loopback tests
+)
+
+// Endpoint is a parsed store URL.
+type Endpoint struct {
+	Kind string
+	// Maildir
+	Path   string
+	Layout string
+	// Servers
+	TLS      string
+	Host     string
+	Port     string
+	User     string
+	Password string // from the URL; callers warn that it is visible to ps
+	Options  url.Values
+}
+
+// ErrSyntax is wrapped by every parse error.
+var ErrSyntax = errors.New("bad endpoint")
+
+// Options each kind accepts in its query string.
+var allowed = map[string][]string{
+	Maildir: {"layout"},
+	IMAP:    {"tls", "ca_file", "insecure_skip_verify", "auth"},
+	POP3:    {"tls", "ca_file", "insecure_skip_verify", "auth"},
+}
+
+// Parse parses s. A leading "~/" in a Maildir path is the home directory.
+func Parse(s string) (*Endpoint, error) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok || scheme == "" {
+		return nil, fmt.Errorf("%w %q: want maildir:PATH, imaps://USER@HOST or pop3s://USER@HOST", ErrSyntax, s)
+	}
+	switch strings.ToLower(scheme) {
+	case "maildir":
+		return parseMaildir(s, rest)
+	case "imap", "imaps", "pop3", "pop3s":
+		return parseServer(s)
+	}
+	return nil, fmt.Errorf("%w %q: unknown scheme %q (want maildir, imap, imaps, pop3 or pop3s)", ErrSyntax, Redact(s), scheme)
+}
+
+func parseMaildir(s, rest string) (*Endpoint, error) {
+	path, query, _ := strings.Cut(rest, "?")
+	path = strings.TrimPrefix(path, "//") // maildir:///abs/path
+	if path == "" {
+		return nil, fmt.Errorf("%w %q: no path", ErrSyntax, s)
+	}
+	if path == "~" || strings.HasPrefix(path, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
+		}
+		path = filepath.Join(home, path[1:])
+	}
+	opts, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
+	}
+	e := &Endpoint{Kind: Maildir, Path: filepath.Clean(path), Options: opts, Layout: opts.Get("layout")}
+	return e, e.checkOptions(s)
+}
+
+func parseServer(s string) (*Endpoint, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %v", ErrSyntax, Redact(s), errors.Unwrap(err))
+	}
+	scheme := strings.ToLower(u.Scheme)
+	e := &Endpoint{Host: u.Hostname(), Port: u.Port(), Options: u.Query()}
+	if u.Host == "" || e.Host == "" {
+		return nil, fmt.Errorf("%w %q: no host", ErrSyntax, Redact(s))
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("%w %q: unexpected path %q", ErrSyntax, Redact(s), u.Path)
+	}
+	if u.User != nil {
+		e.User = u.User.Username()
+		e.Password, _ = u.User.Password()
+	}
+	switch scheme {
+	case "imap", "imaps":
+		e.Kind = IMAP
+	default:
+		e.Kind = POP3
+	}
+	implicit := strings.HasSuffix(scheme, "s")
+	switch {
+	case implicit:
+		e.TLS = TLSImplicit
+	case e.Options.Get("tls") == "none":
+		e.TLS = TLSNone
+	default:
+		e.TLS = TLSStart
+	}
+	if t := e.Options.Get("tls"); t != "" && (t != "none" || implicit) {
+		return nil, fmt.Errorf("%w %q: tls=%q (the only value is none, with imap:// or pop3://)", ErrSyntax, Redact(s), t)
+	}
+	if n, err := strconv.Atoi(e.Port); e.Port != "" && (err != nil || n < 1 || n > 65535) {
+		return nil, fmt.Errorf("%w %q: bad port %q", ErrSyntax, Redact(s), e.Port)
+	}
+	if e.Port == "" {
+		e.Port = map[string]string{"imap": "143", "imaps": "993", "pop3": "110", "pop3s": "995"}[scheme]
+	}
+	return e, e.checkOptions(s)
+}
+
+func (e *Endpoint) checkOptions(s string) error {
+	for k := range e.Options {
+		if !slices.Contains(allowed[e.Kind], k) {
+			return fmt.Errorf("%w %q: unknown option %q (%s takes: %s)", ErrSyntax, Redact(s), k, e.Kind, strings.Join(allowed[e.Kind], ", "))
+		}
+	}
+	return nil
+}
+
+// Address is HOST:PORT.
+func (e *Endpoint) Address() string { return net.JoinHostPort(e.Host, e.Port) }
+
+// String returns the endpoint without any password: safe for logs,
+// errors and checkpoints.
+func (e *Endpoint) String() string {
+	if e.Kind == Maildir {
+		s := "maildir:" + e.Path
+		if e.Layout != "" {
+			s += "?layout=" + e.Layout
+		}
+		return s
+	}
+	scheme := e.Kind
+	if e.TLS == TLSImplicit {
+		scheme += "s"
+	}
+	u := url.URL{Scheme: scheme, Host: e.Address()}
+	if e.User != "" {
+		u.User = url.User(e.User)
+	}
+	q := url.Values{}
+	for k, v := range e.Options {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Redact removes a password from a URL-like string that may not parse.
+func Redact(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+		return s
+	}
+	// Unparseable: cut anything between "//" and "@".
+	if i := strings.Index(s, "//"); i >= 0 {
+		if j := strings.LastIndex(s, "@"); j > i {
+			return s[:i+2] + "xxxxx" + s[j:]
+		}
+	}
+	return s
+}

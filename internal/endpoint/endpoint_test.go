@@ -1,0 +1,90 @@
+package endpoint
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	home, _ := os.UserHomeDir()
+	tests := []struct {
+		in   string
+		want Endpoint
+		str  string
+	}{
+		{"maildir:/tmp/x", Endpoint{Kind: Maildir, Path: "/tmp/x"}, "maildir:/tmp/x"},
+		{"maildir:rel/dir/", Endpoint{Kind: Maildir, Path: "rel/dir"}, "maildir:rel/dir"},
+		{"maildir:///abs?layout=fs", Endpoint{Kind: Maildir, Path: "/abs", Layout: "fs"}, "maildir:/abs?layout=fs"},
+		{"maildir:~/Mail", Endpoint{Kind: Maildir, Path: filepath.Join(home, "Mail")}, "maildir:" + filepath.Join(home, "Mail")},
+		{"imaps://alice@imap.example.com", Endpoint{Kind: IMAP, TLS: TLSImplicit, Host: "imap.example.com", Port: "993", User: "alice"}, "imaps://alice@imap.example.com:993"},
+		{"imap://bob@127.0.0.1:10143?tls=none", Endpoint{Kind: IMAP, TLS: TLSNone, Host: "127.0.0.1", Port: "10143", User: "bob"}, "imap://bob@127.0.0.1:10143?tls=none"},
+		{"imap://h", Endpoint{Kind: IMAP, TLS: TLSStart, Host: "h", Port: "143"}, "imap://h:143"},
+		{"pop3s://a%40b.c@pop.x", Endpoint{Kind: POP3, TLS: TLSImplicit, Host: "pop.x", Port: "995", User: "a@b.c"}, "pop3s://a%40b.c@pop.x:995"},
+		{"pop3://u@[::1]:110", Endpoint{Kind: POP3, TLS: TLSStart, Host: "::1", Port: "110", User: "u"}, "pop3://u@[::1]:110"},
+	}
+	for _, tt := range tests {
+		got, err := Parse(tt.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.in, err)
+			continue
+		}
+		if got.Kind != tt.want.Kind || got.Path != tt.want.Path || got.Layout != tt.want.Layout || got.TLS != tt.want.TLS ||
+			got.Host != tt.want.Host || got.Port != tt.want.Port || got.User != tt.want.User {
+			t.Errorf("Parse(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+		if s := got.String(); s != tt.str {
+			t.Errorf("Parse(%q).String() = %q, want %q", tt.in, s, tt.str)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, in := range []string{
+		"", "/just/a/path", "ftp://x", "maildir:", "maildir:/x?bogus=1", "imaps://", "imaps://u@h/INBOX",
+		"imaps://u@h?tls=none", "imap://h?tls=yes", "imap://h?layout=fs", "pop3://u@h:99999999999",
+	} {
+		if _, err := Parse(in); !errors.Is(err, ErrSyntax) {
+			t.Errorf("Parse(%q): err = %v, want ErrSyntax", in, err)
+		}
+	}
+}
+
+func TestPasswordNeverShown(t *testing.T) {
+	e, err := Parse("imaps://alice:s3cret@h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Password != "s3cret" {
+		t.Fatalf("password = %q", e.Password)
+	}
+	if strings.Contains(e.String(), "s3cret") {
+		t.Fatalf("String() shows the password: %s", e)
+	}
+	for _, in := range []string{"imaps://alice:s3cret@h", "imaps://alice:s3cret@h/bad\x7f", "ftp://alice:s3cret@h"} {
+		_, err := Parse(in)
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("error shows the password: %v", err)
+		}
+		if strings.Contains(Redact(in), "s3cret") {
+			t.Errorf("Redact(%q) shows the password", in)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"maildir:/x?layout=fs", "imaps://a:b@h:1", "pop3://[::1]", "imap://%zz@h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := Parse(s)
+		if err != nil {
+			return
+		}
+		if e.Password != "" && strings.Contains(e.String(), e.Password) && !strings.Contains(e.User+e.Host+e.Path, e.Password) {
+			t.Fatalf("String() of %q shows the password", s)
+		}
+	})
+}

@@ -1,0 +1,113 @@
+// Package eol converts line endings while streaming.
+//
+// mailferry keeps the bytes of a message unchanged except for line endings:
+// Maildir files are stored with LF (the Maildir convention, and what Dovecot
+// writes), IMAP and POP3 carry CRLF. Only the pair CR LF and a lone LF are
+// line endings; a CR on its own is content and is never touched.
+package eol
+
+import "io"
+
+// LFWriter writes to W what it is given with every CRLF replaced by LF. A CR
+// at the end of one Write is held back until the next byte is known, so
+// Close must be called to flush it.
+type LFWriter struct {
+	W         io.Writer
+	pendingCR bool
+	buf       []byte
+}
+
+func (w *LFWriter) Write(p []byte) (int, error) {
+	out := w.buf[:0]
+	if cap(out) < len(p)+1 {
+		out = make([]byte, 0, len(p)+1)
+	}
+	for _, c := range p {
+		if w.pendingCR {
+			w.pendingCR = false
+			if c != '\n' {
+				out = append(out, '\r')
+			}
+		}
+		if c == '\r' {
+			w.pendingCR = true
+			continue
+		}
+		out = append(out, c)
+	}
+	w.buf = out
+	if _, err := w.W.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close writes a held-back CR. It does not close W.
+func (w *LFWriter) Close() error {
+	if w.pendingCR {
+		w.pendingCR = false
+		_, err := w.W.Write([]byte{'\r'})
+		return err
+	}
+	return nil
+}
+
+// CRLFWriter writes to W what it is given with every LF that is not already
+// preceded by CR replaced by CRLF.
+type CRLFWriter struct {
+	W      io.Writer
+	lastCR bool
+	buf    []byte
+}
+
+func (w *CRLFWriter) Write(p []byte) (int, error) {
+	out := w.buf[:0]
+	for _, c := range p {
+		if c == '\n' && !w.lastCR {
+			out = append(out, '\r')
+		}
+		w.lastCR = c == '\r'
+		out = append(out, c)
+	}
+	w.buf = out
+	if _, err := w.W.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// CRLFSize returns the length p would have after CRLFWriter, for content
+// whose length is n and which holds bareLF line feeds not preceded by CR.
+// Counter counts those.
+type Counter struct {
+	N      int64 // bytes seen
+	BareLF int64 // LFs not preceded by CR
+	lastCR bool
+}
+
+func (c *Counter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		if b == '\n' && !c.lastCR {
+			c.BareLF++
+		}
+		c.lastCR = b == '\r'
+	}
+	c.N += int64(len(p))
+	return len(p), nil
+}
+
+// CRLFLen is the length of what was counted once converted by CRLFWriter.
+func (c *Counter) CRLFLen() int64 { return c.N + c.BareLF }
+
+// Canonical returns p with every CRLF replaced by LF: the form in which
+// messages are compared and hashed ("byte for byte, line endings aside").
+func Canonical(p []byte) []byte {
+	out := make([]byte, 0, len(p))
+	for i, c := range p {
+		if c == '\r' && i+1 < len(p) && p[i+1] == '\n' {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,81 @@
+// Command mailferry copies and backs up email between POP3, IMAP and
+// Maildir, incrementally and resumably. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/state"
+)
+
+// Exit codes (README, "Exit codes").
+const (
+	exitOK         = 0 // every selected message is at the destination
+	exitFailed     = 1 // the run failed: cannot open a store, lock held, aborted
+	exitUsage      = 2 // usage or config error
+	exitIncomplete = 3 // finished, but some messages or folders failed (named in the summary)
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: tests call it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	code, err := dispatch(ctx, args, stdout, stderr)
+	if err != nil {
+		report(stderr, err)
+		if code == exitOK {
+			code = exitCode(err)
+		}
+	}
+	return code
+}
+
+// usageError is a mistake in the command line (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) || errors.Is(err, ErrConfig) {
+		return exitUsage
+	}
+	return exitFailed
+}
+
+// report prints an error the way age does: "mailferry: error: ..." and,
+// where there is something the user can do, "mailferry: hint: ...".
+func report(w io.Writer, err error) {
+	fmt.Fprintf(w, "mailferry: error: %v\n", err)
+	var hint string
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		hint = `run "mailferry help" for usage`
+	case errors.Is(err, state.ErrLocked):
+		hint = "another mailferry run of this job is still going; wait for it to finish, or stop it"
+	case errors.Is(err, state.ErrOtherJob):
+		hint = "give this job its own checkpoint with --checkpoint FILE"
+	case errors.Is(err, state.ErrCorrupt):
+		hint = "move the checkpoint file aside and run again: the destination is listed and deduplicated, so nothing is copied twice"
+	case errors.Is(err, plan.ErrInterrupted):
+		hint = "what was copied is recorded; run the same command again to continue"
+	}
+	if hint != "" {
+		fmt.Fprintf(w, "mailferry: hint: %s\n", hint)
+	}
+}

@@ -1,0 +1,659 @@
+// Package plan decides what to copy and copies it: it lists each source
+// folder, skips what the checkpoint says is done, deduplicates the rest
+// against the destination folder, and streams the remainder through a pool
+// of workers into the sink, recording each message in the checkpoint once
+// it is durable (see package state for the ordering rules).
+package plan
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/sink"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/state"
+)
+
+// Options tune a run.
+type Options struct {
+	Dedup   Dedup
+	Workers int // messages in flight at once; default 4
+	// DryRun plans without writing anything: no message, folder, flag or
+	// checkpoint entry. The destination is only read.
+	DryRun bool
+	Log    *slog.Logger
+}
+
+// Summary is the outcome of a run, also printed by --json.
+type Summary struct {
+	DryRun            bool             `json:"dry_run,omitempty"`
+	Copied            int              `json:"copied"`
+	DuplicatesSkipped int              `json:"duplicates_skipped"`
+	AlreadyPresent    int              `json:"already_present"`
+	Failed            int              `json:"failed"`
+	FlagsUpdated      int              `json:"flags_updated"`
+	Vanished          int              `json:"vanished"`
+	Bytes             int64            `json:"bytes"`
+	Folders           []*FolderSummary `json:"folders"`
+	ElapsedSeconds    float64          `json:"elapsed_seconds"`
+	Errors            []ErrorEntry     `json:"errors"`
+}
+
+// FolderSummary is the outcome for one source folder.
+type FolderSummary struct {
+	Name              string `json:"name"`
+	Destination       string `json:"destination"`
+	Messages          int    `json:"messages"`
+	Copied            int    `json:"copied"`
+	DuplicatesSkipped int    `json:"duplicates_skipped"`
+	AlreadyPresent    int    `json:"already_present"`
+	Failed            int    `json:"failed"`
+	FlagsUpdated      int    `json:"flags_updated"`
+	Bytes             int64  `json:"bytes"`
+	Error             string `json:"error,omitempty"`
+}
+
+// ErrorEntry names one failure: a message (Message empty: the whole folder).
+type ErrorEntry struct {
+	Folder  string `json:"folder"`
+	Message string `json:"message,omitempty"`
+	Error   string `json:"error"`
+}
+
+// Incomplete reports whether anything selected did not reach the
+// destination.
+func (s *Summary) Incomplete() bool {
+	if s.Failed > 0 {
+		return true
+	}
+	for _, f := range s.Folders {
+		if f.Error != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrInterrupted is returned when the context was cancelled (Ctrl-C). What
+// was done is in the checkpoint; the next run continues.
+var ErrInterrupted = errors.New("interrupted")
+
+// Run copies every folder of src to dst (a sink.Sink unless opt.DryRun).
+// ckpt may be a read-only checkpoint in a dry run. The summary is returned
+// even with an error.
+func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, opt Options) (*Summary, error) {
+	start := time.Now()
+	e := &engine{src: src, dst: dst, ckpt: ckpt, opt: opt, sum: &Summary{DryRun: opt.DryRun, Folders: []*FolderSummary{}, Errors: []ErrorEntry{}}, idx: map[string]*dstIndex{}}
+	if e.opt.Workers <= 0 {
+		e.opt.Workers = 4
+	}
+	if e.opt.Log == nil {
+		e.opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if e.opt.Dedup == "" {
+		e.opt.Dedup = DedupMessageID
+	}
+	if !opt.DryRun {
+		s, ok := dst.(sink.Sink)
+		if !ok {
+			return e.sum, errors.New("destination cannot be written to")
+		}
+		e.sink = s
+	}
+	err := e.run(ctx)
+	if ckpt != nil && !opt.DryRun {
+		if ferr := ckpt.Flush(); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
+	e.sum.ElapsedSeconds = time.Since(start).Seconds()
+	return e.sum, err
+}
+
+type engine struct {
+	src  source.Source
+	dst  source.Source
+	sink sink.Sink
+	ckpt *state.Checkpoint
+	opt  Options
+
+	mu  sync.Mutex // guards sum and idx contents
+	sum *Summary
+	idx map[string]*dstIndex
+}
+
+// dstIndex is what one destination folder holds, by dedup key.
+type dstIndex struct {
+	present  map[string]presentEntry
+	inflight map[string]*task
+	flags    map[string][]string // destination ID -> flags, from the listing
+}
+
+type presentEntry struct {
+	id      string
+	thisRun bool
+}
+
+// task is one message to copy, with the duplicates that wait on it.
+type task struct {
+	m         source.Message
+	fs        *FolderSummary
+	dstFolder string
+	key       string
+	dstKeys   []string
+	followers []source.Message
+}
+
+func (e *engine) run(ctx context.Context) error {
+	folders, err := e.src.Folders(ctx)
+	if err != nil {
+		return fmt.Errorf("list source folders: %w", err)
+	}
+	slices.SortFunc(folders, func(a, b source.Folder) int {
+		// INBOX first, then by name: a stable, readable order.
+		return cmp.Or(-cmp.Compare(boolInt(a.Name == "INBOX"), boolInt(b.Name == "INBOX")), strings.Compare(a.Name, b.Name))
+	})
+
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	tasks := make(chan *task, e.opt.Workers)
+	var wg sync.WaitGroup
+	for range e.opt.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range tasks {
+				e.copy(runCtx, stop, t)
+			}
+		}()
+	}
+	var planErr error
+	for _, f := range folders {
+		if runCtx.Err() != nil {
+			break
+		}
+		if err := e.planFolder(runCtx, f, tasks); err != nil {
+			planErr = err
+			break
+		}
+	}
+	close(tasks)
+	wg.Wait()
+
+	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // a sink.ErrStop from a worker
+	}
+	if ctx.Err() != nil {
+		return ErrInterrupted
+	}
+	return planErr
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// planFolder lists one source folder and sends what must be copied to tasks.
+// It returns an error only for what ends the whole run; a folder that
+// cannot be read is recorded in the summary and skipped.
+func (e *engine) planFolder(ctx context.Context, f source.Folder, tasks chan<- *task) error {
+	fs := &FolderSummary{Name: f.Name, Destination: f.Name}
+	e.mu.Lock()
+	e.sum.Folders = append(e.sum.Folders, fs)
+	e.mu.Unlock()
+	folderErr := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e.mu.Lock()
+		fs.Error = err.Error()
+		e.sum.Errors = append(e.sum.Errors, ErrorEntry{Folder: f.Name, Error: err.Error()})
+		e.mu.Unlock()
+		e.opt.Log.Error("folder skipped", "folder", f.Name, "error", err)
+		return nil
+	}
+
+	var msgs []source.Message
+	if err := e.src.List(ctx, f.Name, func(m source.Message) error {
+		msgs = append(msgs, m)
+		return nil
+	}); err != nil {
+		return folderErr(fmt.Errorf("list: %w", err))
+	}
+	fs.Messages = len(msgs)
+	if e.sink != nil {
+		if err := e.sink.CreateFolder(ctx, fs.Destination); err != nil {
+			return folderErr(fmt.Errorf("create destination folder %q: %w", fs.Destination, err))
+		}
+	}
+
+	// Messages the checkpoint knows need no key and no destination listing:
+	// this is what makes a re-run fast.
+	var pending []source.Message
+	var flagUpdates []flagUpdate
+	rf, err := e.ckpt.ReadFolder(f.Name)
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	for _, m := range msgs {
+		rec, ok, err := rf.Get(m.ID)
+		if err != nil {
+			rf.Close()
+			return fmt.Errorf("read checkpoint: %w", err)
+		}
+		if !ok || rec.DstFolder != fs.Destination {
+			pending = append(pending, m)
+			continue
+		}
+		fs.AlreadyPresent++
+		if !source.SameFlags(rec.Flags, m.Flags) && rec.DstID != "" {
+			flagUpdates = append(flagUpdates, flagUpdate{m: m, rec: rec})
+		}
+	}
+	rf.Close()
+	e.mu.Lock()
+	e.sum.AlreadyPresent += fs.AlreadyPresent
+	e.mu.Unlock()
+	for _, u := range flagUpdates {
+		if err := e.updateFlags(ctx, fs, u.m, u.rec); err != nil {
+			return err
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+
+	var idx *dstIndex
+	if e.opt.Dedup != DedupNone {
+		if idx, err = e.index(ctx, fs.Destination); err != nil {
+			return folderErr(fmt.Errorf("list destination folder %q: %w", fs.Destination, err))
+		}
+	} else {
+		idx = e.emptyIndex(fs.Destination)
+	}
+	for _, m := range pending {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		key, keys, err := e.sourceKey(ctx, m)
+		if errors.Is(err, source.ErrMessageNotFound) {
+			e.vanished(fs, m, err)
+			continue
+		}
+		if err != nil {
+			e.fail(fs, m, fmt.Errorf("read header: %w", err))
+			continue
+		}
+		if !e.needsCopy(ctx, fs, idx, m, key) {
+			continue
+		}
+		t := &task{m: m, fs: fs, dstFolder: fs.Destination, key: key, dstKeys: keys}
+		e.mu.Lock()
+		idx.inflight[key] = t
+		e.mu.Unlock()
+		if e.opt.DryRun {
+			e.done(t, "")
+			continue
+		}
+		select {
+		case tasks <- t:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+type flagUpdate struct {
+	m   source.Message
+	rec state.Record
+}
+
+// needsCopy decides what to do with a pending source message given the
+// destination index: true when it must be copied; otherwise it has been
+// accounted for (already there, or waiting on a copy of the same key).
+func (e *engine) needsCopy(ctx context.Context, fs *FolderSummary, idx *dstIndex, m source.Message, key string) bool {
+	e.mu.Lock()
+	if t, ok := idx.inflight[key]; ok {
+		// Same key as a message being copied now: it waits on that copy,
+		// and is copied itself if that one fails.
+		t.followers = append(t.followers, m)
+		e.mu.Unlock()
+		return false
+	}
+	p, ok := idx.present[key]
+	var dstFlags []string
+	if ok {
+		dstFlags = idx.flags[p.id]
+		if p.thisRun {
+			fs.DuplicatesSkipped++
+			e.sum.DuplicatesSkipped++
+		} else {
+			fs.AlreadyPresent++
+			e.sum.AlreadyPresent++
+		}
+	}
+	e.mu.Unlock()
+	if !ok {
+		return true
+	}
+	e.opt.Log.Debug("already at destination", "folder", fs.Name, "message", describe(m), "key", key)
+	if e.opt.DryRun {
+		return false
+	}
+	rec := state.Record{DstFolder: fs.Destination, DstID: p.id, Key: key, Flags: m.Flags}
+	if !p.thisRun && !source.SameFlags(dstFlags, m.Flags) {
+		// Found by listing: bring its flags in line with the source, as a
+		// re-run would for a message we copied.
+		rec.Flags = dstFlags
+		e.updateFlags(ctx, fs, m, rec)
+		return false
+	}
+	e.record(m, rec, nil)
+	return false
+}
+
+func (e *engine) updateFlags(ctx context.Context, fs *FolderSummary, m source.Message, rec state.Record) error {
+	fsetter, ok := e.dst.(sink.FlagSetter)
+	if !ok && !e.opt.DryRun {
+		return nil
+	}
+	e.mu.Lock()
+	fs.FlagsUpdated++
+	e.sum.FlagsUpdated++
+	e.mu.Unlock()
+	if e.opt.DryRun {
+		return nil
+	}
+	if err := fsetter.SetFlags(ctx, rec.DstFolder, rec.DstID, m.Flags); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, source.ErrMessageNotFound) {
+			// The copy was removed at the destination: keep the old
+			// record, so we do not copy it back behind the user's back.
+			e.opt.Log.Warn("destination copy gone; flags not updated", "folder", fs.Name, "message", describe(m))
+			return nil
+		}
+		e.fail(fs, m, fmt.Errorf("set flags: %w", err))
+		return nil
+	}
+	rec.Flags = m.Flags
+	e.record(m, rec, nil)
+	return nil
+}
+
+// sourceKey returns the dedup key of a source message and the keys to
+// record for its copy.
+func (e *engine) sourceKey(ctx context.Context, m source.Message) (key string, keys []string, err error) {
+	switch e.opt.Dedup {
+	case DedupNone:
+		return "s:" + m.Folder + "\x00" + m.ID, nil, nil
+	case DedupContent:
+		c, err := e.contentKey(ctx, e.src, m)
+		if err != nil {
+			return "", nil, err
+		}
+		keys = []string{c}
+		if m.MessageIDKnown {
+			keys = append(keys, msgIDPrefix+NormalizeMessageID(m.MessageID))
+		}
+		return c, keys, nil
+	}
+	k, err := e.messageIDKeys(ctx, e.src, m)
+	if err != nil {
+		return "", nil, err
+	}
+	return k[0], k, nil
+}
+
+// messageIDKeys returns, for DedupMessageID, the keys of a message: its
+// Message-ID key, or the marker "m:" (it has none) followed by its content
+// key.
+func (e *engine) messageIDKeys(ctx context.Context, s source.Source, m source.Message) ([]string, error) {
+	raw, found := m.MessageID, m.MessageIDKnown
+	if !m.MessageIDKnown {
+		r, err := s.Open(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		raw, found, err = ReadMessageID(r)
+		r.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if k := MessageIDKey(raw); found && k != "" {
+		return []string{k}, nil
+	}
+	c, err := e.contentKey(ctx, s, m)
+	if err != nil {
+		return nil, err
+	}
+	return []string{c, msgIDPrefix}, nil
+}
+
+func (e *engine) contentKey(ctx context.Context, s source.Source, m source.Message) (string, error) {
+	r, err := s.Open(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	return ContentKey(r)
+}
+
+func (e *engine) emptyIndex(dstFolder string) *dstIndex {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	idx := e.idx[dstFolder]
+	if idx == nil {
+		idx = &dstIndex{present: map[string]presentEntry{}, inflight: map[string]*task{}, flags: map[string][]string{}}
+		e.idx[dstFolder] = idx
+	}
+	return idx
+}
+
+// index lists dstFolder once per run and keys what it holds, reading from
+// the destination only messages the checkpoint has no keys for.
+func (e *engine) index(ctx context.Context, dstFolder string) (*dstIndex, error) {
+	e.mu.Lock()
+	idx := e.idx[dstFolder]
+	e.mu.Unlock()
+	if idx != nil {
+		return idx, nil
+	}
+	idx = e.emptyIndex(dstFolder)
+	known, err := e.ckpt.DstKeys(dstFolder)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint: %w", err)
+	}
+	var msgs []source.Message
+	err = e.dst.List(ctx, dstFolder, func(m source.Message) error {
+		msgs = append(msgs, m)
+		return nil
+	})
+	if errors.Is(err, source.ErrFolderNotFound) {
+		return idx, nil // nothing there yet
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		keys := known[m.ID]
+		if !e.hasNeededKeys(keys) {
+			keys, err = e.destinationKeys(ctx, m)
+			if errors.Is(err, source.ErrMessageNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read %q: %w", m.ID, err)
+			}
+			if !e.opt.DryRun {
+				e.ckpt.AddDstKeys(dstFolder, m.ID, keys)
+			}
+		}
+		e.mu.Lock()
+		for _, k := range keys {
+			if k != msgIDPrefix {
+				if _, dup := idx.present[k]; !dup {
+					idx.present[k] = presentEntry{id: m.ID}
+				}
+			}
+		}
+		idx.flags[m.ID] = m.Flags
+		e.mu.Unlock()
+	}
+	return idx, nil
+}
+
+// hasNeededKeys reports whether keys let the current dedup mode match a
+// destination message without reading it.
+func (e *engine) hasNeededKeys(keys []string) bool {
+	var m, mNone, c bool
+	for _, k := range keys {
+		switch {
+		case k == msgIDPrefix:
+			mNone = true
+		case strings.HasPrefix(k, msgIDPrefix):
+			m = true
+		case strings.HasPrefix(k, contentPrefix):
+			c = true
+		}
+	}
+	if e.opt.Dedup == DedupContent {
+		return c
+	}
+	return m || (mNone && c)
+}
+
+func (e *engine) destinationKeys(ctx context.Context, m source.Message) ([]string, error) {
+	if e.opt.Dedup == DedupContent {
+		c, err := e.contentKey(ctx, e.dst, m)
+		if err != nil {
+			return nil, err
+		}
+		return []string{c}, nil
+	}
+	return e.messageIDKeys(ctx, e.dst, m)
+}
+
+// copy runs in a worker: it streams one message from source to sink and
+// records it.
+func (e *engine) copy(ctx context.Context, stop context.CancelCauseFunc, t *task) {
+	if ctx.Err() != nil {
+		return
+	}
+	id, err := e.put(ctx, t)
+	switch {
+	case err == nil:
+		e.done(t, id)
+		return
+	case ctx.Err() != nil:
+		return // interrupted: the message is not at the destination, nor recorded
+	case errors.Is(err, source.ErrMessageNotFound):
+		e.vanished(t.fs, t.m, err)
+	case errors.Is(err, sink.ErrStop):
+		e.fail(t.fs, t.m, err)
+		stop(fmt.Errorf("folder %q: %w", t.dstFolder, err))
+		return
+	default:
+		e.fail(t.fs, t.m, err)
+	}
+	// The copy failed: the first duplicate waiting on it gets its own
+	// chance, so no message is lost to another's failure.
+	e.mu.Lock()
+	idx := e.idx[t.dstFolder]
+	delete(idx.inflight, t.key)
+	var next *task
+	if len(t.followers) > 0 {
+		next = &task{m: t.followers[0], fs: t.fs, dstFolder: t.dstFolder, key: t.key, dstKeys: t.dstKeys, followers: t.followers[1:]}
+		idx.inflight[t.key] = next
+	}
+	e.mu.Unlock()
+	if next != nil {
+		e.copy(ctx, stop, next)
+	}
+}
+
+func (e *engine) put(ctx context.Context, t *task) (string, error) {
+	r, err := e.src.Open(ctx, t.m)
+	if err != nil {
+		return "", fmt.Errorf("open: %w", err)
+	}
+	defer r.Close()
+	id, err := e.sink.Put(ctx, t.dstFolder, t.m, r)
+	if err != nil {
+		return "", fmt.Errorf("write to %q: %w", t.dstFolder, err)
+	}
+	return id, nil
+}
+
+// done records a copied message (rule 1 of package state: only now) and
+// the duplicates that waited on it.
+func (e *engine) done(t *task, id string) {
+	e.mu.Lock()
+	idx := e.idx[t.dstFolder]
+	delete(idx.inflight, t.key)
+	if e.opt.Dedup != DedupNone {
+		idx.present[t.key] = presentEntry{id: id, thisRun: true}
+	}
+	idx.flags[id] = t.m.Flags
+	t.fs.Copied++
+	e.sum.Copied++
+	t.fs.DuplicatesSkipped += len(t.followers)
+	e.sum.DuplicatesSkipped += len(t.followers)
+	size := max(t.m.Size, 0)
+	t.fs.Bytes += size
+	e.sum.Bytes += size
+	e.mu.Unlock()
+	e.opt.Log.Debug("copied", "folder", t.fs.Name, "message", describe(t.m), "bytes", size)
+	if e.opt.DryRun {
+		return
+	}
+	e.record(t.m, state.Record{DstFolder: t.dstFolder, DstID: id, Key: t.key, Flags: t.m.Flags}, t.dstKeys)
+	for _, f := range t.followers {
+		e.record(f, state.Record{DstFolder: t.dstFolder, DstID: id, Key: t.key, Flags: f.Flags}, nil)
+	}
+}
+
+func (e *engine) record(m source.Message, rec state.Record, dstKeys []string) {
+	if err := e.ckpt.Add(state.Entry{SrcFolder: m.Folder, SrcID: m.ID, Record: rec, DstKeys: dstKeys}); err != nil {
+		// A checkpoint that cannot be written costs speed on the next run,
+		// not correctness; say so once per message rather than stopping.
+		e.opt.Log.Error("checkpoint", "error", err)
+	}
+}
+
+func (e *engine) fail(fs *FolderSummary, m source.Message, err error) {
+	e.mu.Lock()
+	fs.Failed++
+	e.sum.Failed++
+	e.sum.Errors = append(e.sum.Errors, ErrorEntry{Folder: fs.Name, Message: describe(m), Error: err.Error()})
+	e.mu.Unlock()
+	e.opt.Log.Error("message not copied", "folder", fs.Name, "message", describe(m), "error", err)
+}
+
+func (e *engine) vanished(fs *FolderSummary, m source.Message, err error) {
+	e.mu.Lock()
+	e.sum.Vanished++
+	e.mu.Unlock()
+	e.opt.Log.Warn("message deleted at the source during the run", "folder", fs.Name, "message", describe(m))
+}
+
+// describe names a message for errors and logs.
+func describe(m source.Message) string {
+	if m.MessageIDKnown && m.MessageID != "" {
+		return fmt.Sprintf("%s (Message-ID %s)", m.ID, m.MessageID)
+	}
+	return m.ID
+}

@@ -1,0 +1,370 @@
+// Package maildir writes messages into a Maildir tree, crash-safely.
+//
+// Delivery follows the Maildir protocol with the fsyncs it leaves implicit
+// (go-maildir v0.6.0 does none, publishes partial messages on error and
+// creates files 0666, so delivery is written here): the message is written
+// to tmp/, converted to LF line endings, fsynced, given the source's date as
+// mtime (which Dovecot uses as INTERNALDATE), renamed into cur/ with its
+// flags, and cur/ is fsynced. fsyncs of cur/ are shared by the deliveries
+// waiting for one, so parallel workers do not pay one each.
+package maildir
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gomaildir "github.com/emersion/go-maildir"
+
+	"github.com/mailferry/mailferry/internal/eol"
+	"github.com/mailferry/mailferry/sink"
+	"github.com/mailferry/mailferry/source"
+	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+)
+
+// Sink is a Maildir tree messages are written to.
+type Sink struct {
+	*srcmaildir.Store
+	log *slog.Logger
+
+	mu      sync.Mutex
+	created map[string]bool        // folders known to exist
+	kwmu    map[string]*sync.Mutex // per folder: guards dovecot-keywords
+	syncers map[string]*groupSync  // per cur/ directory
+}
+
+// New opens, creating it if needed, the Maildir tree at root.
+func New(root string, layout srcmaildir.Layout, log *slog.Logger) (*Sink, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("create maildir %q: %w", root, err)
+	}
+	st, err := srcmaildir.Open(root, layout)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sink{Store: st, log: log, created: map[string]bool{}, kwmu: map[string]*sync.Mutex{}, syncers: map[string]*groupSync{}}, nil
+}
+
+// CreateFolder implements sink.Sink.
+func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
+	s.mu.Lock()
+	done := s.created[folder]
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	dir, err := s.Dir(folder)
+	if err != nil {
+		return err
+	}
+	if err := s.createDir(dir); err != nil {
+		return fmt.Errorf("create folder %q: %w", folder, err)
+	}
+	if dir != s.Root() && s.Layout() == srcmaildir.LayoutMaildirPP {
+		// Maildir++ marks subfolders with an empty maildirfolder file;
+		// Dovecot and Courier expect it.
+		f, err := os.OpenFile(filepath.Join(dir, "maildirfolder"), os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("create folder %q: %w", folder, err)
+		}
+		f.Close()
+	}
+	s.mu.Lock()
+	s.created[folder] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// createDir makes dir (with parents) and its cur/new/tmp, 0700, and fsyncs
+// every directory it created a name in, so the folder survives a crash.
+func (s *Sink) createDir(dir string) error {
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		made = append(made, d)
+		if d == s.Root() || d == filepath.Dir(d) {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := gomaildir.Dir(dir).Init(); err != nil { // cur, new, tmp: 0700
+		return err
+	}
+	// Files a killed run left in tmp/ are not messages; drop the stale ones
+	// (older than 36 hours, the Maildir rule) as go-maildir does.
+	if err := gomaildir.Dir(dir).Clean(); err != nil {
+		return err
+	}
+	for _, d := range append(made, dir) {
+		if err := srcmaildir.SyncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return srcmaildir.SyncDir(dir)
+}
+
+// keyCounter and keyRandom make delivery names unique within this process;
+// the time and pid make them unique across processes (the Maildir rule).
+var keyCounter atomic.Uint64
+
+func newKey() string {
+	var r [8]byte
+	rand.Read(r[:])
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
+	now := time.Now()
+	return fmt.Sprintf("%d.M%dP%dQ%dR%s.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), keyCounter.Add(1), hex.EncodeToString(r[:]), host)
+}
+
+// infoLetters translates IMAP flags to the letters of a ":2," suffix,
+// allocating dovecot-keywords letters for keywords as needed.
+func (s *Sink) infoLetters(folder, dir string, flags []string) (string, error) {
+	var letters []byte
+	var keywords []string
+	for _, f := range source.NormalizeFlags(flags) {
+		if l, ok := flagLetters[f]; ok {
+			letters = append(letters, l)
+		} else if !strings.HasPrefix(f, `\`) {
+			keywords = append(keywords, f)
+		}
+	}
+	if len(keywords) > 0 {
+		mu := s.folderLock(folder)
+		mu.Lock()
+		defer mu.Unlock()
+		kw, err := srcmaildir.ReadKeywords(dir)
+		if err != nil {
+			return "", err
+		}
+		changed := false
+		for _, k := range keywords {
+			c, err := kw.Add(k)
+			if err != nil {
+				// The message itself is kept: losing the whole message over
+				// its 27th keyword would be worse than losing the keyword.
+				s.log.Warn("keyword not stored", "folder", folder, "error", err)
+				continue
+			}
+			changed = changed || c
+			l, _ := kw.Letter(k)
+			letters = append(letters, l)
+		}
+		if changed {
+			if err := kw.Write(dir); err != nil {
+				return "", fmt.Errorf("write %s: %w", srcmaildir.KeywordsFile, err)
+			}
+		}
+	}
+	slices.Sort(letters) // the Maildir spec wants ASCII order
+	return string(slices.Compact(letters)), nil
+}
+
+var flagLetters = map[string]byte{
+	source.FlagForwarded: byte(gomaildir.FlagPassed),
+	source.FlagAnswered:  byte(gomaildir.FlagReplied),
+	source.FlagSeen:      byte(gomaildir.FlagSeen),
+	source.FlagDeleted:   byte(gomaildir.FlagTrashed),
+	source.FlagDraft:     byte(gomaildir.FlagDraft),
+	source.FlagFlagged:   byte(gomaildir.FlagFlagged),
+}
+
+func (s *Sink) folderLock(folder string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mu := s.kwmu[folder]
+	if mu == nil {
+		mu = new(sync.Mutex)
+		s.kwmu[folder] = mu
+	}
+	return mu
+}
+
+// Put implements sink.Sink.
+func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Reader) (string, error) {
+	if err := s.CreateFolder(ctx, folder); err != nil {
+		return "", err
+	}
+	dir, err := s.Dir(folder)
+	if err != nil {
+		return "", err
+	}
+	letters, err := s.infoLetters(folder, dir, m.Flags)
+	if err != nil {
+		return "", fmt.Errorf("folder %q: %w", folder, err)
+	}
+	key := newKey()
+	tmp := filepath.Join(dir, "tmp", key)
+	if err := deliverTmp(ctx, tmp, m, r); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	final := filepath.Join(dir, "cur", key+":2,"+letters)
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("publish message: %w", err)
+	}
+	if err := s.syncer(filepath.Join(dir, "cur")).Sync(); err != nil {
+		// The message is in place but not known to be durable. Leave it:
+		// the next run finds it by listing, and removing it could lose
+		// the only copy if the rename did reach the disk.
+		return "", fmt.Errorf("sync %q: %w", filepath.Join(dir, "cur"), err)
+	}
+	s.Remember(folder, key, final)
+	return key, nil
+}
+
+// deliverTmp writes the message to the new file tmp and makes it durable.
+func deliverTmp(ctx context.Context, tmp string, m source.Message, r io.Reader) error {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %q: %w", tmp, err)
+	}
+	defer f.Close()
+	lf := &eol.LFWriter{W: f}
+	src := r
+	if m.Size >= 0 {
+		src = io.LimitReader(r, m.Size+1) // +1 to notice a body longer than declared
+	}
+	n, err := io.Copy(lf, ctxReader{ctx, src})
+	if err == nil {
+		err = lf.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("write message: %w", err)
+	}
+	if m.Size >= 0 && n != m.Size {
+		return fmt.Errorf("read %d bytes of a message declared as %d: %w", n, m.Size, source.ErrSizeMismatch)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync message: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close message: %w", err)
+	}
+	if !m.Date.IsZero() {
+		// Before the rename, so no published file ever has a wrong date.
+		if err := os.Chtimes(tmp, m.Date, m.Date); err != nil {
+			return fmt.Errorf("set date: %w", err)
+		}
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// SetFlags implements sink.FlagSetter by renaming the message's file.
+func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) error {
+	dir, err := s.Dir(folder)
+	if err != nil {
+		return err
+	}
+	letters, err := s.infoLetters(folder, dir, flags)
+	if err != nil {
+		return fmt.Errorf("folder %q: %w", folder, err)
+	}
+	old, err := s.Path(folder, id)
+	if err != nil {
+		return err
+	}
+	final := filepath.Join(dir, "cur", id+":2,"+letters)
+	if old == final {
+		return nil
+	}
+	if err := os.Rename(old, final); err != nil {
+		return fmt.Errorf("set flags of %q: %w", id, err)
+	}
+	s.Remember(folder, id, final)
+	if err := s.syncer(filepath.Join(dir, "cur")).Sync(); err != nil {
+		return err
+	}
+	if filepath.Dir(old) != filepath.Join(dir, "cur") {
+		return srcmaildir.SyncDir(filepath.Dir(old))
+	}
+	return nil
+}
+
+func (s *Sink) syncer(dir string) *groupSync {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.syncers[dir]
+	if g == nil {
+		g = &groupSync{dir: dir}
+		s.syncers[dir] = g
+	}
+	return g
+}
+
+// groupSync fsyncs one directory on behalf of every caller waiting. A caller
+// that arrives while an fsync runs waits for the next one, since its rename
+// may have come after the running fsync began.
+type groupSync struct {
+	dir     string
+	mu      sync.Mutex
+	running bool
+	waiting []chan error
+}
+
+func (g *groupSync) Sync() error {
+	ch := make(chan error, 1)
+	g.mu.Lock()
+	g.waiting = append(g.waiting, ch)
+	if !g.running {
+		g.running = true
+		go g.loop()
+	}
+	g.mu.Unlock()
+	return <-ch
+}
+
+func (g *groupSync) loop() {
+	for {
+		g.mu.Lock()
+		batch := g.waiting
+		g.waiting = nil
+		if len(batch) == 0 {
+			g.running = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		err := srcmaildir.SyncDir(g.dir)
+		for _, ch := range batch {
+			ch <- err
+		}
+	}
+}
+
+var (
+	_ sink.Sink       = (*Sink)(nil)
+	_ sink.FlagSetter = (*Sink)(nil)
+)

@@ -1,0 +1,56 @@
+// Package sink defines how mailferry writes messages to a mail store.
+package sink
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/mailferry/mailferry/source"
+)
+
+// Sink is a mail store that messages can be written to. Every Sink is also a
+// source.Source, so the planner lists what a destination already holds with
+// the same code that reads a source, and verify compares both sides alike.
+type Sink interface {
+	source.Source
+
+	// CreateFolder creates folder and any missing parents. An existing
+	// folder is not an error.
+	CreateFolder(ctx context.Context, folder string) error
+
+	// Put stores one message in folder with m's flags and date, reading its
+	// content from r, and returns the ID under which the store lists it
+	// (the same ID List reports).
+	//
+	// Durability: Put returns nil only once the message would survive a
+	// crash of this process and of the machine (Maildir: file and directory
+	// fsynced after the rename; IMAP: the server answered OK to APPEND).
+	//
+	// Atomicity: if Put returns an error, no part of the message is visible
+	// in the store, and a later List does not show it. In particular, when
+	// m.Size >= 0 and r yields more or fewer than m.Size bytes, Put fails
+	// with an error wrapping source.ErrSizeMismatch. A cancelled ctx
+	// aborts Put the same way.
+	//
+	// Put does not deduplicate: two Puts store two messages.
+	Put(ctx context.Context, folder string, m source.Message, r io.Reader) (id string, err error)
+}
+
+// FlagSetter is implemented by sinks that can change the flags of a message
+// they hold, so that flags changed at the source since the last run are
+// carried over.
+type FlagSetter interface {
+	// SetFlags replaces the flags of the message id in folder with flags.
+	SetFlags(ctx context.Context, folder, id string, flags []string) error
+}
+
+// Errors a Put can fail with, for the planner to classify.
+var (
+	// ErrRejected: the store refused this one message for good (too big,
+	// content it cannot carry). Other messages can go on.
+	ErrRejected = errors.New("message rejected by the destination")
+	// ErrStop: the store cannot take more (over quota, disk full). The run
+	// stops cleanly.
+	ErrStop = errors.New("destination cannot take more messages")
+)

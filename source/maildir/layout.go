@@ -1,0 +1,152 @@
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mailferry/mailferry/internal/mutf7"
+)
+
+// Layout is how folders map to directories.
+type Layout int
+
+const (
+	// LayoutMaildirPP is Maildir++ as Dovecot keeps it: the root is INBOX,
+	// folder "Sub/Folder" is the directory ".Sub.Folder", and each name part
+	// is in modified UTF-7 on disk.
+	LayoutMaildirPP Layout = iota
+	// LayoutFS is one directory per folder, nested as the names are
+	// ("Sub/Folder/{cur,new,tmp}"), with UTF-8 names; the root is INBOX.
+	LayoutFS
+)
+
+func (l Layout) String() string {
+	if l == LayoutFS {
+		return "fs"
+	}
+	return "maildir++"
+}
+
+// ParseLayout reads the value of the ?layout= endpoint option.
+func ParseLayout(s string) (Layout, error) {
+	switch strings.ToLower(s) {
+	case "", "maildir++", "maildirpp", "pp":
+		return LayoutMaildirPP, nil
+	case "fs":
+		return LayoutFS, nil
+	}
+	return 0, fmt.Errorf("unknown maildir layout %q (want maildir++ or fs)", s)
+}
+
+// ErrBadFolderName is wrapped when a folder name cannot be stored safely.
+var ErrBadFolderName = errors.New("folder name cannot be stored in this maildir")
+
+// checkName rejects names that could escape the root or that the layout
+// cannot represent. This is the only gate between a folder name, which may
+// come from a remote server, and a path on disk.
+func checkName(name string, layout Layout) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty name", ErrBadFolderName)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrBadFolderName, name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		switch {
+		case part == "":
+			return fmt.Errorf("%w: %q has an empty part", ErrBadFolderName, name)
+		case part == "." || part == "..":
+			return fmt.Errorf("%w: %q has a %q part", ErrBadFolderName, name, part)
+		case strings.ContainsFunc(part, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+			return fmt.Errorf("%w: %q has a control character", ErrBadFolderName, name)
+		case layout == LayoutMaildirPP && strings.Contains(part, "."):
+			return fmt.Errorf("%w: %q contains '.', the Maildir++ hierarchy separator (use ?layout=fs)", ErrBadFolderName, name)
+		case layout == LayoutFS && (part == "cur" || part == "new" || part == "tmp"):
+			return fmt.Errorf("%w: %q has a part named %q, which is a maildir subdirectory", ErrBadFolderName, name, part)
+		}
+	}
+	return nil
+}
+
+// isInbox reports whether name is the inbox. IMAP treats INBOX
+// case-insensitively (RFC 3501 §5.1).
+func isInbox(name string) bool { return strings.EqualFold(name, "INBOX") }
+
+// dirOf returns the directory that holds folder name.
+func dirOf(root string, layout Layout, name string) (string, error) {
+	if isInbox(name) {
+		return root, nil
+	}
+	if err := checkName(name, layout); err != nil {
+		return "", err
+	}
+	parts := strings.Split(name, "/")
+	if layout == LayoutFS {
+		return filepath.Join(append([]string{root}, parts...)...), nil
+	}
+	for i, p := range parts {
+		parts[i] = mutf7.Encode(p)
+	}
+	return filepath.Join(root, "."+strings.Join(parts, ".")), nil
+}
+
+// isMaildir reports whether dir holds a cur/ directory.
+func isMaildir(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, "cur"))
+	return err == nil && fi.IsDir()
+}
+
+// folderNames lists the folders of the store at root.
+func folderNames(root string, layout Layout) ([]string, error) {
+	var names []string
+	if isMaildir(root) {
+		names = append(names, "INBOX")
+	}
+	if layout == LayoutFS {
+		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() || path == root {
+				return nil
+			}
+			switch d.Name() {
+			case "cur", "new", "tmp":
+				return filepath.SkipDir
+			}
+			if isMaildir(path) {
+				rel, _ := filepath.Rel(root, path)
+				names = append(names, filepath.ToSlash(rel))
+			}
+			return nil
+		})
+		return names, err
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !e.IsDir() || len(n) < 2 || n[0] != '.' || n == ".." {
+			continue
+		}
+		if !isMaildir(filepath.Join(root, n)) {
+			continue
+		}
+		parts := strings.Split(n[1:], ".")
+		for i, p := range parts {
+			// Dovecot writes modified UTF-7; a name that does not decode was
+			// written by something else in raw UTF-8, and is kept as it is.
+			if d, err := mutf7.Decode(p); err == nil {
+				parts[i] = d
+			}
+		}
+		names = append(names, strings.Join(parts, "/"))
+	}
+	return names, nil
+}

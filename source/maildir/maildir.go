@@ -1,0 +1,260 @@
+// Package maildir reads Maildir stores (Maildir++ as Dovecot keeps them, or
+// one directory per folder).
+//
+// It never changes the store it reads: unlike go-maildir's Dir.Unseen, it
+// leaves messages in new/ where they are and keeps the flags their names
+// carry.
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	gomaildir "github.com/emersion/go-maildir"
+
+	"github.com/mailferry/mailferry/source"
+)
+
+// Store is a Maildir tree. It implements source.Source; sink/maildir builds
+// the writing side on it.
+type Store struct {
+	root   string
+	layout Layout
+
+	mu    sync.Mutex
+	paths map[string]map[string]string // folder -> message ID -> file path, from List
+}
+
+// Open opens the Maildir tree at root for reading. root must exist.
+func Open(root string, layout Layout) (*Store, error) {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("maildir %q: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("maildir %q: not a directory", root)
+	}
+	return &Store{root: root, layout: layout, paths: map[string]map[string]string{}}, nil
+}
+
+// Root returns the directory of the tree.
+func (s *Store) Root() string { return s.root }
+
+// Layout returns the folder layout of the tree.
+func (s *Store) Layout() Layout { return s.layout }
+
+// Dir returns the directory of folder, refusing names that would leave the
+// root or that the layout cannot hold.
+func (s *Store) Dir(folder string) (string, error) {
+	return dirOf(s.root, s.layout, folder)
+}
+
+// Folders implements source.Source.
+func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
+	names, err := folderNames(s.root, s.layout)
+	if err != nil {
+		return nil, fmt.Errorf("list folders of %q: %w", s.root, err)
+	}
+	out := make([]source.Folder, len(names))
+	for i, n := range names {
+		out[i] = source.Folder{Name: n}
+	}
+	return out, nil
+}
+
+// Maildir info flags (https://cr.yp.to/proto/maildir.html) and their IMAP
+// names.
+var letterFlags = map[byte]string{
+	byte(gomaildir.FlagPassed):  source.FlagForwarded,
+	byte(gomaildir.FlagReplied): source.FlagAnswered,
+	byte(gomaildir.FlagSeen):    source.FlagSeen,
+	byte(gomaildir.FlagTrashed): source.FlagDeleted,
+	byte(gomaildir.FlagDraft):   source.FlagDraft,
+	byte(gomaildir.FlagFlagged): source.FlagFlagged,
+}
+
+// SplitName splits a Maildir file name into the message ID (the part that
+// stays when flags change) and the flag letters of a ":2," info suffix. A
+// name without info, or with an info of another version (":1,", ":3,"), is
+// still a message: it has no flags we understand.
+func SplitName(name string) (id, letters string) {
+	id, info, ok := strings.Cut(name, ":")
+	if ok && strings.HasPrefix(info, "2,") {
+		letters = info[2:]
+	}
+	return id, letters
+}
+
+// FlagsOf translates info letters to IMAP flags using kw for a–z. Letters
+// without a meaning are dropped: they cannot be named.
+func FlagsOf(letters string, kw *Keywords) []string {
+	var flags []string
+	for i := 0; i < len(letters); i++ {
+		c := letters[i]
+		if f, ok := letterFlags[c]; ok {
+			flags = append(flags, f)
+		} else if c >= 'a' && c <= 'z' && kw[c-'a'] != "" {
+			flags = append(flags, kw[c-'a'])
+		}
+	}
+	return source.NormalizeFlags(flags)
+}
+
+// List implements source.Source. It reads new/ and cur/, ignores dot files
+// and anything that is not a regular file, and reports messages oldest
+// first.
+func (s *Store) List(ctx context.Context, folder string, fn func(source.Message) error) error {
+	dir, err := s.Dir(folder)
+	if err != nil {
+		return err
+	}
+	if !isMaildir(dir) {
+		return fmt.Errorf("folder %q: %w", folder, source.ErrFolderNotFound)
+	}
+	kw, err := ReadKeywords(dir)
+	if err != nil {
+		return fmt.Errorf("folder %q: %w", folder, err)
+	}
+	msgs, paths, err := scan(dir, folder, &kw)
+	if err != nil {
+		return fmt.Errorf("folder %q: %w", folder, err)
+	}
+	s.mu.Lock()
+	s.paths[folder] = paths
+	s.mu.Unlock()
+	for _, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scan(dir, folder string, kw *Keywords) ([]source.Message, map[string]string, error) {
+	var msgs []source.Message
+	paths := map[string]string{}
+	// cur/ first, so a message present in both (a crash in another tool's
+	// new/ to cur/ move) is taken from cur/, where its flags are.
+	for _, sub := range []string{"cur", "new"} {
+		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		if errors.Is(err, fs.ErrNotExist) && sub == "new" {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range ents {
+			name := e.Name()
+			if strings.HasPrefix(name, ".") || !e.Type().IsRegular() {
+				continue
+			}
+			id, letters := SplitName(name)
+			if _, dup := paths[id]; dup {
+				continue
+			}
+			fi, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // moved or deleted by a mail client since ReadDir
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			paths[id] = filepath.Join(dir, sub, name)
+			msgs = append(msgs, source.Message{
+				Folder: folder,
+				ID:     id,
+				Flags:  FlagsOf(letters, kw),
+				Date:   fi.ModTime(),
+				Size:   fi.Size(),
+			})
+		}
+	}
+	slices.SortFunc(msgs, func(a, b source.Message) int {
+		if c := a.Date.Compare(b.Date); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return msgs, paths, nil
+}
+
+// Path returns the current file of message id in folder, looking again on
+// disk when the file was renamed since List (a mail client changed its
+// flags). It returns an error wrapping source.ErrMessageNotFound when the
+// message is gone.
+func (s *Store) Path(folder, id string) (string, error) {
+	s.mu.Lock()
+	p, ok := s.paths[folder][id]
+	s.mu.Unlock()
+	if ok {
+		if _, err := os.Lstat(p); err == nil {
+			return p, nil
+		}
+	}
+	dir, err := s.Dir(folder)
+	if err != nil {
+		return "", err
+	}
+	for _, sub := range []string{"cur", "new"} {
+		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if mid, _ := SplitName(e.Name()); mid == id {
+				p := filepath.Join(dir, sub, e.Name())
+				s.Remember(folder, id, p)
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("folder %q message %q: %w", folder, id, source.ErrMessageNotFound)
+}
+
+// Remember records where message id of folder is, for Path.
+func (s *Store) Remember(folder, id, path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paths[folder] == nil {
+		s.paths[folder] = map[string]string{}
+	}
+	s.paths[folder][id] = path
+}
+
+// Open implements source.Source.
+func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, error) {
+	p, err := s.Path(m.Folder, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Renamed between Path and Open: look once more.
+		if p, err = s.Path(m.Folder, m.ID); err == nil {
+			f, err = os.Open(p)
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("folder %q message %q: %w", m.Folder, m.ID, source.ErrMessageNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Close implements source.Source.
+func (s *Store) Close() error { return nil }
+
+var _ source.Source = (*Store)(nil)

@@ -1,0 +1,153 @@
+// Package source defines how mailferry reads messages from a mail store.
+//
+// A store is a tree of folders. Folder names are UTF-8, "/"-separated, and
+// the inbox is always "INBOX" whatever the store calls it. Adapters translate
+// their native naming (Maildir++ dots, IMAP delimiters, modified UTF-7) to and
+// from this form, so the planner never sees a store's own encoding.
+package source
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Standard IMAP system flags (RFC 3501 §2.3.2). Anything else in
+// Message.Flags is a keyword such as "$Forwarded" or "$Label1".
+const (
+	FlagSeen     = `\Seen`
+	FlagAnswered = `\Answered`
+	FlagFlagged  = `\Flagged`
+	FlagDeleted  = `\Deleted`
+	FlagDraft    = `\Draft`
+	// FlagForwarded is the keyword that Maildir's "P" (passed) flag maps to,
+	// as mbsync and Dovecot's conventions have it.
+	FlagForwarded = "$Forwarded"
+)
+
+// Sentinel errors. Adapters wrap them with context; callers test them with
+// errors.Is.
+var (
+	// ErrFolderNotFound: the folder does not exist in the store.
+	ErrFolderNotFound = errors.New("folder not found")
+	// ErrMessageNotFound: the message went away between List and Open.
+	ErrMessageNotFound = errors.New("message not found")
+	// ErrSizeMismatch: a body yielded more or fewer bytes than declared.
+	ErrSizeMismatch = errors.New("message size differs from the size declared")
+)
+
+// Message describes one message in a folder. It carries metadata only; the
+// content is read with Source.Open, and only when the planner decides to
+// copy it.
+type Message struct {
+	// Folder is the "/"-separated UTF-8 folder name ("INBOX" for the inbox).
+	Folder string
+	// ID identifies the message within Folder for as long as the message
+	// exists, across List calls, reconnects and flag changes (Maildir: the
+	// file name before ":2,"; IMAP: "UIDVALIDITY/UID"; POP3: the UIDL). The
+	// checkpoint records it, so it must not depend on anything that changes
+	// while the message stays put.
+	ID string
+	// MessageID is the raw value of the Message-ID header field (unfolded),
+	// when MessageIDKnown is true. Sources that get it cheaply while listing
+	// (IMAP fetches it with the flags) fill it in; the others leave
+	// MessageIDKnown false and the planner reads the header only for
+	// messages it has not seen before.
+	MessageID      string
+	MessageIDKnown bool
+	// Flags are IMAP-style: system flags (FlagSeen, ...) and keywords,
+	// sorted, without duplicates. \Recent is never included.
+	Flags []string
+	// Date is the received date (IMAP INTERNALDATE, Maildir file mtime);
+	// zero when the store has none.
+	Date time.Time
+	// Size is the number of bytes Open yields, or -1 when unknown.
+	Size int64
+}
+
+// Folder describes one folder of a store.
+type Folder struct {
+	// Name is the "/"-separated UTF-8 name.
+	Name string
+	// SpecialUse is an RFC 6154 role such as `\Sent`, or "".
+	SpecialUse string
+}
+
+// Source is a mail store that messages can be read from.
+//
+// Methods may be called from several goroutines at once unless an adapter
+// documents otherwise. Nothing a Source does may change the store: no flag
+// is set (IMAP reads use BODY.PEEK), no file is renamed (Maildir new/ stays
+// new/).
+type Source interface {
+	// Folders returns every folder that can hold messages, in no particular
+	// order.
+	Folders(ctx context.Context) ([]Folder, error)
+
+	// List calls fn once for every message in folder, in the calling
+	// goroutine, without reading bodies. If fn returns an error, List stops
+	// and returns it. A missing folder gives an error wrapping
+	// ErrFolderNotFound.
+	List(ctx context.Context, folder string, fn func(Message) error) error
+
+	// Open returns the content of m exactly as the store holds it (Maildir:
+	// LF line endings; IMAP and POP3: CRLF). The caller must Close it. A
+	// message that has gone away gives an error wrapping ErrMessageNotFound.
+	// Read errors, including a body cut short, are returned by Read, never
+	// turned into a clean EOF.
+	Open(ctx context.Context, m Message) (io.ReadCloser, error)
+
+	// Close releases files and connections. It is safe to call twice.
+	Close() error
+}
+
+// NormalizeFlags sorts flags, drops duplicates (system flags compared
+// case-insensitively, as IMAP does), drops \Recent (a session flag no store
+// can set) and returns the result. It does not modify its argument.
+func NormalizeFlags(flags []string) []string {
+	out := make([]string, 0, len(flags))
+	seen := make(map[string]bool, len(flags))
+	for _, f := range flags {
+		f = strings.TrimSpace(f)
+		if f == "" || strings.EqualFold(f, `\Recent`) {
+			continue
+		}
+		f = canonicalSystemFlag(f)
+		k := strings.ToLower(f)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func canonicalSystemFlag(f string) string {
+	for _, s := range []string{FlagSeen, FlagAnswered, FlagFlagged, FlagDeleted, FlagDraft} {
+		if strings.EqualFold(f, s) {
+			return s
+		}
+	}
+	return f
+}
+
+// SameFlags reports whether a and b hold the same flags. Keywords compare
+// case-insensitively, because some servers fold their case (RFC 3501 makes
+// flag names case-insensitive).
+func SameFlags(a, b []string) bool {
+	a, b = NormalizeFlags(a), NormalizeFlags(b)
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !strings.EqualFold(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}

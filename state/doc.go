@@ -1,0 +1,46 @@
+// Package state keeps the checkpoint of a copy job: which source messages
+// are done and where they went.
+//
+// # The checkpoint is an accelerator
+//
+// Losing it, or any suffix of it, costs time but never correctness: a run
+// that does not find a source message in the checkpoint lists the
+// destination folder and deduplicates against what is there (by Message-ID
+// or content hash, see package plan), so a message already copied is found
+// and not copied again.
+//
+// # Ordering rules
+//
+// These are the rules every writer follows; the code refers to them by
+// number.
+//
+//  1. A source record names only a message that is durable at the
+//     destination: Add is called only after sink.Put returned nil, which
+//     by the sink contract means the message survives a crash.
+//  2. Records are committed in batches (every CommitInterval or
+//     CommitBatch records, whichever comes first). Each batch is one bbolt
+//     transaction: it becomes visible whole, and fsynced, or not at all.
+//     A crash loses at most the batches not yet committed; rule 1 and the
+//     destination listing make that harmless.
+//  3. Destination-index entries (destination message → dedup key) are
+//     written in the same transaction as the record that produced them,
+//     so the index never names a message the destination lacks because of
+//     us.
+//  4. Flush commits everything added so far and returns once it is
+//     durable. Close flushes. A run flushes on every exit path, Ctrl-C
+//     included.
+//  5. A job's checkpoint is opened by one process at a time: bbolt takes an
+//     exclusive flock on the file, and a second run fails at once with
+//     ErrLocked instead of waiting.
+//
+// # Storage
+//
+// bbolt (go.etcd.io/bbolt): a single-file B+tree with copy-on-write pages
+// and a double-buffered meta page, so a crash at any instant leaves the last
+// committed transaction intact; lookups are O(log n) from a memory map, so
+// a re-run checks 50,000 messages in milliseconds without loading the file,
+// and the file holds millions of entries. An append-only journal would have
+// to be replayed into memory on every start (about 2 s and 220 MiB for a
+// million entries, library audit §6) and compacted; SQLite would add a C
+// library or a large pure-Go port for no gain here.
+package state

@@ -1,0 +1,511 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Format is the checkpoint format version written in the file.
+const Format = "1"
+
+var (
+	// ErrLocked: another run holds the checkpoint (rule 5).
+	ErrLocked = errors.New("checkpoint is in use by another mailferry run")
+	// ErrOtherJob: the checkpoint file belongs to another job.
+	ErrOtherJob = errors.New("checkpoint belongs to another job")
+	// ErrCorrupt: the checkpoint file is damaged.
+	ErrCorrupt = errors.New("checkpoint file is damaged")
+)
+
+// Commit cadence (rule 2).
+var (
+	CommitInterval = 500 * time.Millisecond
+	CommitBatch    = 2000
+)
+
+var (
+	bucketMeta   = []byte("meta")
+	bucketSrc    = []byte("src")    // source folder -> source ID -> Record
+	bucketDst    = []byte("dst")    // destination folder -> destination ID -> keys
+	bucketFolder = []byte("folder") // source folder -> adapter folder state
+)
+
+// Record says where one source message went.
+type Record struct {
+	DstFolder string
+	// DstID is the destination's ID of the copy ("" when unknown, e.g. a
+	// sink that cannot report it).
+	DstID string
+	// Key is the dedup key the message was matched on.
+	Key string
+	// Flags are the flags last carried to the destination copy.
+	Flags []string
+}
+
+// Entry is one change to record: a source message done, with the
+// destination index entry that goes with it (rule 3).
+type Entry struct {
+	SrcFolder, SrcID string
+	Record           Record
+	// DstKeys, if not empty, are the dedup keys of Record.DstID.
+	DstKeys []string
+}
+
+// Checkpoint is an open checkpoint file.
+type Checkpoint struct {
+	path string
+	db   *bolt.DB // nil: an empty, read-only checkpoint (no file yet)
+
+	mu      sync.Mutex
+	pending []Entry
+	dstOnly map[string]map[string][]string // destination index entries without a source record
+	err     error                           // first commit error; sticky
+	kick    chan struct{}
+	done    chan struct{}
+	flushed   *sync.Cond
+	added     uint64 // changes queued so far
+	committed uint64 // changes durable so far
+	closed    bool
+}
+
+// Open opens (creating it 0600 if needed) the checkpoint at path for job, a
+// description of the job that contains no secret. It fails with ErrLocked if
+// another run has it open, ErrOtherJob if it was made for another job, and
+// ErrCorrupt if it is damaged.
+func Open(path, job string) (*Checkpoint, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("checkpoint directory: %w", err)
+	}
+	db, err := openDB(path, false)
+	if err != nil {
+		return nil, err
+	}
+	c := newCheckpoint(path, db)
+	if err := c.initMeta(job); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go c.committer()
+	return c, nil
+}
+
+// OpenReadOnly opens the checkpoint at path for reading (for plan). A
+// missing file is an empty checkpoint.
+func OpenReadOnly(path, job string) (*Checkpoint, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return &Checkpoint{path: path, closed: true}, nil
+	}
+	db, err := openDB(path, true)
+	if err != nil {
+		return nil, err
+	}
+	c := newCheckpoint(path, db)
+	c.closed = true // no committer
+	if err := c.checkMeta(job); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func newCheckpoint(path string, db *bolt.DB) *Checkpoint {
+	c := &Checkpoint{path: path, db: db, kick: make(chan struct{}, 1), done: make(chan struct{}), dstOnly: map[string]map[string][]string{}}
+	c.flushed = sync.NewCond(&c.mu)
+	return c
+}
+
+func openDB(path string, readOnly bool) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 300 * time.Millisecond, ReadOnly: readOnly})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+	case err != nil && (errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) ||
+		errors.Is(err, bolterrors.ErrVersionMismatch) || strings.Contains(err.Error(), "file size too small") ||
+		strings.Contains(err.Error(), "invalid")):
+		// bbolt reports some damage only as text (a truncated file).
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	case err != nil:
+		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func (c *Checkpoint) initMeta(job string) error {
+	return c.guard(func() error {
+		return c.db.Update(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if meta == nil {
+				if tx.Bucket(bucketSrc) != nil {
+					return fmt.Errorf("%w: %s: no meta bucket", ErrCorrupt, c.path)
+				}
+				var err error
+				if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+					return err
+				}
+				meta.Put([]byte("format"), []byte(Format))
+				meta.Put([]byte("job"), []byte(job))
+				for _, b := range [][]byte{bucketSrc, bucketDst, bucketFolder} {
+					if _, err := tx.CreateBucket(b); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			return c.checkMetaTx(tx, job)
+		})
+	})
+}
+
+func (c *Checkpoint) checkMeta(job string) error {
+	return c.guard(func() error {
+		return c.db.View(func(tx *bolt.Tx) error { return c.checkMetaTx(tx, job) })
+	})
+}
+
+func (c *Checkpoint) checkMetaTx(tx *bolt.Tx, job string) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || tx.Bucket(bucketSrc) == nil || tx.Bucket(bucketDst) == nil || tx.Bucket(bucketFolder) == nil {
+		return fmt.Errorf("%w: %s: buckets missing", ErrCorrupt, c.path)
+	}
+	if f := string(meta.Get([]byte("format"))); f != Format {
+		return fmt.Errorf("%w: %s: format %q, this mailferry reads %q", ErrCorrupt, c.path, f, Format)
+	}
+	if got := string(meta.Get([]byte("job"))); got != job {
+		return fmt.Errorf("%w: %s was made for %q, not %q", ErrOtherJob, c.path, got, job)
+	}
+	return nil
+}
+
+// guard turns a bbolt panic on a damaged page into ErrCorrupt: a damaged
+// checkpoint must be reported, never crash the run or be taken as empty.
+func (c *Checkpoint) guard(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, c.path, r)
+		}
+	}()
+	return fn()
+}
+
+// Path returns the file name.
+func (c *Checkpoint) Path() string { return c.path }
+
+// Folder gives read access to the records of one source folder.
+type Folder struct {
+	tx *bolt.Tx
+	b  *bolt.Bucket
+	c  *Checkpoint
+}
+
+// ReadFolder opens the records of srcFolder for lookups. Close it when done.
+// Lookups see the records committed when ReadFolder was called.
+func (c *Checkpoint) ReadFolder(srcFolder string) (*Folder, error) {
+	f := &Folder{c: c}
+	if c.db == nil {
+		return f, nil
+	}
+	err := c.guard(func() error {
+		tx, err := c.db.Begin(false)
+		if err != nil {
+			return err
+		}
+		f.tx = tx
+		if src := tx.Bucket(bucketSrc); src != nil {
+			f.b = src.Bucket([]byte(srcFolder))
+		}
+		return nil
+	})
+	return f, err
+}
+
+// Get returns the record of source message id.
+func (f *Folder) Get(id string) (rec Record, ok bool, err error) {
+	if f.b == nil {
+		return rec, false, nil
+	}
+	err = f.c.guard(func() error {
+		v := f.b.Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		var derr error
+		rec, derr = decodeRecord(v)
+		if derr != nil {
+			return fmt.Errorf("%w: %s: record of %q: %v", ErrCorrupt, f.c.path, id, derr)
+		}
+		return nil
+	})
+	return rec, ok, err
+}
+
+// Close ends the read transaction.
+func (f *Folder) Close() error {
+	if f.tx == nil {
+		return nil
+	}
+	return f.tx.Rollback()
+}
+
+// DstKeys returns the known dedup keys of the messages of dstFolder, by
+// destination ID.
+func (c *Checkpoint) DstKeys(dstFolder string) (map[string][]string, error) {
+	out := map[string][]string{}
+	c.mu.Lock()
+	for id, k := range c.dstOnly[dstFolder] {
+		out[id] = k
+	}
+	for _, e := range c.pending {
+		if e.Record.DstFolder == dstFolder && e.Record.DstID != "" && len(e.DstKeys) > 0 {
+			out[e.Record.DstID] = e.DstKeys
+		}
+	}
+	c.mu.Unlock()
+	if c.db == nil {
+		return out, nil
+	}
+	err := c.guard(func() error {
+		return c.db.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketDst).Bucket([]byte(dstFolder))
+			if b == nil {
+				return nil
+			}
+			return b.ForEach(func(k, v []byte) error {
+				if _, ok := out[string(k)]; !ok {
+					out[string(k)] = strings.Split(string(v), "\n")
+				}
+				return nil
+			})
+		})
+	})
+	return out, err
+}
+
+// FolderState returns the adapter state saved for srcFolder (nil if none).
+func (c *Checkpoint) FolderState(srcFolder string) ([]byte, error) {
+	if c.db == nil {
+		return nil, nil
+	}
+	var out []byte
+	err := c.guard(func() error {
+		return c.db.View(func(tx *bolt.Tx) error {
+			out = bytes.Clone(tx.Bucket(bucketFolder).Get([]byte(srcFolder)))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SetFolderState saves adapter state for srcFolder, after flushing every
+// record added before it, so the state never runs ahead of the records.
+func (c *Checkpoint) SetFolderState(srcFolder string, state []byte) error {
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	return c.guard(func() error {
+		return c.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketFolder).Put([]byte(srcFolder), state)
+		})
+	})
+}
+
+// Add queues e for the next commit (rule 1: only after sink.Put returned
+// nil). It returns the error of an earlier failed commit, if any.
+func (c *Checkpoint) Add(e Entry) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	c.pending = append(c.pending, e)
+	c.added++
+	if len(c.pending) >= CommitBatch {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// AddDstKeys records the dedup keys of a destination message that no
+// source record names (one found by listing the destination), so the next
+// run need not read it again.
+func (c *Checkpoint) AddDstKeys(dstFolder, dstID string, keys []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dstOnly[dstFolder] == nil {
+		c.dstOnly[dstFolder] = map[string][]string{}
+	}
+	c.dstOnly[dstFolder][dstID] = keys
+	c.added++
+}
+
+// Flush commits everything added so far and waits until it is durable
+// (rule 4).
+func (c *Checkpoint) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.db == nil || c.closed {
+		return c.err
+	}
+	target := c.added
+	if c.committed < target {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	for c.committed < target && c.err == nil && !c.closed {
+		c.flushed.Wait()
+	}
+	return c.err
+}
+
+func (c *Checkpoint) committer() {
+	defer close(c.done)
+	t := time.NewTicker(CommitInterval)
+	defer t.Stop()
+	for {
+		stop := false
+		select {
+		case <-t.C:
+		case _, ok := <-c.kick:
+			stop = !ok
+		}
+		c.mu.Lock()
+		batch, dst, upto := c.pending, c.dstOnly, c.added
+		c.pending, c.dstOnly = nil, map[string]map[string][]string{}
+		c.mu.Unlock()
+		var err error
+		if len(batch) > 0 || len(dst) > 0 {
+			err = c.commit(batch, dst)
+		}
+		c.mu.Lock()
+		if err != nil && c.err == nil {
+			c.err = fmt.Errorf("write checkpoint %s: %w", c.path, err)
+		}
+		if err == nil {
+			c.committed = upto
+		}
+		c.flushed.Broadcast()
+		c.mu.Unlock()
+		if stop {
+			return
+		}
+	}
+}
+
+func (c *Checkpoint) commit(batch []Entry, dst map[string]map[string][]string) error {
+	return c.guard(func() error {
+		return c.db.Update(func(tx *bolt.Tx) error {
+			srcRoot, dstRoot := tx.Bucket(bucketSrc), tx.Bucket(bucketDst)
+			for folder, m := range dst {
+				b, err := dstRoot.CreateBucketIfNotExists([]byte(folder))
+				if err != nil {
+					return err
+				}
+				for id, keys := range m {
+					if err := b.Put([]byte(id), []byte(strings.Join(keys, "\n"))); err != nil {
+						return err
+					}
+				}
+			}
+			for _, e := range batch {
+				b, err := srcRoot.CreateBucketIfNotExists([]byte(e.SrcFolder))
+				if err != nil {
+					return err
+				}
+				if err := b.Put([]byte(e.SrcID), encodeRecord(e.Record)); err != nil {
+					return err
+				}
+				if e.Record.DstID != "" && len(e.DstKeys) > 0 {
+					d, err := dstRoot.CreateBucketIfNotExists([]byte(e.Record.DstFolder))
+					if err != nil {
+						return err
+					}
+					if err := d.Put([]byte(e.Record.DstID), []byte(strings.Join(e.DstKeys, "\n"))); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// Close flushes and closes the file (rule 4).
+func (c *Checkpoint) Close() error {
+	if c.db == nil {
+		return nil
+	}
+	c.mu.Lock()
+	wasClosed := c.closed
+	c.mu.Unlock()
+	var err error
+	if !wasClosed {
+		close(c.kick) // the committer commits what is pending, then stops
+		<-c.done
+		c.mu.Lock()
+		c.closed = true
+		err = c.err
+		c.flushed.Broadcast()
+		c.mu.Unlock()
+	}
+	if cerr := c.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Records are encoded as uvarint-length-prefixed fields after a version
+// byte: compact, and decoded without reflection on the re-run path.
+const recordVersion = 1
+
+func encodeRecord(r Record) []byte {
+	var b []byte
+	b = append(b, recordVersion)
+	for _, s := range []string{r.DstFolder, r.DstID, r.Key, strings.Join(r.Flags, " ")} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func decodeRecord(v []byte) (Record, error) {
+	var r Record
+	if len(v) == 0 || v[0] != recordVersion {
+		return r, errors.New("unknown record version")
+	}
+	v = v[1:]
+	var fields [4]string
+	for i := range fields {
+		n, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < n {
+			return r, errors.New("truncated record")
+		}
+		fields[i] = string(v[k : k+int(n)])
+		v = v[k+int(n):]
+	}
+	r.DstFolder, r.DstID, r.Key = fields[0], fields[1], fields[2]
+	if fields[3] != "" {
+		r.Flags = strings.Split(fields[3], " ")
+	}
+	return r, nil
+}

@@ -1,0 +1,139 @@
+package state
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestRoundTripAndReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "job.ckpt")
+	c, err := Open(path, "job A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := Record{DstFolder: "INBOX/Sub", DstID: "d1", Key: "m:a@b", Flags: []string{`\Seen`, "$Label1"}}
+	if err := c.Add(Entry{SrcFolder: "INBOX", SrcID: "s1", Record: rec, DstKeys: []string{"m:a@b"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.AddDstKeys("INBOX/Sub", "d0", []string{"m:old@x", "c:abc"})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("checkpoint mode %v, want 0600", fi.Mode().Perm())
+	}
+	if di, _ := os.Stat(filepath.Dir(path)); di.Mode().Perm() != 0o700 {
+		t.Errorf("checkpoint dir mode %v, want 0700", di.Mode().Perm())
+	}
+
+	c, err = Open(path, "job A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := c.ReadFolder("INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := f.Get("s1")
+	f.Close()
+	if err != nil || !ok || got.DstID != "d1" || got.Key != "m:a@b" || len(got.Flags) != 2 || got.DstFolder != "INBOX/Sub" {
+		t.Fatalf("Get = %+v, %v, %v", got, ok, err)
+	}
+	keys, err := c.DstKeys("INBOX/Sub")
+	if err != nil || len(keys) != 2 || keys["d0"][1] != "c:abc" || keys["d1"][0] != "m:a@b" {
+		t.Fatalf("DstKeys = %v, %v", keys, err)
+	}
+}
+
+func TestLockedAndOtherJob(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "job.ckpt")
+	c, err := Open(path, "job A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, "job A"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	c.Close()
+	if _, err := Open(path, "job B"); !errors.Is(err, ErrOtherJob) {
+		t.Fatalf("Open for another job: %v, want ErrOtherJob", err)
+	}
+}
+
+func TestCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.ckpt")
+	c, err := Open(good, "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		c.Add(Entry{SrcFolder: "INBOX", SrcID: string(rune('a' + i%26)), Record: Record{Key: "k"}})
+	}
+	c.Close()
+	data, _ := os.ReadFile(good)
+	tests := map[string][]byte{
+		"truncated": data[:100],
+		"garbage":   []byte("this is not a checkpoint, but a text file that somebody wrote here"),
+		"zeroed":    make([]byte, len(data)),
+	}
+	for name, content := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, name+".ckpt")
+			os.WriteFile(p, content, 0o600)
+			c, err := Open(p, "j")
+			if err == nil {
+				c.Close()
+				t.Fatal("damaged checkpoint opened without error")
+			}
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("err = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+func TestReadOnlyMissingIsEmpty(t *testing.T) {
+	c, err := OpenReadOnly(filepath.Join(t.TempDir(), "none.ckpt"), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := c.ReadFolder("INBOX")
+	if _, ok, _ := f.Get("x"); ok {
+		t.Fatal("found a record in an empty checkpoint")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecordCodec(t *testing.T) {
+	for _, r := range []Record{{}, {DstFolder: "a", DstID: "b", Key: "c", Flags: []string{"x", "y"}}} {
+		got, err := decodeRecord(encodeRecord(r))
+		if err != nil || got.DstFolder != r.DstFolder || got.DstID != r.DstID || got.Key != r.Key || len(got.Flags) != len(r.Flags) {
+			t.Errorf("round trip %+v: %+v, %v", r, got, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {2}, {1, 5, 'a'}} {
+		if _, err := decodeRecord(bad); err == nil {
+			t.Errorf("decodeRecord(%q) succeeded", bad)
+		}
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add(encodeRecord(Record{DstFolder: "a", DstID: "b", Key: "c", Flags: []string{"x"}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		decodeRecord(b) // must not panic
+	})
+}
