@@ -67,12 +67,12 @@ type Checkpoint struct {
 	path string
 	db   *bolt.DB // nil: an empty, read-only checkpoint (no file yet)
 
-	mu      sync.Mutex
-	pending []Entry
-	dstOnly map[string]map[string][]string // destination index entries without a source record
-	err     error                           // first commit error; sticky
-	kick    chan struct{}
-	done    chan struct{}
+	mu        sync.Mutex
+	pending   []Entry
+	dstOnly   map[string]map[string][]string // destination index entries without a source record
+	err       error                          // first commit error; sticky
+	kick      chan struct{}
+	done      chan struct{}
 	flushed   *sync.Cond
 	added     uint64 // changes queued so far
 	committed uint64 // changes durable so far

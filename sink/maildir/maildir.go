@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	gomaildir "github.com/emersion/go-maildir"
@@ -60,6 +61,11 @@ func New(root string, layout srcmaildir.Layout, log *slog.Logger) (*Sink, error)
 
 // CreateFolder implements sink.Sink.
 func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
+	// Serialised per folder: concurrent Puts into a new folder must not
+	// create it, or clean its tmp/, while another is delivering there.
+	mu := s.folderLock("create\x00" + folder)
+	mu.Lock()
+	defer mu.Unlock()
 	s.mu.Lock()
 	done := s.created[folder]
 	s.mu.Unlock()
@@ -107,9 +113,7 @@ func (s *Sink) createDir(dir string) error {
 	if err := gomaildir.Dir(dir).Init(); err != nil { // cur, new, tmp: 0700
 		return err
 	}
-	// Files a killed run left in tmp/ are not messages; drop the stale ones
-	// (older than 36 hours, the Maildir rule) as go-maildir does.
-	if err := gomaildir.Dir(dir).Clean(); err != nil {
+	if err := cleanTmp(filepath.Join(dir, "tmp")); err != nil {
 		return err
 	}
 	for _, d := range append(made, dir) {
@@ -119,6 +123,33 @@ func (s *Sink) createDir(dir string) error {
 	}
 	return srcmaildir.SyncDir(dir)
 }
+
+// cleanTmp removes files a killed run left in tmp/ once they are stale
+// (36 hours, the Maildir rule). Staleness is judged by ctime, as Dovecot
+// does, not by mtime as go-maildir's Dir.Clean does: a delivery sets the
+// message's received date as mtime before its rename, so an mtime-based
+// clean deletes in-flight messages.
+func cleanTmp(tmp string) error {
+	// (tmpMaxAge is a variable so tests can make every file stale: a
+	// ctime cannot be set back.)
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	cutoff := time.Now().Add(-tmpMaxAge)
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && time.Unix(st.Ctim.Unix()).Before(cutoff) {
+			os.Remove(filepath.Join(tmp, e.Name()))
+		}
+	}
+	return nil
+}
+
+var tmpMaxAge = 36 * time.Hour
 
 // keyCounter and keyRandom make delivery names unique within this process;
 // the time and pid make them unique across processes (the Maildir rule).

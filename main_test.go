@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/state"
+)
+
+// cli runs mailferry in-process and returns its exit code and output.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestMain(m *testing.M) {
+	// Keep default checkpoints out of the user's home.
+	dir, _ := os.MkdirTemp("", "mailferry-state")
+	os.Setenv("XDG_STATE_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestSampleCopyAndRerun(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "demo")
+	code, out, stderr := cli(t, "copy", "maildir:examples/sample-maildir", "maildir:"+dst, "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var sum plan.Summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
+	}
+	if sum.Copied != 7 || sum.Failed != 0 || len(sum.Folders) != 4 || sum.Bytes == 0 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	var raw map[string]any
+	json.Unmarshal([]byte(out), &raw)
+	for _, k := range []string{"copied", "duplicates_skipped", "already_present", "failed", "bytes", "folders", "elapsed_seconds", "errors"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("--json lacks %q", k)
+		}
+	}
+	code, out, _ = cli(t, "copy", "maildir:examples/sample-maildir", "maildir:"+dst, "--json")
+	json.Unmarshal([]byte(out), &sum)
+	if code != exitOK || sum.Copied != 0 || sum.AlreadyPresent != 7 {
+		t.Fatalf("re-run: exit %d, %+v", code, sum)
+	}
+	// plan on a fresh destination shows what would be copied, per folder,
+	// and creates nothing.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	code, out, _ = cli(t, "plan", "maildir:examples/sample-maildir", "maildir:"+fresh)
+	if code != exitOK || !strings.Contains(out, "Entwürfe") || !strings.Contains(out, "TO COPY") {
+		t.Fatalf("plan: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Fatal("plan created the destination")
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	os.WriteFile(file, []byte("x"), 0o600)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no args", nil, exitUsage, "Usage"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{"one endpoint", []string{"copy", "maildir:/x"}, exitUsage, "source and a destination"},
+		{"bad scheme", []string{"copy", "ftp://x", "maildir:/y"}, exitUsage, `unknown scheme "ftp"`},
+		{"bad dedup", []string{"copy", "maildir:examples/sample-maildir", "maildir:" + dir + "/d", "--dedup", "fuzzy"}, exitUsage, "unknown dedup mode"},
+		{"bad flag", []string{"copy", "--bogus"}, exitUsage, "bogus"},
+		{"missing source", []string{"copy", "maildir:" + dir + "/nonexistent", "maildir:" + dir + "/d"}, exitFailed, "open source maildir:" + dir + "/nonexistent"},
+		{"unwritable destination", []string{"copy", "maildir:examples/sample-maildir", "maildir:" + file + "/sub"}, exitFailed, "open destination"},
+		{"missing config", []string{"run", dir + "/none.yaml"}, exitUsage, "none.yaml"},
+		{"version", []string{"version"}, exitOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := cli(t, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tt.code, tt.stderr)
+			}
+			if code != exitOK && code != exitUsage && !strings.Contains(stderr, "mailferry: error: ") {
+				t.Fatalf("error not in the mailferry: error: form: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"unknown key", "jobs:\n  - name: a\n    sourse: maildir:/x\n", `line 3: unknown key "sourse"`},
+		{"unknown endpoint key", "jobs:\n  - name: a\n    source:\n      url: maildir:/x\n      pasword: x\n    destination: maildir:/y\n", `line 5: unknown key "pasword"`},
+		{"bad url", "jobs:\n  - name: a\n    source: ftp://x\n    destination: maildir:/y\n", `line 3: source`},
+		{"bad name", "jobs:\n  - name: a/b\n    source: maildir:/x\n    destination: maildir:/y\n", `line 2: job "a/b": name`},
+		{"duplicate name", "jobs:\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n", `line 5: job name "a" used twice`},
+		{"bad dedup", "jobs:\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n    dedup: maybe\n", `unknown dedup mode`},
+		{"wrong type", "jobs:\n  - name: a\n    workers: many\n", `line 3`},
+		{"empty", "", "no jobs"},
+		{"no jobs", "jobs: []\n", "no jobs"},
+		{"tab", "jobs:\n\t- name: a\n", "line 2"},
+		{"missing destination", "jobs:\n  - name: a\n    source: maildir:/x\n", "destination: missing"},
+		{"password on maildir", "jobs:\n  - name: a\n    source: {url: 'maildir:/x', password_file: /p}\n    destination: maildir:/y\n", "a maildir takes no password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			os.WriteFile(p, []byte(tt.yaml), 0o600)
+			code, _, stderr := cli(t, "run", p)
+			if code != exitUsage || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, p) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`jobs:
+  - name: first
+    source: maildir:examples/sample-maildir
+    destination:
+      url: maildir:%[1]s/one
+    checkpoint: %[1]s/first.ckpt
+  - name: second
+    source: maildir:examples/sample-maildir
+    destination: maildir:%[1]s/two?layout=fs
+    dedup: content
+    workers: 2
+`, dir)
+	p := filepath.Join(dir, "c.yaml")
+	os.WriteFile(p, []byte(cfg), 0o600)
+	code, out, stderr := cli(t, "run", p, "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var js struct {
+		Copied int `json:"copied"`
+		Jobs   []struct {
+			Name   string `json:"name"`
+			Copied int    `json:"copied"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal([]byte(out), &js); err != nil || js.Copied != 14 || len(js.Jobs) != 2 || js.Jobs[1].Name != "second" {
+		t.Fatalf("summary %s (%v)", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "first.ckpt")); err != nil {
+		t.Fatal("checkpoint not where the config says")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "two", "Archive", "2024", "cur")); err != nil {
+		t.Fatal("fs layout not used")
+	}
+	code, _, stderr = cli(t, "run", p, "--job", "second")
+	if code != exitOK || !strings.Contains(stderr, "second: 0 copied") {
+		t.Fatalf("re-run of one job: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := cli(t, "run", p, "--job", "third"); code != exitUsage {
+		t.Fatalf("unknown job: exit %d", code)
+	}
+}
+
+func TestLockHeld(t *testing.T) {
+	ckpt := filepath.Join(t.TempDir(), "job.ckpt")
+	dst := "maildir:" + filepath.Join(t.TempDir(), "d")
+	// Hold the checkpoint as a running copy would.
+	c, err := state.Open(ckpt, "maildir:examples/sample-maildir -> "+dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	code, _, stderr := cli(t, "copy", "maildir:examples/sample-maildir", dst, "--checkpoint", ckpt)
+	if code != exitFailed || !strings.Contains(stderr, "in use by another mailferry run") || !strings.Contains(stderr, "hint:") {
+		t.Fatalf("exit %d, %q", code, stderr)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("the second run waited instead of failing fast")
+	}
+}
+
+func TestDamagedCheckpoint(t *testing.T) {
+	ckpt := filepath.Join(t.TempDir(), "job.ckpt")
+	os.WriteFile(ckpt, bytes.Repeat([]byte("garbage!"), 1000), 0o600)
+	code, _, stderr := cli(t, "copy", "maildir:examples/sample-maildir", "maildir:"+t.TempDir(), "--checkpoint", ckpt)
+	if code != exitFailed || !strings.Contains(stderr, "damaged") || !strings.Contains(stderr, "move the checkpoint file aside") {
+		t.Fatalf("exit %d, %q", code, stderr)
+	}
+}
+
+// A message that cannot be stored is named, others carry on, exit code 3,
+// and the next run (once the cause is gone) completes.
+func TestPartialFailureExit3(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(filepath.Join(src, "cur"), 0o700)
+	os.MkdirAll(filepath.Join(src, ".bad.name", "cur"), 0o700) // the folder "bad/name"
+	os.MkdirAll(filepath.Join(src, ".Good", "cur"), 0o700)
+	os.WriteFile(filepath.Join(src, "cur", "1.a:2,S"), []byte("Message-ID: <1@x>\n\nx\n"), 0o600)
+	os.WriteFile(filepath.Join(src, ".Good", "cur", "2.a:2,S"), []byte("Message-ID: <2@x>\n\nx\n"), 0o600)
+	dst := t.TempDir()
+	// In the fs layout the destination cannot hold a folder named "cur".
+	os.MkdirAll(filepath.Join(src, ".cur", "cur"), 0o700)
+	os.WriteFile(filepath.Join(src, ".cur", "cur", "3.a:2,S"), []byte("Message-ID: <3@x>\n\nx\n"), 0o600)
+	code, out, _ := cli(t, "copy", "maildir:"+src, "maildir:"+dst+"?layout=fs", "--json")
+	var sum plan.Summary
+	json.Unmarshal([]byte(out), &sum)
+	if code != exitIncomplete || sum.Copied != 2 || len(sum.Errors) != 1 || sum.Errors[0].Folder != "cur" {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}
+
+// The binary, killed with SIGKILL at random instants while copying, leaves
+// a destination that the next run completes with every message exactly once.
+func TestKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the binary; skipped with -short")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mailferry")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	src := filepath.Join(dir, "src")
+	const n = 1500
+	for i := range n {
+		folder := []string{"", ".A", ".B.C"}[i%3]
+		os.MkdirAll(filepath.Join(src, folder, "cur"), 0o700)
+		body := fmt.Sprintf("Message-ID: <%d@kill.test>\nSubject: %d\n\n%s\n", i, i, strings.Repeat("body ", i%200))
+		if i%10 == 0 {
+			body = fmt.Sprintf("Subject: no id %d\n\nbody\n", i) // keyed by content
+		}
+		os.WriteFile(filepath.Join(src, folder, "cur", fmt.Sprintf("%d.x:2,S", i)), []byte(body), 0o600)
+	}
+	dst := filepath.Join(dir, "dst")
+	ckpt := filepath.Join(dir, "ckpt")
+	args := []string{"copy", "maildir:" + src, "maildir:" + dst, "--checkpoint", ckpt, "--quiet"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	kills := 0
+	for attempt := 0; attempt < 25; attempt++ {
+		cmd := exec.Command(bin, args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.IntN(120)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err != nil {
+			kills++
+		}
+	}
+	out, err := exec.Command(bin, append(args[:len(args)-1], "--json")...).Output()
+	if err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	var sum plan.Summary
+	json.Unmarshal(out, &sum)
+	// Count what the destination holds: each message exactly once.
+	seen := map[string]int{}
+	filepath.Walk(dst, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && filepath.Base(filepath.Dir(p)) == "cur" {
+			b, _ := os.ReadFile(p)
+			seen[string(b)]++
+		}
+		return err
+	})
+	if len(seen) != n {
+		t.Fatalf("destination holds %d distinct messages, want %d (%d kills)", len(seen), n, kills)
+	}
+	for body, c := range seen {
+		if c != 1 {
+			t.Fatalf("message held %d times: %.60q", c, body)
+		}
+	}
+	t.Logf("%d of 25 runs killed mid-way; final run copied %d, found %d present", kills, sum.Copied, sum.AlreadyPresent)
+	if kills < 10 {
+		t.Errorf("only %d runs were killed before finishing; the test did not test much", kills)
+	}
+}

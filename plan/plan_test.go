@@ -1,0 +1,361 @@
+package plan_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/sink"
+	"github.com/mailferry/mailferry/sink/memory"
+	sinkmaildir "github.com/mailferry/mailferry/sink/maildir"
+	"github.com/mailferry/mailferry/sink/sinktest"
+	"github.com/mailferry/mailferry/source"
+	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+	"github.com/mailferry/mailferry/source/sourcetest"
+	"github.com/mailferry/mailferry/state"
+)
+
+func run(t *testing.T, src, dst source.Source, ckptPath string, opt plan.Options) *plan.Summary {
+	t.Helper()
+	sum, err := runErr(t, src, dst, ckptPath, opt)
+	if err != nil {
+		t.Fatalf("run: %v (summary %+v)", err, sum)
+	}
+	return sum
+}
+
+func runErr(t *testing.T, src, dst source.Source, ckptPath string, opt plan.Options) (*plan.Summary, error) {
+	t.Helper()
+	c, err := state.Open(ckptPath, "test job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return plan.Run(context.Background(), src, dst, c, opt)
+}
+
+func maildirPair(t *testing.T, layout srcmaildir.Layout) (src *sinkmaildir.Sink, dst *sinkmaildir.Sink) {
+	dir := t.TempDir()
+	src, err := sinkmaildir.New(filepath.Join(dir, "src"), layout, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err = sinkmaildir.New(filepath.Join(dir, "dst"), layout, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, dst
+}
+
+// Every corpus message, filed into folders with flags and keywords, comes
+// through Maildir to Maildir byte for byte (line endings aside) with its
+// flags, keywords and date, in both layouts: the destination passes the
+// source conformance suite against the same fixtures.
+func TestMaildirToMaildirCorpus(t *testing.T) {
+	for _, layout := range []srcmaildir.Layout{srcmaildir.LayoutMaildirPP, srcmaildir.LayoutFS} {
+		t.Run(layout.String(), func(t *testing.T) {
+			sourcetest.Run(t, sourcetest.Opt{
+				New: func(t *testing.T, fx []sourcetest.Fixture) source.Source {
+					src, dst := maildirPair(t, layout)
+					sinktest.Put(t, src, fx)
+					sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Dedup: plan.DedupNone})
+					if sum.Copied != len(fx) || sum.Failed != 0 {
+						t.Fatalf("copied %d of %d, failed %d: %+v", sum.Copied, len(fx), sum.Failed, sum.Errors)
+					}
+					return dst
+				},
+			})
+		})
+	}
+}
+
+// Re-running copies nothing, and neither does re-running without the
+// checkpoint: the destination is listed and deduplicated against.
+func TestRerunAndLostCheckpoint(t *testing.T) {
+	fx := append(sourcetest.Corpus(t), sourcetest.Generated("Generated")...)
+	for _, dedup := range []plan.Dedup{plan.DedupMessageID, plan.DedupContent} {
+		t.Run(string(dedup), func(t *testing.T) {
+			src, dst := maildirPair(t, srcmaildir.LayoutMaildirPP)
+			sinktest.Put(t, src, fx)
+			ckpt := filepath.Join(t.TempDir(), "ckpt")
+			opt := plan.Options{Dedup: dedup}
+			first := run(t, src, dst, ckpt, opt)
+			if first.Copied == 0 || first.Copied+first.DuplicatesSkipped != len(fx) || first.Failed != 0 {
+				t.Fatalf("first run: %d copied + %d duplicates of %d, %d failed", first.Copied, first.DuplicatesSkipped, len(fx), first.Failed)
+			}
+			copiedFiles := countFiles(t, dst.Root())
+			if copiedFiles != first.Copied {
+				t.Fatalf("destination holds %d files, summary says %d copied", copiedFiles, first.Copied)
+			}
+			again := run(t, src, dst, ckpt, opt)
+			if again.Copied != 0 || again.AlreadyPresent != len(fx) {
+				t.Fatalf("re-run: %d copied, %d already present; want 0 and %d", again.Copied, again.AlreadyPresent, len(fx))
+			}
+			os.Remove(ckpt)
+			lost := run(t, src, dst, ckpt, opt)
+			if lost.Copied != 0 || lost.AlreadyPresent+lost.DuplicatesSkipped != len(fx) {
+				t.Fatalf("run without checkpoint: %d copied, %d present, %d duplicates", lost.Copied, lost.AlreadyPresent, lost.DuplicatesSkipped)
+			}
+			if n := countFiles(t, dst.Root()); n != copiedFiles {
+				t.Fatalf("destination holds %d files after re-runs, want %d", n, copiedFiles)
+			}
+			// And the re-run after that is fast again: everything is in
+			// the checkpoint once more.
+			if s := run(t, src, dst, ckpt, opt); s.Copied != 0 || s.AlreadyPresent != len(fx) {
+				t.Fatalf("third run: %+v", s)
+			}
+		})
+	}
+}
+
+func countFiles(t *testing.T, root string) int {
+	n := 0
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && (filepath.Base(filepath.Dir(p)) == "cur" || filepath.Base(filepath.Dir(p)) == "new") {
+			n++
+		}
+		return err
+	})
+	return n
+}
+
+type msg struct{ folder, body string }
+
+func memStore(t *testing.T, msgs ...msg) *memory.Store {
+	s := memory.New()
+	for _, m := range msgs {
+		s.CreateFolder(context.Background(), m.folder)
+		if _, err := s.Put(context.Background(), m.folder, source.Message{Size: int64(len(m.body)), Flags: []string{`\Seen`}}, strings.NewReader(m.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func TestDedupModes(t *testing.T) {
+	a := "Message-ID: <1@x>\r\nSubject: a\r\n\r\na\r\n"
+	b := "Message-ID: <1@X>\r\nSubject: b, same Message-ID, other content\r\n\r\nb\r\n"
+	c := "Subject: c, no Message-ID\r\n\r\nc\r\n"
+	cLF := "Subject: c, no Message-ID\n\nc\n" // c with other line endings
+	e := "Message-ID: <2@x>\r\nSubject: e\r\n\r\ne\r\n"
+	msgs := []msg{{"INBOX", a}, {"INBOX", b}, {"INBOX", c}, {"INBOX", cLF}, {"INBOX", a}, {"INBOX", e}, {"Other", a}}
+	tests := []struct {
+		dedup            plan.Dedup
+		preexisting      []msg
+		copied, dup, pre int
+		inbox            []string
+	}{
+		{plan.DedupMessageID, nil, 4, 3, 0, []string{a, c, e}},
+		{plan.DedupContent, nil, 5, 2, 0, []string{a, b, c, e}},
+		{plan.DedupNone, nil, 7, 0, 0, []string{a, b, c, cLF, a, e}},
+		// Already at the destination, put there by something else.
+		{plan.DedupMessageID, []msg{{"INBOX", "Message-ID: <1@x>\r\n\r\nother body\r\n"}, {"INBOX", c}}, 2, 0, 5, []string{"Message-ID: <1@x>\r\n\r\nother body\r\n", c, e}},
+		{plan.DedupContent, []msg{{"INBOX", "Message-ID: <1@x>\r\n\r\nother body\r\n"}, {"INBOX", cLF}}, 4, 1, 2, []string{"Message-ID: <1@x>\r\n\r\nother body\r\n", cLF, a, b, e}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.dedup), func(t *testing.T) {
+			src := memStore(t, msgs...)
+			dst := memStore(t, tt.preexisting...)
+			sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Dedup: tt.dedup, Workers: 1})
+			if sum.Copied != tt.copied || sum.DuplicatesSkipped != tt.dup || sum.AlreadyPresent != tt.pre {
+				t.Errorf("copied %d, duplicates %d, present %d; want %d, %d, %d", sum.Copied, sum.DuplicatesSkipped, sum.AlreadyPresent, tt.copied, tt.dup, tt.pre)
+			}
+			var got []string
+			for _, b := range dst.Bodies("INBOX") {
+				got = append(got, string(b))
+			}
+			if !slices.Equal(got, tt.inbox) {
+				t.Errorf("INBOX holds %q, want %q", got, tt.inbox)
+			}
+			// Dedup is per destination folder: "Other" gets its copy.
+			if dst.Count("Other") != 1 {
+				t.Errorf("Other holds %d messages, want 1", dst.Count("Other"))
+			}
+		})
+	}
+}
+
+// A failed Put is reported and retried on the next run, and every message
+// ends up at the destination exactly once, whichever Put fails.
+func TestFailedPutThenResume(t *testing.T) {
+	var msgs []msg
+	for i := range 12 {
+		msgs = append(msgs, msg{[]string{"INBOX", "A", "B"}[i%3], "Message-ID: <" + string(rune('a'+i)) + "@x>\r\n\r\nbody\r\n"})
+	}
+	for k := 1; k <= len(msgs); k++ {
+		src := memStore(t, msgs...)
+		dst := memory.New()
+		n := 0
+		dst.BeforePut = func(string, source.Message) error {
+			n++
+			if n == k {
+				return errors.New("injected failure")
+			}
+			return nil
+		}
+		ckpt := filepath.Join(t.TempDir(), "ckpt")
+		sum := run(t, src, dst, ckpt, plan.Options{Workers: 3})
+		if sum.Failed != 1 || sum.Copied != len(msgs)-1 || len(sum.Errors) != 1 || !strings.Contains(sum.Errors[0].Error, "injected failure") {
+			t.Fatalf("k=%d: %+v", k, sum)
+		}
+		dst.BeforePut = nil
+		sum = run(t, src, dst, ckpt, plan.Options{Workers: 3})
+		if sum.Failed != 0 || sum.Copied != 1 {
+			t.Fatalf("k=%d resume: copied %d failed %d", k, sum.Copied, sum.Failed)
+		}
+		if total := dst.Count("INBOX") + dst.Count("A") + dst.Count("B"); total != len(msgs) {
+			t.Fatalf("k=%d: destination holds %d messages, want %d", k, total, len(msgs))
+		}
+	}
+}
+
+// When a message fails, a duplicate that waited on it is copied instead, so
+// the content is not lost to the other's failure.
+func TestDuplicateStandsInForFailedCopy(t *testing.T) {
+	src := memStore(t, msg{"INBOX", "Message-ID: <same@x>\r\n\r\nfirst\r\n"}, msg{"INBOX", "Message-ID: <same@x>\r\n\r\nsecond\r\n"})
+	dst := memory.New()
+	dst.BeforePut = func(_ string, m source.Message) error {
+		if m.ID == "1" {
+			return errors.New("refused")
+		}
+		return nil
+	}
+	sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Workers: 1})
+	if sum.Copied != 1 || sum.Failed != 1 || dst.Count("INBOX") != 1 || !bytes.Contains(dst.Bodies("INBOX")[0], []byte("second")) {
+		t.Fatalf("%+v, destination %q", sum, dst.Bodies("INBOX"))
+	}
+}
+
+func TestFlagsCarriedOnRerun(t *testing.T) {
+	for _, name := range []string{"memory", "maildir"} {
+		t.Run(name, func(t *testing.T) {
+			var src, dst sink.Sink
+			if name == "memory" {
+				src, dst = memStore(t, msg{"INBOX", "Message-ID: <f@x>\r\n\r\nx\r\n"}), memory.New()
+			} else {
+				s, d := maildirPair(t, srcmaildir.LayoutMaildirPP)
+				sinktest.Put(t, s, []sourcetest.Fixture{{Name: "f", Folder: "INBOX", Content: []byte("Message-ID: <f@x>\n\nx\n"), Flags: []string{`\Seen`}}})
+				src, dst = s, d
+			}
+			ckpt := filepath.Join(t.TempDir(), "ckpt")
+			run(t, src, dst, ckpt, plan.Options{})
+			var id string
+			src.List(context.Background(), "INBOX", func(m source.Message) error { id = m.ID; return nil })
+			want := []string{`\Answered`, `\Flagged`, "$Label1"}
+			if err := src.(sink.FlagSetter).SetFlags(context.Background(), "INBOX", id, want); err != nil {
+				t.Fatal(err)
+			}
+			sum := run(t, src, dst, ckpt, plan.Options{})
+			if sum.FlagsUpdated != 1 || sum.Copied != 0 {
+				t.Fatalf("re-run: %+v", sum)
+			}
+			var got []string
+			dst.List(context.Background(), "INBOX", func(m source.Message) error { got = m.Flags; return nil })
+			if !source.SameFlags(got, want) {
+				t.Fatalf("destination flags %q, want %q", got, want)
+			}
+			if sum := run(t, src, dst, ckpt, plan.Options{}); sum.FlagsUpdated != 0 {
+				t.Fatalf("third run updated flags again: %+v", sum)
+			}
+		})
+	}
+}
+
+func TestInterruptThenResume(t *testing.T) {
+	var msgs []msg
+	for i := range 50 {
+		msgs = append(msgs, msg{"INBOX", "Message-ID: <" + strings.Repeat("x", i+1) + "@x>\r\n\r\nbody\r\n"})
+	}
+	src := memStore(t, msgs...)
+	dst := memory.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	dst.BeforePut = func(string, source.Message) error {
+		n++
+		if n == 10 {
+			cancel()
+		}
+		return nil
+	}
+	ckptPath := filepath.Join(t.TempDir(), "ckpt")
+	c, _ := state.Open(ckptPath, "test job")
+	sum, err := plan.Run(ctx, src, dst, c, plan.Options{Workers: 2})
+	c.Close()
+	if !errors.Is(err, plan.ErrInterrupted) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if sum.Copied >= len(msgs) {
+		t.Fatalf("interrupted run copied everything")
+	}
+	dst.BeforePut = nil
+	sum = run(t, src, dst, ckptPath, plan.Options{})
+	if dst.Count("INBOX") != len(msgs) || sum.Failed != 0 {
+		t.Fatalf("after resume the destination holds %d of %d (%+v)", dst.Count("INBOX"), len(msgs), sum)
+	}
+}
+
+func TestStopError(t *testing.T) {
+	src := memStore(t, msg{"INBOX", "Message-ID: <1@x>\r\n\r\n1\r\n"}, msg{"INBOX", "Message-ID: <2@x>\r\n\r\n2\r\n"}, msg{"INBOX", "Message-ID: <3@x>\r\n\r\n3\r\n"})
+	dst := memory.New()
+	dst.BeforePut = func(string, source.Message) error {
+		if dst.Puts == 1 {
+			return sink.ErrStop
+		}
+		return nil
+	}
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	_, err := runErr(t, src, dst, ckpt, plan.Options{Workers: 1})
+	if !errors.Is(err, sink.ErrStop) {
+		t.Fatalf("err = %v, want ErrStop", err)
+	}
+	dst.BeforePut = nil
+	run(t, src, dst, ckpt, plan.Options{})
+	if dst.Count("INBOX") != 3 {
+		t.Fatalf("destination holds %d, want 3", dst.Count("INBOX"))
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	src := memStore(t, msg{"INBOX", "Message-ID: <1@x>\r\n\r\n1\r\n"}, msg{"Sub", "Message-ID: <2@x>\r\n\r\n22\r\n"})
+	dst := memory.New()
+	ckptPath := filepath.Join(t.TempDir(), "ckpt")
+	c, err := state.OpenReadOnly(ckptPath, "test job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := plan.Run(context.Background(), src, dst, c, plan.Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Copied != 2 || sum.Bytes != int64(len("Message-ID: <1@x>\r\n\r\n1\r\n")+len("Message-ID: <2@x>\r\n\r\n22\r\n")) || !sum.DryRun {
+		t.Fatalf("plan: %+v", sum)
+	}
+	if dst.Puts != 0 || dst.Count("Sub") != 0 {
+		t.Fatal("a dry run wrote to the destination")
+	}
+	if _, err := os.Stat(ckptPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a dry run created the checkpoint")
+	}
+}
+
+// Messages are copied with their dates.
+func TestDatesCarried(t *testing.T) {
+	src := memory.New()
+	when := time.Date(2003, 4, 5, 6, 7, 8, 0, time.FixedZone("", -4*3600))
+	src.Put(context.Background(), "INBOX", source.Message{Date: when, Size: 4}, strings.NewReader("a\r\n\r"))
+	_, dst := maildirPair(t, srcmaildir.LayoutMaildirPP)
+	run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{})
+	dst.List(context.Background(), "INBOX", func(m source.Message) error {
+		if !m.Date.Equal(when) {
+			t.Errorf("date %v, want %v", m.Date, when)
+		}
+		return nil
+	})
+}

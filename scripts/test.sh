@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of mailferry: the README's test command, and what CI runs.
+#
+# On Debian, as root, it first installs what the tests need (Dovecot's IMAP
+# and POP3 servers), so a fresh machine runs everything. Tests that still
+# lack Dovecot or the message corpus (../shared/corpus) say so and skip,
+# except with CI=true, where a missing server or corpus fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v dovecot >/dev/null 2>&1 || need_pkgs+=(dovecot-imapd dovecot-pop3d)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing ${need_pkgs[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    # The packages' own service is not wanted (the tests start their own
+    # Dovecot on loopback); in containers policy-rc.d already stops it.
+    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  else
+    echo "test.sh: ${need_pkgs[*]} missing and cannot be installed here (not root, or no apt-get); tests that need them will skip, or fail with CI=true" >&2
+  fi
+fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "test.sh: gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go test -count=1 -timeout 40m "$@" ./...
