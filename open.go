@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,15 +9,23 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
+	"strings"
 
 	"github.com/mailferry/mailferry/internal/endpoint"
+	sinkimap "github.com/mailferry/mailferry/sink/imap"
 	sinkmaildir "github.com/mailferry/mailferry/sink/maildir"
 	"github.com/mailferry/mailferry/source"
+	srcimap "github.com/mailferry/mailferry/source/imap"
 	srcmaildir "github.com/mailferry/mailferry/source/maildir"
 )
 
 // errNotBuilt names an endpoint kind this build cannot open yet.
 var errNotBuilt = errors.New("this kind of endpoint is not supported yet")
+
+// side is "src" or "dst": it picks MAILFERRY_SRC_PASSWORD or
+// MAILFERRY_DST_PASSWORD.
+type side string
 
 // openSource opens an endpoint for reading.
 func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, log *slog.Logger) (source.Source, error) {
@@ -27,6 +36,12 @@ func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, l
 			return nil, usageError{err.Error()}
 		}
 		return srcmaildir.Open(e.Path, layout)
+	case endpoint.IMAP:
+		c, err := imapConfig(e, cfg, "src", log)
+		if err != nil {
+			return nil, err
+		}
+		return srcimap.Open(ctx, c)
 	}
 	return nil, fmt.Errorf("%s: %w", e.Kind, errNotBuilt)
 }
@@ -47,8 +62,70 @@ func openDestination(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConf
 			return srcmaildir.Open(e.Path, layout)
 		}
 		return sinkmaildir.New(e.Path, layout, log)
+	case endpoint.IMAP:
+		c, err := imapConfig(e, cfg, "dst", log)
+		if err != nil {
+			return nil, err
+		}
+		if dryRun {
+			return srcimap.Open(ctx, c)
+		}
+		return sinkimap.Open(ctx, c)
 	}
 	return nil, fmt.Errorf("%s: %w", e.Kind, errNotBuilt)
+}
+
+func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logger) (srcimap.Config, error) {
+	if e.User == "" {
+		return srcimap.Config{}, usagef("%s: no user name: write it as imaps://USER@HOST", e)
+	}
+	pass, err := password(e, cfg, s, log)
+	if err != nil {
+		return srcimap.Config{}, err
+	}
+	insecure := e.Options.Get("insecure_skip_verify")
+	if insecure != "" && insecure != "true" && insecure != "false" {
+		return srcimap.Config{}, usagef("%s: insecure_skip_verify is true or false", e)
+	}
+	if insecure == "true" {
+		log.Warn("TLS certificate checks are OFF (insecure_skip_verify=true): anyone on the path can read the password and mail", "server", e.Address())
+	}
+	return srcimap.Config{
+		Addr: e.Address(), TLS: e.TLS, CAFile: e.Options.Get("ca_file"), InsecureSkipVerify: insecure == "true",
+		User: e.User, Password: pass, Auth: e.Options.Get("auth"), Log: log,
+	}, nil
+}
+
+// password finds the password for a server endpoint, in this order:
+// MAILFERRY_SRC_PASSWORD / MAILFERRY_DST_PASSWORD, password_file,
+// password_cmd (run by sh, like mbsync's PassCmd), the URL (with a warning:
+// it shows in ps and shell history). Its value never appears in errors.
+func password(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logger) (string, error) {
+	env := "MAILFERRY_" + strings.ToUpper(string(s)) + "_PASSWORD"
+	if p, ok := os.LookupEnv(env); ok {
+		return p, nil
+	}
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("password_file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if cfg.PasswordCmd != "" {
+		var out, errb bytes.Buffer
+		cmd := exec.Command("sh", "-c", cfg.PasswordCmd)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("password_cmd failed: %w (%s)", err, strings.TrimSpace(errb.String()))
+		}
+		return strings.TrimRight(out.String(), "\r\n"), nil
+	}
+	if e.Password != "" {
+		log.Warn("password taken from the URL: it shows in ps and shell history; prefer " + env + " or password_file")
+		return e.Password, nil
+	}
+	return "", usagef("no password for %s: set %s, or password_file or password_cmd in a config file", e, env)
 }
 
 // emptySource is a destination that does not exist yet, for plan.

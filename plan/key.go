@@ -1,11 +1,8 @@
 package plan
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -80,55 +77,6 @@ func MessageIDKey(raw string) string {
 		return msgIDPrefix + id
 	}
 	return ""
-}
-
-// maxHeader bounds how much of a message is scanned for its Message-ID, so a
-// message with no blank line is not read whole.
-const maxHeader = 4 << 20
-
-// ReadMessageID scans the header section of a message for the first
-// Message-ID field and returns its unfolded value. It is tolerant where
-// net/mail and go-message are not (library audit §6): a line without a colon,
-// an mbox "From " line, 8-bit bytes or bare LF do not stop it.
-func ReadMessageID(r io.Reader) (value string, found bool, err error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, maxHeader), 16<<10)
-	var cur []byte // the field being unfolded
-	inMsgID := false
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// An overlong header line: keep the part read, skip the rest.
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = br.ReadSlice('\n')
-			}
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", false, err
-		}
-		trimmed := bytes.TrimRight(line, "\r\n")
-		folded := len(trimmed) > 0 && (trimmed[0] == ' ' || trimmed[0] == '\t')
-		switch {
-		case folded && inMsgID:
-			cur = append(cur, ' ')
-			cur = append(cur, bytes.TrimSpace(trimmed)...)
-		case inMsgID:
-			return string(bytes.TrimSpace(cur)), true, nil
-		case len(trimmed) == 0 && len(line) > 0:
-			return "", false, nil // blank line: end of header
-		case !folded:
-			name, val, ok := bytes.Cut(trimmed, []byte(":"))
-			if ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Message-ID") {
-				inMsgID = true
-				cur = append(cur[:0], bytes.TrimSpace(val)...)
-			}
-		}
-		if err != nil { // EOF
-			if inMsgID {
-				return string(bytes.TrimSpace(cur)), true, nil
-			}
-			return "", false, nil
-		}
-	}
 }
 
 // ContentKey returns the dedup key of a message's content: the SHA-256 of

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/header"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/state"
@@ -427,7 +428,7 @@ func (e *engine) messageIDKeys(ctx context.Context, s source.Source, m source.Me
 		if err != nil {
 			return nil, err
 		}
-		raw, found, err = ReadMessageID(r)
+		raw, found, err = header.MessageID(r)
 		r.Close()
 		if err != nil {
 			return nil, err

@@ -13,8 +13,8 @@ import (
 
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/sink"
-	"github.com/mailferry/mailferry/sink/memory"
 	sinkmaildir "github.com/mailferry/mailferry/sink/maildir"
+	"github.com/mailferry/mailferry/sink/memory"
 	"github.com/mailferry/mailferry/sink/sinktest"
 	"github.com/mailferry/mailferry/source"
 	srcmaildir "github.com/mailferry/mailferry/source/maildir"

@@ -33,7 +33,8 @@ type Sink interface {
 	// with an error wrapping source.ErrSizeMismatch. A cancelled ctx
 	// aborts Put the same way.
 	//
-	// Put does not deduplicate: two Puts store two messages.
+	// Put creates folder if it does not exist. It does not deduplicate:
+	// two Puts store two messages.
 	Put(ctx context.Context, folder string, m source.Message, r io.Reader) (id string, err error)
 }
 

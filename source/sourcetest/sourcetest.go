@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/eol"
+	"github.com/mailferry/mailferry/internal/header"
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/source"
 )
@@ -241,7 +242,7 @@ func checkContents(t *testing.T, src source.Source, fx []Fixture, opt Opt) []sou
 		if m.MessageIDKnown {
 			// A source that reports the Message-ID must report the one in
 			// the header.
-			want, _, _ := plan.ReadMessageID(bytes.NewReader(body))
+			want, _, _ := header.MessageID(bytes.NewReader(body))
 			if plan.NormalizeMessageID(m.MessageID) != plan.NormalizeMessageID(want) {
 				t.Errorf("%s: MessageID %q, header has %q", f.Name, m.MessageID, want)
 			}

@@ -1,0 +1,373 @@
+// Package imap writes messages to an IMAP server with APPEND, keeping flags
+// and INTERNALDATE. It is built on source/imap, so the destination is listed
+// (for dedup) with the same code that reads a source.
+package imap
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/eol"
+	"github.com/mailferry/mailferry/sink"
+	"github.com/mailferry/mailferry/source"
+	srcimap "github.com/mailferry/mailferry/source/imap"
+)
+
+// Sink is an IMAP account messages are appended to.
+type Sink struct {
+	*srcimap.Store
+
+	mu      sync.Mutex
+	created map[string]bool
+	perm    map[string][]imap.Flag // PERMANENTFLAGS by server mailbox name
+}
+
+// Open connects and logs in.
+func Open(ctx context.Context, cfg srcimap.Config) (*Sink, error) {
+	st, err := srcimap.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{Store: st, created: map[string]bool{}, perm: map[string][]imap.Flag{}}, nil
+}
+
+// CreateFolder implements sink.Sink: CREATE (which makes parents on every
+// server we know; RFC 3501 §6.3.3 allows it), then SUBSCRIBE.
+func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
+	s.mu.Lock()
+	done := s.created[folder]
+	s.mu.Unlock()
+	if done || strings.EqualFold(folder, "INBOX") {
+		return nil
+	}
+	ns, err := s.Namespace(ctx)
+	if err != nil {
+		return err
+	}
+	mailbox, err := ns.ServerName(folder)
+	if err != nil {
+		return err
+	}
+	cn, err := s.Pool.Get(ctx, "")
+	if err != nil {
+		return err
+	}
+	err = cn.Do(func() error {
+		if err := cn.Client().Create(mailbox, nil).Wait(); err != nil && !alreadyExists(err) {
+			return err
+		}
+		return cn.Client().Subscribe(mailbox).Wait()
+	})
+	s.Pool.Put(cn, err != nil && !isNO(err))
+	if err != nil {
+		return fmt.Errorf("create folder %q: %w", folder, err)
+	}
+	s.mu.Lock()
+	s.created[folder] = true
+	s.mu.Unlock()
+	return nil
+}
+
+func alreadyExists(err error) bool {
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return false
+	}
+	// Dovecot and most servers send [ALREADYEXISTS] (RFC 5530); older
+	// ones only say so in the text.
+	return ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exists")
+}
+
+func isNO(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo
+}
+
+// memLimit is how much of a message is held in memory while its CRLF
+// length is found; larger ones go through a temporary file, so memory stays
+// bounded whatever the message size.
+const memLimit = 8 << 20
+
+// spool holds one message, converted to CRLF, until it is appended: APPEND
+// needs the exact length up front, and a TRYCREATE retry needs the bytes
+// again.
+type spool struct {
+	buf    bytes.Buffer
+	file   *os.File
+	size   int64
+	hasNUL bool
+}
+
+func (sp *spool) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, 0) >= 0 {
+		sp.hasNUL = true
+	}
+	sp.size += int64(len(p))
+	if sp.file == nil && sp.buf.Len()+len(p) <= memLimit {
+		return sp.buf.Write(p)
+	}
+	if sp.file == nil {
+		f, err := os.CreateTemp("", "mailferry-spool-*") // 0600
+		if err != nil {
+			return 0, err
+		}
+		os.Remove(f.Name()) // nothing left behind, even on kill -9
+		sp.file = f
+		if _, err := f.Write(sp.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		sp.buf = bytes.Buffer{}
+	}
+	return sp.file.Write(p)
+}
+
+func (sp *spool) reader() (io.Reader, error) {
+	if sp.file == nil {
+		return bytes.NewReader(sp.buf.Bytes()), nil
+	}
+	if _, err := sp.file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return sp.file, nil
+}
+
+func (sp *spool) close() {
+	if sp.file != nil {
+		sp.file.Close()
+	}
+}
+
+// Put implements sink.Sink.
+func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Reader) (string, error) {
+	sp := &spool{}
+	defer sp.close()
+	src := r
+	if m.Size >= 0 {
+		src = io.LimitReader(r, m.Size+1)
+	}
+	crlf := &eol.CRLFWriter{W: sp}
+	n, err := io.Copy(crlf, ctxReader{ctx, src})
+	if err != nil {
+		return "", fmt.Errorf("read message: %w", err)
+	}
+	if m.Size >= 0 && n != m.Size {
+		return "", fmt.Errorf("read %d bytes of a message declared as %d: %w", n, m.Size, source.ErrSizeMismatch)
+	}
+	if sp.hasNUL {
+		// go-imap cannot send a literal8 (BINARY APPEND), and a NUL in a
+		// plain literal is refused or altered by servers (Dovecot returns
+		// it as 0x80).
+		return "", fmt.Errorf("message holds NUL bytes, which IMAP cannot carry without BINARY APPEND: %w", sink.ErrRejected)
+	}
+	if sp.size == 0 {
+		return "", fmt.Errorf("an empty (0-byte) message cannot be appended over IMAP: %w", sink.ErrRejected)
+	}
+	if err := s.CreateFolder(ctx, folder); err != nil { // once per folder
+		return "", err
+	}
+	ns, err := s.Namespace(ctx)
+	if err != nil {
+		return "", err
+	}
+	mailbox, err := ns.ServerName(folder)
+	if err != nil {
+		return "", err
+	}
+	id, err := s.append(ctx, folder, mailbox, m, sp)
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeTryCreate {
+		// Deleted since we created it (another client): create again.
+		s.mu.Lock()
+		delete(s.created, folder)
+		s.mu.Unlock()
+		if cerr := s.CreateFolder(ctx, folder); cerr != nil {
+			return "", cerr
+		}
+		id, err = s.append(ctx, folder, mailbox, m, sp)
+	}
+	return id, classify(err)
+}
+
+// classify maps a server's refusal to the planner's classes (RFC 5530 codes).
+func classify(err error) error {
+	var ie *imap.Error
+	if err == nil || !errors.As(err, &ie) {
+		return err
+	}
+	switch ie.Code {
+	case imap.ResponseCodeTooBig, imap.ResponseCodeLimit:
+		return fmt.Errorf("%w: %v", sink.ErrRejected, err)
+	case imap.ResponseCodeOverQuota:
+		return fmt.Errorf("%w: %v", sink.ErrStop, err)
+	}
+	return err
+}
+
+func (s *Sink) append(ctx context.Context, folder, mailbox string, m source.Message, sp *spool) (string, error) {
+	body, err := sp.reader()
+	if err != nil {
+		return "", err
+	}
+	cn, err := s.Pool.Get(ctx, mailbox)
+	if err != nil {
+		return "", err
+	}
+	flags, err := s.allowedFlags(cn, folder, mailbox, m.Flags)
+	if err != nil {
+		s.Pool.Put(cn, !isNO(err))
+		return "", err
+	}
+	var data *imap.AppendData
+	broken := false
+	err = cn.Do(func() error {
+		cmd := cn.Client().Append(mailbox, sp.size, &imap.AppendOptions{Flags: flags, Time: m.Date})
+		_, werr := io.Copy(cmd, ctxReader{ctx, body})
+		cerr := cmd.Close()
+		if werr != nil || cerr != nil {
+			// The server may take the next command as message bytes
+			// (audit #6): this connection is done.
+			broken = true
+			return errors.Join(werr, cerr)
+		}
+		data, err = cmd.Wait()
+		if err != nil && !isNO(err) {
+			broken = true
+		}
+		return err
+	})
+	s.Pool.Put(cn, broken)
+	if err != nil {
+		return "", fmt.Errorf("append to %q: %w", folder, err)
+	}
+	if data == nil || data.UID == 0 {
+		return "", nil // no UIDPLUS: the copy has no ID we know
+	}
+	return srcimap.MessageID(data.UIDValidity, data.UID), nil
+}
+
+// allowedFlags keeps the flags the mailbox can store (PERMANENTFLAGS; any
+// keyword when it lists \*), and drops keywords that are not valid atoms:
+// go-imap closes the connection on them (library audit §1.3).
+func (s *Sink) allowedFlags(cn *srcimap.Conn, folder, mailbox string, flags []string) ([]imap.Flag, error) {
+	s.mu.Lock()
+	perm, ok := s.perm[mailbox]
+	s.mu.Unlock()
+	if !ok {
+		sel, err := cn.Select(mailbox, false)
+		if err != nil {
+			return nil, fmt.Errorf("select %q: %w", folder, err)
+		}
+		perm = sel.PermanentFlags
+		s.mu.Lock()
+		s.perm[mailbox] = perm
+		s.mu.Unlock()
+	}
+	anyKeyword := false
+	for _, p := range perm {
+		if p == imap.FlagWildcard {
+			anyKeyword = true
+		}
+	}
+	var out []imap.Flag
+	for _, f := range source.NormalizeFlags(flags) {
+		if !validAtom(f) {
+			s.Cfg.Log.Warn("keyword not stored: not a valid IMAP atom", "folder", folder, "keyword", f)
+			continue
+		}
+		allowed := anyKeyword && !strings.HasPrefix(f, `\`)
+		for _, p := range perm {
+			if strings.EqualFold(string(p), f) {
+				allowed = true
+			}
+		}
+		if !allowed && len(perm) > 0 {
+			s.Cfg.Log.Warn("flag not stored: the folder does not allow it", "folder", folder, "flag", f)
+			continue
+		}
+		out = append(out, imap.Flag(f))
+	}
+	return out, nil
+}
+
+// validAtom reports whether f can be sent as a flag (RFC 3501 flag-keyword
+// is an atom; system flags start with one backslash).
+func validAtom(f string) bool {
+	f = strings.TrimPrefix(f, `\`)
+	if f == "" {
+		return false
+	}
+	for i := 0; i < len(f); i++ {
+		c := f[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// SetFlags implements sink.FlagSetter with UID STORE FLAGS.SILENT.
+func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) error {
+	uidValidity, uid, err := srcimap.ParseID(id)
+	if err != nil {
+		return err
+	}
+	ns, err := s.Namespace(ctx)
+	if err != nil {
+		return err
+	}
+	mailbox, err := ns.ServerName(folder)
+	if err != nil {
+		return err
+	}
+	cn, err := s.Pool.Get(ctx, mailbox)
+	if err != nil {
+		return err
+	}
+	sel, err := cn.Select(mailbox, false)
+	if err != nil {
+		s.Pool.Put(cn, !isNO(err))
+		return fmt.Errorf("select %q: %w", folder, err)
+	}
+	if sel.UIDValidity != uidValidity {
+		s.Pool.Put(cn, false)
+		return fmt.Errorf("folder %q message %s: %w", folder, id, source.ErrMessageNotFound)
+	}
+	allowed, err := s.allowedFlags(cn, folder, mailbox, flags)
+	if err != nil {
+		s.Pool.Put(cn, !isNO(err))
+		return err
+	}
+	err = cn.Do(func() error {
+		return cn.Client().Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: allowed}, nil).Close()
+	})
+	s.Pool.Put(cn, err != nil && !isNO(err))
+	if err != nil {
+		return fmt.Errorf("set flags in %q: %w", folder, err)
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+var (
+	_ sink.Sink       = (*Sink)(nil)
+	_ sink.FlagSetter = (*Sink)(nil)
+)

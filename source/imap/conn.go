@@ -1,0 +1,330 @@
+// Package imap reads mail from an IMAP server (github.com/emersion/go-imap/v2
+// v2.0.0-beta.8); sink/imap builds the writing side on it.
+//
+// Workarounds for verified library bugs (../shared/notes/library-audit.md §0)
+// are marked "audit #N" where they are made.
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+)
+
+// TLS modes, as in package endpoint.
+const (
+	TLSImplicit = "implicit"
+	TLSStart    = "starttls"
+	TLSNone     = "none"
+)
+
+// Config says how to reach and log in to a server.
+type Config struct {
+	Addr       string // host:port
+	TLS        string // TLSImplicit, TLSStart or TLSNone
+	ServerName string // for certificate checks; default: the host of Addr
+	CAFile     string // PEM file of extra trusted CAs
+	// InsecureSkipVerify accepts any certificate. Never the default.
+	InsecureSkipVerify bool
+	User               string
+	Password           string
+	// Auth forces a mechanism: "plain", "login". Default: AUTHENTICATE
+	// PLAIN when offered, else LOGIN.
+	Auth string
+	// Conns is the number of connections (default 4).
+	Conns int
+	// Timeout is how long a command may wait for the server to send
+	// anything (default 2 minutes). It restarts with every byte, so a
+	// large message on a slow link is fine; a dead peer is not waited on
+	// forever.
+	Timeout time.Duration
+	Log     *slog.Logger
+}
+
+// Errors a caller may want to tell apart.
+var (
+	ErrAuth     = errors.New("login rejected")
+	ErrNoTLS    = errors.New("server does not offer STARTTLS")
+	ErrTLSSetup = errors.New("TLS setup")
+)
+
+// Conn is one logged-in connection, lent by a Pool to one user at a time.
+type Conn struct {
+	c        *imapclient.Client
+	dc       *deadlineConn
+	mailbox  string // selected mailbox ("" none)
+	readOnly bool
+	sel      *imap.SelectData
+}
+
+// close drops the connection without waiting on the server. The socket is
+// closed first: go-imap's Close waits for its reader goroutine, which may be
+// blocked handing a literal to a consumer that has gone.
+func (c *Conn) close() {
+	c.dc.Conn.Close()
+	go c.c.Close()
+}
+
+// deadlineConn gives go-imap a timeout it lacks (audit: no timeout while
+// waiting for a response; a fixed 5 minutes per literal). While a command
+// is active, every Read must make progress within timeout; while idle in
+// the pool, the connection may wait forever. go-imap's own deadlines are
+// ignored so that a large literal on a slow link is not cut at 5 minutes.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+	mu      sync.Mutex
+	active  int
+}
+
+func (d *deadlineConn) begin() {
+	d.mu.Lock()
+	d.active++
+	d.mu.Unlock()
+	d.Conn.SetReadDeadline(time.Now().Add(d.timeout)) // applies to a Read already waiting
+}
+
+func (d *deadlineConn) end() {
+	d.mu.Lock()
+	d.active--
+	idle := d.active == 0
+	d.mu.Unlock()
+	if idle {
+		d.Conn.SetReadDeadline(time.Time{})
+	}
+}
+
+func (d *deadlineConn) Read(p []byte) (int, error) {
+	d.mu.Lock()
+	active := d.active > 0
+	d.mu.Unlock()
+	if active {
+		d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+	}
+	return d.Conn.Read(p)
+}
+
+func (d *deadlineConn) Write(p []byte) (int, error) {
+	d.Conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.Conn.Write(p)
+}
+
+func (d *deadlineConn) SetDeadline(time.Time) error      { return nil }
+func (d *deadlineConn) SetReadDeadline(time.Time) error  { return nil }
+func (d *deadlineConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Pool hands out up to n connections, one user at a time each.
+type Pool struct {
+	cfg  *Config
+	sem  chan struct{}
+	mu   sync.Mutex
+	idle []*Conn
+	warn sync.Once
+}
+
+func newPool(cfg *Config) *Pool {
+	return &Pool{cfg: cfg, sem: make(chan struct{}, cfg.Conns)}
+}
+
+// Get returns a connection, preferring one with mailbox already selected.
+func (p *Pool) Get(ctx context.Context, mailbox string) (*Conn, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		i := slices.IndexFunc(p.idle, func(c *Conn) bool { return c.mailbox == mailbox })
+		if i < 0 {
+			i = len(p.idle) - 1
+		}
+		c := p.idle[i]
+		p.idle = slices.Delete(p.idle, i, i+1)
+		select {
+		case <-c.c.Closed():
+			continue // the server hung up while it was idle
+		default:
+		}
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.mu.Unlock()
+	c, err := p.dial(ctx)
+	if err != nil {
+		<-p.sem
+		return nil, err
+	}
+	return c, nil
+}
+
+// Put returns c to the pool, or closes it when it can no longer be
+// trusted (any error mid-command: audit #6, a poisoned APPEND).
+func (p *Pool) Put(c *Conn, broken bool) {
+	if broken {
+		c.close()
+	} else {
+		p.mu.Lock()
+		p.idle = append(p.idle, c)
+		p.mu.Unlock()
+	}
+	<-p.sem
+}
+
+func (p *Pool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.c.Logout().Wait()
+		c.close()
+	}
+}
+
+func (p *Pool) tlsConfig() (*tls.Config, error) {
+	host, _, err := net.SplitHostPort(p.cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: p.cfg.InsecureSkipVerify}
+	if p.cfg.ServerName != "" {
+		tc.ServerName = p.cfg.ServerName
+	}
+	if p.cfg.CAFile != "" {
+		pem, err := os.ReadFile(p.cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: CA file: %v", ErrTLSSetup, err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrTLSSetup, p.cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+func (p *Pool) dial(ctx context.Context) (*Conn, error) {
+	tc, err := p.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", p.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", p.cfg.Addr, err)
+	}
+	dc := &deadlineConn{Conn: raw, timeout: p.cfg.Timeout}
+	dc.begin()
+	defer dc.end()
+	opts := &imapclient.Options{TLSConfig: tc}
+	var c *imapclient.Client
+	switch p.cfg.TLS {
+	case TLSImplicit:
+		t := tls.Client(dc, tc)
+		if err := t.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("TLS with %s: %w", p.cfg.Addr, err)
+		}
+		c = imapclient.New(t, opts)
+	case TLSStart:
+		c, err = imapclient.NewStartTLS(dc, opts)
+		if err != nil {
+			raw.Close()
+			var ie *imap.Error
+			if errors.As(err, &ie) {
+				return nil, fmt.Errorf("%s: %w (%v); use imaps://, or ?tls=none on a trusted loopback", p.cfg.Addr, ErrNoTLS, err)
+			}
+			return nil, fmt.Errorf("STARTTLS with %s: %w", p.cfg.Addr, err)
+		}
+	default:
+		p.warn.Do(func() {
+			p.cfg.Log.Warn("IMAP without TLS (tls=none): the password and mail cross the network in clear", "server", p.cfg.Addr)
+		})
+		c = imapclient.New(dc, opts)
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("greeting from %s: %w", p.cfg.Addr, err)
+	}
+	cn := &Conn{c: c, dc: dc}
+	if err := p.login(cn); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return cn, nil
+}
+
+func (p *Pool) login(cn *Conn) error {
+	c := cn.c
+	if c.State() == imap.ConnStateAuthenticated {
+		return nil // PREAUTH (refused by go-imap on STARTTLS)
+	}
+	caps := c.Caps()
+	var err error
+	mech := strings.ToLower(p.cfg.Auth)
+	switch {
+	case mech == "plain" || (mech == "" && caps.Has(imap.AuthCap("PLAIN"))):
+		err = c.Authenticate(sasl.NewPlainClient("", p.cfg.User, p.cfg.Password))
+	case mech == "login" || mech == "":
+		if caps.Has(imap.CapLoginDisabled) {
+			return fmt.Errorf("%s: %w: the server disables LOGIN here and offers no AUTHENTICATE PLAIN", p.cfg.Addr, ErrAuth)
+		}
+		err = c.Login(p.cfg.User, p.cfg.Password).Wait()
+	default:
+		return fmt.Errorf("unknown auth mechanism %q (want plain or login)", p.cfg.Auth)
+	}
+	if err != nil {
+		// The server's text, never the password (it is not in it).
+		return fmt.Errorf("log in to %s as %q: %w: %v", p.cfg.Addr, p.cfg.User, ErrAuth, err)
+	}
+	return nil
+}
+
+// Do runs fn with cn's deadline active: every command must go through it.
+func (cn *Conn) Do(fn func() error) error {
+	cn.dc.begin()
+	defer cn.dc.end()
+	return fn()
+}
+
+// Select selects (or, readOnly, examines) mailbox unless it is
+// already selected that way.
+func (cn *Conn) Select(mailbox string, readOnly bool) (*imap.SelectData, error) {
+	// A read-write selection serves readers too (they fetch with PEEK).
+	if cn.mailbox == mailbox && cn.sel != nil && (readOnly || !cn.readOnly) {
+		return cn.sel, nil
+	}
+	var data *imap.SelectData
+	err := cn.Do(func() error {
+		var err error
+		data, err = cn.c.Select(mailbox, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
+		return err
+	})
+	if err != nil {
+		cn.mailbox, cn.sel = "", nil
+		return nil, err
+	}
+	cn.mailbox, cn.readOnly, cn.sel = mailbox, readOnly, data
+	return data, nil
+}
+
+// Client returns the go-imap client, for commands run inside Do.
+func (cn *Conn) Client() *imapclient.Client { return cn.c }
