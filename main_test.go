@@ -293,3 +293,15 @@ func TestKillAndResume(t *testing.T) {
 		t.Errorf("only %d runs were killed before finishing; the test did not test much", kills)
 	}
 }
+
+func TestExamplesParse(t *testing.T) {
+	files, _ := filepath.Glob("examples/*.yaml")
+	if len(files) < 3 {
+		t.Fatalf("examples/ has %d configs, want one per use", len(files))
+	}
+	for _, f := range files {
+		if _, err := LoadConfig(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

@@ -49,8 +49,10 @@ type Summary struct {
 
 // FolderSummary is the outcome for one source folder.
 type FolderSummary struct {
-	Name              string `json:"name"`
-	Destination       string `json:"destination"`
+	Name        string `json:"name"`
+	Destination string `json:"destination"`
+	// MappedBy says why Destination differs from Name ("special-use \Sent").
+	MappedBy          string `json:"mapped_by,omitempty"`
 	Messages          int    `json:"messages"`
 	Copied            int    `json:"copied"`
 	DuplicatesSkipped int    `json:"duplicates_skipped"`
@@ -162,6 +164,11 @@ func (e *engine) run(ctx context.Context) error {
 		return cmp.Or(-cmp.Compare(boolInt(a.Name == "INBOX"), boolInt(b.Name == "INBOX")), strings.Compare(a.Name, b.Name))
 	})
 
+	mapping, err := e.mapFolders(ctx, folders)
+	if err != nil {
+		return err
+	}
+
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	tasks := make(chan *task, e.opt.Workers)
@@ -180,7 +187,7 @@ func (e *engine) run(ctx context.Context) error {
 		if runCtx.Err() != nil {
 			break
 		}
-		if err := e.planFolder(runCtx, f, tasks); err != nil {
+		if err := e.planFolder(runCtx, f, mapping[f.Name], tasks); err != nil {
 			planErr = err
 			break
 		}
@@ -197,6 +204,37 @@ func (e *engine) run(ctx context.Context) error {
 	return planErr
 }
 
+type folderMap struct{ name, why string }
+
+// mapFolders picks each source folder's destination: by default its own
+// name, but a folder with a special-use role (RFC 6154) goes to the
+// destination folder with the same role, whatever either is called, so
+// "Sent Items" lands in "Sent" and "[Gmail]/Sent Mail" too.
+func (e *engine) mapFolders(ctx context.Context, folders []source.Folder) (map[string]folderMap, error) {
+	out := map[string]folderMap{}
+	byRole := map[string]string{}
+	if dst, err := e.dst.Folders(ctx); err == nil {
+		for _, f := range dst {
+			if f.SpecialUse != "" && byRole[f.SpecialUse] == "" {
+				byRole[f.SpecialUse] = f.Name
+			}
+		}
+	} else if ctx.Err() != nil {
+		return nil, ctx.Err()
+	} else {
+		// Not fatal: without the list, folders keep their names.
+		e.opt.Log.Warn("cannot list destination folders; special-use mapping is off", "error", err)
+	}
+	for _, f := range folders {
+		m := folderMap{name: f.Name}
+		if to := byRole[f.SpecialUse]; to != "" && to != f.Name && f.Name != "INBOX" {
+			m = folderMap{name: to, why: "special-use " + f.SpecialUse}
+		}
+		out[f.Name] = m
+	}
+	return out, nil
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -207,8 +245,8 @@ func boolInt(b bool) int {
 // planFolder lists one source folder and sends what must be copied to tasks.
 // It returns an error only for what ends the whole run; a folder that
 // cannot be read is recorded in the summary and skipped.
-func (e *engine) planFolder(ctx context.Context, f source.Folder, tasks chan<- *task) error {
-	fs := &FolderSummary{Name: f.Name, Destination: f.Name}
+func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, tasks chan<- *task) error {
+	fs := &FolderSummary{Name: f.Name, Destination: to.name, MappedBy: to.why}
 	e.mu.Lock()
 	e.sum.Folders = append(e.sum.Folders, fs)
 	e.mu.Unlock()

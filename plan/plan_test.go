@@ -359,3 +359,27 @@ func TestDatesCarried(t *testing.T) {
 		return nil
 	})
 }
+
+func TestSpecialUseMapping(t *testing.T) {
+	src := memStore(t, msg{"Sent Items", "Message-ID: <s@x>\r\n\r\ns\r\n"}, msg{"Junk-E-Mail", "Message-ID: <j@x>\r\n\r\nj\r\n"}, msg{"Other", "Message-ID: <o@x>\r\n\r\no\r\n"})
+	src.Roles = map[string]string{"Sent Items": `\Sent`, "Junk-E-Mail": `\Junk`}
+	dst := memory.New()
+	dst.CreateFolder(context.Background(), "Sent")
+	dst.Roles = map[string]string{"Sent": `\Sent`}
+	sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{})
+	if dst.Count("Sent") != 1 || dst.Count("Sent Items") != 0 || dst.Count("Junk-E-Mail") != 1 || dst.Count("Other") != 1 {
+		t.Fatalf("Sent %d, Sent Items %d, Junk-E-Mail %d, Other %d", dst.Count("Sent"), dst.Count("Sent Items"), dst.Count("Junk-E-Mail"), dst.Count("Other"))
+	}
+	for _, f := range sum.Folders {
+		if f.Name == "Sent Items" && (f.Destination != "Sent" || f.MappedBy != `special-use \Sent`) {
+			t.Errorf("summary: %+v", f)
+		}
+		if f.Name == "Junk-E-Mail" && (f.Destination != "Junk-E-Mail" || f.MappedBy != "") {
+			t.Errorf("summary: %+v", f)
+		}
+	}
+	// A re-run finds everything done, mapped the same way.
+	if s := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt2"), plan.Options{}); s.Copied != 0 || s.AlreadyPresent != 3 {
+		t.Fatalf("re-run: %+v", s)
+	}
+}

@@ -30,6 +30,8 @@ type Store struct {
 	BeforePut func(folder string, m source.Message) error
 	// Puts counts Put calls that stored a message.
 	Puts int
+	// Roles gives folders special-use roles (folder name -> `\Sent`).
+	Roles map[string]string
 }
 
 // New returns an empty store with an INBOX.
@@ -41,7 +43,7 @@ func (s *Store) Folders(context.Context) ([]source.Folder, error) {
 	defer s.mu.Unlock()
 	var out []source.Folder
 	for n := range s.folders {
-		out = append(out, source.Folder{Name: n})
+		out = append(out, source.Folder{Name: n, SpecialUse: s.Roles[n]})
 	}
 	return out, nil
 }

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/plan"
+	sinkimap "github.com/mailferry/mailferry/sink/imap"
+	"github.com/mailferry/mailferry/sink/sinktest"
+	"github.com/mailferry/mailferry/source"
+	srcimap "github.com/mailferry/mailferry/source/imap"
+	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+	"github.com/mailferry/mailferry/source/sourcetest"
+)
+
+func imapURL(srv *dovecottest.Server, user string) string {
+	return fmt.Sprintf("imaps://%s@127.0.0.1:%d?ca_file=%s", user, srv.IMAPSPort, srv.CAFile)
+}
+
+func imapStore(t *testing.T, srv *dovecottest.Server, user string) *sinkimap.Sink {
+	t.Helper()
+	s, err := sinkimap.Open(context.Background(), srcimap.Config{Addr: dovecottest.Addr(srv.IMAPSPort), TLS: srcimap.TLSImplicit, CAFile: srv.CAFile, User: user, Password: dovecottest.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// imapSafe is the corpus and generated set less what IMAP cannot carry
+// (NUL bytes, 0-byte messages), which sink/imap tests refuse by name.
+func imapSafe(t *testing.T) []sourcetest.Fixture {
+	var out []sourcetest.Fixture
+	for _, f := range sourcetest.DefaultFixtures(t) {
+		if !f.HasNUL() && len(f.Content) > 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func copyJSON(t *testing.T, args ...string) plan.Summary {
+	t.Helper()
+	code, out, stderr := cli(t, append(args, "--json")...)
+	if code != exitOK {
+		t.Fatalf("mailferry %s: exit %d\n%s", strings.Join(args, " "), code, stderr)
+	}
+	var sum plan.Summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("summary: %v\n%s", err, out)
+	}
+	return sum
+}
+
+var bodyCount = regexp.MustCompile(`imap\((\w+)\)<[^>]*><[^>]*>: Info: Disconnected: .* body_count=(\d+)`)
+
+// bodiesFetched sums Dovecot's own count of bodies sent to user, and the
+// number of sessions it has logged out.
+func bodiesFetched(srv *dovecottest.Server, user string) (bodies, sessions int) {
+	for _, m := range bodyCount.FindAllStringSubmatch(srv.Log(), -1) {
+		if m[1] == user {
+			n, _ := strconv.Atoi(m[2])
+			bodies += n
+			sessions++
+		}
+	}
+	return bodies, sessions
+}
+
+// IMAP to IMAP (migration), then IMAP to Maildir (backup) and that Maildir
+// back to IMAP (restore): every message, folder, flag, keyword and
+// INTERNALDATE arrives, checked by the source conformance suite on each
+// destination; re-runs copy nothing and fetch no bodies.
+func TestIMAPEndToEnd(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	srcUser, dstUser, restoreUser := srv.NewUser(t), srv.NewUser(t), srv.NewUser(t)
+	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
+	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	fx := imapSafe(t)
+	sinktest.Put(t, imapStore(t, srv, srcUser), fx)
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "migrate.ckpt")
+	backup := filepath.Join(dir, "backup")
+
+	t.Run("IMAPToIMAP", func(t *testing.T) {
+		sourcetest.Run(t, sourcetest.Opt{
+			Fixtures: func(*testing.T) []sourcetest.Fixture { return fx },
+			New: func(t *testing.T, fx []sourcetest.Fixture) source.Source {
+				sum := copyJSON(t, "copy", imapURL(srv, srcUser), imapURL(srv, dstUser), "--dedup", "none", "--checkpoint", ckpt)
+				if sum.Copied != len(fx) {
+					t.Fatalf("copied %d of %d: %+v", sum.Copied, len(fx), sum.Errors)
+				}
+				return imapStore(t, srv, dstUser)
+			},
+		})
+	})
+
+	t.Run("RerunFetchesNoBodies", func(t *testing.T) {
+		before, sessions := bodiesFetched(srv, srcUser)
+		sum := copyJSON(t, "copy", imapURL(srv, srcUser), imapURL(srv, dstUser), "--dedup", "none", "--checkpoint", ckpt)
+		if sum.Copied != 0 || sum.AlreadyPresent != len(fx) {
+			t.Fatalf("re-run: %d copied, %d present", sum.Copied, sum.AlreadyPresent)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			after, s := bodiesFetched(srv, srcUser)
+			if s > sessions {
+				if after != before {
+					t.Fatalf("the re-run fetched %d bodies", after-before)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the re-run's sessions never logged out")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("FlagsCarriedOnRerun", func(t *testing.T) {
+		src := imapStore(t, srv, srcUser)
+		var m source.Message
+		src.List(context.Background(), "Sent", func(x source.Message) error { m = x; return nil })
+		want := []string{`\Answered`, `\Seen`, "$Label7"}
+		if err := src.SetFlags(context.Background(), "Sent", m.ID, want); err != nil {
+			t.Fatal(err)
+		}
+		sum := copyJSON(t, "copy", imapURL(srv, srcUser), imapURL(srv, dstUser), "--dedup", "none", "--checkpoint", ckpt)
+		if sum.FlagsUpdated != 1 || sum.Copied != 0 {
+			t.Fatalf("re-run after a flag change: %+v", sum)
+		}
+		found := false
+		imapStore(t, srv, dstUser).List(context.Background(), "Sent", func(x source.Message) error {
+			found = found || source.SameFlags(x.Flags, want)
+			return nil
+		})
+		if !found {
+			t.Fatal("no destination message has the new flags")
+		}
+		src.SetFlags(context.Background(), "Sent", m.ID, m.Flags) // as seeded, for the next subtests
+	})
+
+	t.Run("IMAPToMaildirToIMAP", func(t *testing.T) {
+		sum := copyJSON(t, "copy", imapURL(srv, srcUser), "maildir:"+backup, "--dedup", "none")
+		if sum.Copied != len(fx) {
+			t.Fatalf("backup copied %d of %d: %+v", sum.Copied, len(fx), sum.Errors)
+		}
+		sourcetest.Run(t, sourcetest.Opt{
+			Fixtures: func(*testing.T) []sourcetest.Fixture { return fx },
+			New: func(t *testing.T, fx []sourcetest.Fixture) source.Source {
+				s, err := srcmaildir.Open(backup, srcmaildir.LayoutMaildirPP)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			},
+		})
+		sourcetest.Run(t, sourcetest.Opt{
+			Fixtures: func(*testing.T) []sourcetest.Fixture { return fx },
+			New: func(t *testing.T, fx []sourcetest.Fixture) source.Source {
+				sum := copyJSON(t, "copy", "maildir:"+backup, imapURL(srv, restoreUser), "--dedup", "none")
+				if sum.Copied != len(fx) {
+					t.Fatalf("restore copied %d of %d: %+v", sum.Copied, len(fx), sum.Errors)
+				}
+				return imapStore(t, srv, restoreUser)
+			},
+		})
+		// The default dedup finds everything present after a lost checkpoint.
+		sum = copyJSON(t, "copy", "maildir:"+backup, imapURL(srv, restoreUser), "--checkpoint", filepath.Join(dir, "fresh.ckpt"))
+		if sum.Copied != 0 {
+			t.Fatalf("restore again without checkpoint copied %d", sum.Copied)
+		}
+	})
+}
+
+func TestIMAPConnectionSecurity(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	user := srv.NewUser(t)
+	dst := "maildir:" + t.TempDir()
+	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
+	tests := []struct {
+		name, url string
+		code      int
+		stderr    string
+	}{
+		{"self-signed refused without its CA", fmt.Sprintf("imaps://%s@127.0.0.1:%d", user, srv.IMAPSPort), exitFailed, "certificate"},
+		{"STARTTLS with the CA", fmt.Sprintf("imap://%s@127.0.0.1:%d?ca_file=%s", user, srv.IMAPPort, srv.CAFile), exitOK, ""},
+		{"STARTTLS without the CA", fmt.Sprintf("imap://%s@127.0.0.1:%d", user, srv.IMAPPort), exitFailed, "certificate"},
+		{"plaintext asked for", fmt.Sprintf("imap://%s@127.0.0.1:%d?tls=none", user, srv.IMAPPort), exitOK, "without TLS"},
+		{"skip verify, loudly", fmt.Sprintf("imaps://%s@127.0.0.1:%d?insecure_skip_verify=true", user, srv.IMAPSPort), exitOK, "certificate checks are OFF"},
+		{"implicit TLS on the plain port", fmt.Sprintf("imaps://%s@127.0.0.1:%d?ca_file=%s", user, srv.IMAPPort, srv.CAFile), exitFailed, "TLS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := cli(t, "copy", tt.url, dst)
+			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tt.code, tt.stderr)
+			}
+			if strings.Contains(stderr, dovecottest.Password) {
+				t.Fatal("the password appears in the output")
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		t.Setenv("MAILFERRY_SRC_PASSWORD", "not-the-password-xyzzy")
+		code, _, stderr := cli(t, "copy", imapURL(srv, user), dst)
+		if code != exitFailed || !strings.Contains(stderr, "AUTHENTICATIONFAILED") || strings.Contains(stderr, "xyzzy") {
+			t.Fatalf("exit %d, stderr %q", code, stderr)
+		}
+	})
+	t.Run("password in the URL is used, with a warning, and never shown", func(t *testing.T) {
+		t.Setenv("MAILFERRY_SRC_PASSWORD", "")
+		os.Unsetenv("MAILFERRY_SRC_PASSWORD") // t.Setenv restores it afterwards
+		u := fmt.Sprintf("imaps://%s@127.0.0.1:%d?ca_file=%s", url.UserPassword(user, dovecottest.Password), srv.IMAPSPort, srv.CAFile)
+		code, out, stderr := cli(t, "copy", u, dst, "--json")
+		if code != exitOK || !strings.Contains(stderr, "password taken from the URL") {
+			t.Fatalf("exit %d, stderr %q", code, stderr)
+		}
+		if strings.Contains(stderr+out, dovecottest.Password) || strings.Contains(stderr+out, "Wörd") {
+			t.Fatalf("the password appears in the output: %s %s", stderr, out)
+		}
+	})
+}
