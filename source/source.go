@@ -140,14 +140,13 @@ func canonicalSystemFlag(f string) string {
 // case-insensitively, because some servers fold their case (RFC 3501 makes
 // flag names case-insensitive).
 func SameFlags(a, b []string) bool {
-	a, b = NormalizeFlags(a), NormalizeFlags(b)
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !strings.EqualFold(a[i], b[i]) {
-			return false
+	fold := func(fs []string) []string {
+		fs = NormalizeFlags(fs)
+		for i := range fs {
+			fs[i] = strings.ToLower(fs[i])
 		}
+		slices.Sort(fs)
+		return fs
 	}
-	return true
+	return slices.Equal(fold(a), fold(b))
 }

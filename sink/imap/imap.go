@@ -253,9 +253,12 @@ func (s *Sink) append(ctx context.Context, folder, mailbox string, m source.Mess
 	return srcimap.MessageID(data.UIDValidity, data.UID), nil
 }
 
-// allowedFlags keeps the flags the mailbox can store (PERMANENTFLAGS; any
-// keyword when it lists \*), and drops keywords that are not valid atoms:
-// go-imap closes the connection on them (library audit §1.3).
+// allowedFlags keeps system flags always (a server ignores one it cannot
+// keep, and some, go-imap's memserver among them, list only \* in
+// PERMANENTFLAGS), keywords when PERMANENTFLAGS allows them (\*, or listed;
+// no PERMANENTFLAGS means all flags are permanent, RFC 3501 §7.1), and drops
+// keywords that are not valid atoms: go-imap closes the connection on them
+// (library audit §1.3).
 func (s *Sink) allowedFlags(cn *srcimap.Conn, folder, mailbox string, flags []string) ([]imap.Flag, error) {
 	s.mu.Lock()
 	perm, ok := s.perm[mailbox]
@@ -282,7 +285,7 @@ func (s *Sink) allowedFlags(cn *srcimap.Conn, folder, mailbox string, flags []st
 			s.Cfg.Log.Warn("keyword not stored: not a valid IMAP atom", "folder", folder, "keyword", f)
 			continue
 		}
-		allowed := anyKeyword && !strings.HasPrefix(f, `\`)
+		allowed := anyKeyword || strings.HasPrefix(f, `\`)
 		for _, p := range perm {
 			if strings.EqualFold(string(p), f) {
 				allowed = true

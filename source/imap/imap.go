@@ -375,7 +375,7 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 	}
 	cn.dc.begin()
 	fc := cn.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-	r := &bodyReader{s: s, cn: cn, fc: fc, folder: m.Folder, id: m.ID}
+	r := &bodyReader{s: s, cn: cn, fc: fc, folder: m.Folder, id: m.ID, uid: uid}
 	if err := r.start(); err != nil {
 		r.Close()
 		return nil, err
@@ -394,6 +394,7 @@ type bodyReader struct {
 	lit        imap.LiteralReader
 	n          int64
 	folder, id string
+	uid        imap.UID
 	err        error
 	closed     bool
 }
@@ -405,6 +406,19 @@ func (r *bodyReader) start() error {
 			r.err = err
 			return fmt.Errorf("folder %q message %s: fetch: %w", r.folder, r.id, err)
 		}
+		// No response: expunged, or a response go-imap dropped because the
+		// server sent UID after the literal (audit #4). Only the server can
+		// tell which; a message that still exists must not pass as gone.
+		data, err := r.cn.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(r.uid)}}, nil).Wait()
+		if err != nil {
+			r.err = err
+			return fmt.Errorf("folder %q message %s: search: %w", r.folder, r.id, err)
+		}
+		if len(data.AllUIDs()) > 0 {
+			r.err = errors.New("no body")
+			return fmt.Errorf("folder %q message %s: the server answered the FETCH in a form go-imap drops (UID after the body); message not read", r.folder, r.id)
+		}
+		r.lit = emptyLiteral{} // a clean answer: the connection stays usable
 		return fmt.Errorf("folder %q message %s: %w", r.folder, r.id, source.ErrMessageNotFound)
 	}
 	for it := r.md.Next(); it != nil; it = r.md.Next() {
@@ -462,5 +476,10 @@ func (r *bodyReader) Close() error {
 	}
 	return nil
 }
+
+type emptyLiteral struct{}
+
+func (emptyLiteral) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyLiteral) Size() int64              { return 0 }
 
 var _ source.Source = (*Store)(nil)

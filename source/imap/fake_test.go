@@ -1,0 +1,212 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/source"
+)
+
+// fakeServer is a scripted IMAP server for what Dovecot will not do: it
+// answers UID FETCH with fetch(w) and records whether a password was sent.
+type fakeServer struct {
+	addr      string
+	caps      string
+	fetch     func(w *bufio.Writer, tag string) (closeConn bool)
+	gotLogin  atomic.Bool
+	searchHit bool
+}
+
+func startFake(t *testing.T, f *fakeServer) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f.addr = ln.Addr().String()
+	if f.caps == "" {
+		f.caps = "IMAP4rev1"
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c)
+		}
+	}()
+}
+
+func (f *fakeServer) serve(c net.Conn) {
+	defer c.Close()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	fmt.Fprintf(w, "* OK [CAPABILITY %s] fake ready\r\n", f.caps)
+	w.Flush()
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			return
+		}
+		tag, cmd := fields[0], strings.ToUpper(fields[1])
+		if cmd == "UID" && len(fields) > 2 {
+			cmd += " " + strings.ToUpper(fields[2])
+		}
+		switch cmd {
+		case "CAPABILITY":
+			fmt.Fprintf(w, "* CAPABILITY %s\r\n%s OK done\r\n", f.caps, tag)
+		case "LOGIN":
+			f.gotLogin.Store(true)
+			fmt.Fprintf(w, "%s OK logged in\r\n", tag)
+		case "LIST":
+			fmt.Fprintf(w, "* LIST (\\Noselect) \"/\" \"\"\r\n%s OK done\r\n", tag)
+		case "SELECT", "EXAMINE":
+			fmt.Fprintf(w, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 6] n\r\n* FLAGS (\\Seen)\r\n%s OK [READ-ONLY] done\r\n", tag)
+		case "UID FETCH":
+			if f.fetch(w, tag) {
+				w.Flush()
+				return
+			}
+		case "UID SEARCH":
+			if f.searchHit {
+				fmt.Fprintf(w, "* SEARCH 5\r\n")
+			} else {
+				fmt.Fprintf(w, "* SEARCH\r\n")
+			}
+			fmt.Fprintf(w, "%s OK done\r\n", tag)
+		case "LOGOUT":
+			fmt.Fprintf(w, "* BYE bye\r\n%s OK done\r\n", tag)
+			w.Flush()
+			return
+		default:
+			fmt.Fprintf(w, "%s BAD unknown command\r\n", tag)
+		}
+		w.Flush()
+	}
+}
+
+func fakeStore(t *testing.T, f *fakeServer) *Store {
+	startFake(t, f)
+	s, err := Open(context.Background(), Config{Addr: f.addr, TLS: TLSNone, User: "u", Password: "p", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var msg5 = source.Message{Folder: "INBOX", ID: "7/5", Size: 5}
+
+func TestOpenReadsBody(t *testing.T) {
+	s := fakeStore(t, &fakeServer{fetch: func(w *bufio.Writer, tag string) bool {
+		fmt.Fprintf(w, "* 1 FETCH (UID 5 BODY[] {5}\r\nhello)\r\n%s OK done\r\n", tag)
+		return false
+	}})
+	r, err := s.Open(context.Background(), msg5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Audit #4: a response with UID after the literal is dropped by go-imap.
+// The message exists, so it must fail, not pass as deleted.
+func TestUIDAfterLiteralIsNotTakenForDeleted(t *testing.T) {
+	s := fakeStore(t, &fakeServer{searchHit: true, fetch: func(w *bufio.Writer, tag string) bool {
+		fmt.Fprintf(w, "* 1 FETCH (BODY[] {5}\r\nhello UID 5)\r\n%s OK done\r\n", tag)
+		return false
+	}})
+	r, err := s.Open(context.Background(), msg5)
+	if err == nil {
+		r.Close()
+		t.Fatal("Open succeeded without a body")
+	}
+	if errors.Is(err, source.ErrMessageNotFound) {
+		t.Fatalf("an existing message was reported as deleted: %v", err)
+	}
+}
+
+func TestExpungedIsNotFound(t *testing.T) {
+	s := fakeStore(t, &fakeServer{searchHit: false, fetch: func(w *bufio.Writer, tag string) bool {
+		fmt.Fprintf(w, "%s OK done\r\n", tag)
+		return false
+	}})
+	_, err := s.Open(context.Background(), msg5)
+	if !errors.Is(err, source.ErrMessageNotFound) {
+		t.Fatalf("Open of an expunged message: %v", err)
+	}
+}
+
+// Audit #5: a literal cut short by the peer reads as a clean EOF in
+// go-imap. Reading it must fail.
+func TestLiteralCutShortFails(t *testing.T) {
+	s := fakeStore(t, &fakeServer{fetch: func(w *bufio.Writer, tag string) bool {
+		fmt.Fprintf(w, "* 1 FETCH (UID 5 BODY[] {100}\r\n%s", strings.Repeat("x", 50))
+		return true // close mid-literal
+	}})
+	r, err := s.Open(context.Background(), source.Message{Folder: "INBOX", ID: "7/5", Size: 100})
+	if err != nil {
+		return // failing at Open is as good
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err == nil {
+		t.Fatalf("read %d bytes of 100 with no error", len(b))
+	}
+}
+
+// A stalled server is noticed by the timeout, not waited on forever.
+func TestStalledServerTimesOut(t *testing.T) {
+	f := &fakeServer{fetch: func(w *bufio.Writer, tag string) bool {
+		w.Flush()
+		time.Sleep(3 * time.Second) // says nothing
+		return true
+	}}
+	startFake(t, f)
+	s, err := Open(context.Background(), Config{Addr: f.addr, TLS: TLSNone, User: "u", Password: "p", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	r, err := s.Open(context.Background(), msg5)
+	if err == nil {
+		_, err = io.ReadAll(r)
+		r.Close()
+	}
+	if err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("err %v after %v; want a timeout well before the server's 3 s", err, time.Since(start))
+	}
+}
+
+// imap:// requires STARTTLS: a server without it is refused before any
+// password is sent.
+func TestNoSTARTTLSRefused(t *testing.T) {
+	f := &fakeServer{fetch: func(*bufio.Writer, string) bool { return true }}
+	startFake(t, f)
+	_, err := Open(context.Background(), Config{Addr: f.addr, TLS: TLSStart, User: "u", Password: "p"})
+	if !errors.Is(err, ErrNoTLS) {
+		t.Fatalf("err = %v, want ErrNoTLS", err)
+	}
+	if f.gotLogin.Load() {
+		t.Fatal("the password was sent in clear")
+	}
+}
