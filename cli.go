@@ -31,6 +31,8 @@ Usage:
 
 Endpoints:
   maildir:PATH[?layout=fs]            a Maildir tree (Maildir++ by default)
+  imaps://USER@HOST[:PORT]            IMAP over TLS (imap:// for STARTTLS)
+  pop3s://USER@HOST[:PORT]            POP3 over TLS (pop3:// for STLS); a source only
 
 Exit codes: 0 done, 1 run failed, 2 usage or config error,
 3 finished but some messages failed (each named in the summary).
@@ -44,6 +46,7 @@ type commonFlags struct {
 	workers    int
 	quiet      bool
 	verbose    bool
+	deleteSrc  bool
 	job        string // run only
 }
 
@@ -57,6 +60,7 @@ func newFlagSet(name, help string, stderr io.Writer, withJob bool) (*flag.FlagSe
 	fs.IntVar(&c.workers, "workers", 0, "messages in flight at once (default 4)")
 	fs.BoolVar(&c.quiet, "quiet", false, "print only errors")
 	fs.BoolVar(&c.verbose, "verbose", false, "log every message")
+	fs.BoolVar(&c.deleteSrc, "delete-after-copy", false, "delete each message from the source once it is safely at the destination (POP3)")
 	if withJob {
 		fs.StringVar(&c.job, "job", "", "run only the job `NAME`")
 	}
@@ -104,7 +108,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		if len(pos) != 2 {
 			return exitUsage, usagef("%s takes a source and a destination, got %d arguments", cmd, len(pos))
 		}
-		job := Job{Name: "", Source: EndpointConfig{URL: pos[0]}, Destination: EndpointConfig{URL: pos[1]}, Dedup: c.dedup, Checkpoint: c.checkpoint, Workers: c.workers}
+		job := Job{Name: "", Source: EndpointConfig{URL: pos[0]}, Destination: EndpointConfig{URL: pos[1]}, Dedup: c.dedup, Checkpoint: c.checkpoint, Workers: c.workers, DeleteAfterCopy: c.deleteSrc}
 		sum, err := runJob(ctx, job, c, cmd == "plan", stderr)
 		if sum != nil {
 			printSummary(stdout, stderr, c, cmd == "plan", []namedSummary{{"", sum}})
@@ -183,6 +187,7 @@ func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr 
 		if c.checkpoint != "" {
 			j.Checkpoint = c.checkpoint
 		}
+		j.DeleteAfterCopy = j.DeleteAfterCopy || c.deleteSrc
 		sum, err := runJob(ctx, j, c, false, stderr)
 		if sum != nil {
 			sums = append(sums, namedSummary{j.Name, sum})
@@ -282,7 +287,7 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	}
 	defer dst.Close()
 
-	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: j.Workers, DryRun: dryRun, Log: log})
+	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: j.Workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, Log: log})
 	if cerr := ckpt.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -342,6 +347,9 @@ func verdict(s *plan.Summary) string {
 	if s.FlagsUpdated > 0 {
 		v += fmt.Sprintf(", %d flag updates", s.FlagsUpdated)
 	}
+	if s.Deleted > 0 {
+		v += fmt.Sprintf(", %d deleted at the source", s.Deleted)
+	}
 	return v + fmt.Sprintf(" (%s, %.1fs)", humanBytes(s.Bytes), s.ElapsedSeconds)
 }
 
@@ -393,6 +401,7 @@ func totals(sums []namedSummary) jobsSummary {
 		t.Failed += s.sum.Failed
 		t.FlagsUpdated += s.sum.FlagsUpdated
 		t.Vanished += s.sum.Vanished
+		t.Deleted += s.sum.Deleted
 		t.Bytes += s.sum.Bytes
 		t.ElapsedSeconds += s.sum.ElapsedSeconds
 		t.Folders = append(t.Folders, s.sum.Folders...)

@@ -29,6 +29,8 @@ type Job struct {
 	Dedup       string         `yaml:"dedup"`
 	Checkpoint  string         `yaml:"checkpoint"`
 	Workers     int            `yaml:"workers"`
+	// DeleteAfterCopy makes the job a move: see plan.Options.
+	DeleteAfterCopy bool `yaml:"delete_after_copy"`
 
 	line int // where the job starts in the file, for errors
 }

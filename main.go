@@ -51,7 +51,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, ErrConfig) {
+	if errors.As(err, &ue) || errors.Is(err, ErrConfig) || errors.Is(err, plan.ErrCannotDelete) {
 		return exitUsage
 	}
 	return exitFailed

@@ -18,6 +18,7 @@ import (
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+	srcpop3 "github.com/mailferry/mailferry/source/pop3"
 )
 
 // errNotBuilt names an endpoint kind this build cannot open yet.
@@ -42,6 +43,15 @@ func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, l
 			return nil, err
 		}
 		return srcimap.Open(ctx, c)
+	case endpoint.POP3:
+		c, err := imapConfig(e, cfg, "src", log) // the same connection fields
+		if err != nil {
+			return nil, err
+		}
+		return srcpop3.Open(ctx, srcpop3.Config{
+			Addr: c.Addr, TLS: c.TLS, CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
+			User: c.User, Password: c.Password, Auth: c.Auth, Folder: e.Options.Get("folder"), Log: log,
+		})
 	}
 	return nil, fmt.Errorf("%s: %w", e.Kind, errNotBuilt)
 }
@@ -71,10 +81,14 @@ func openDestination(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConf
 			return srcimap.Open(ctx, c)
 		}
 		return sinkimap.Open(ctx, c)
+	case endpoint.POP3:
+		return nil, usagef("%s: POP3 can only be a source", e)
 	}
 	return nil, fmt.Errorf("%s: %w", e.Kind, errNotBuilt)
 }
 
+// imapConfig reads the connection fields of a server endpoint (IMAP or
+// POP3: the options are the same).
 func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logger) (srcimap.Config, error) {
 	if e.User == "" {
 		return srcimap.Config{}, usagef("%s: no user name: write it as imaps://USER@HOST", e)

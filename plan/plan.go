@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -29,7 +30,11 @@ type Options struct {
 	// DryRun plans without writing anything: no message, folder, flag or
 	// checkpoint entry. The destination is only read.
 	DryRun bool
-	Log    *slog.Logger
+	// DeleteAfterCopy deletes from the source every message that is at the
+	// destination and recorded in the checkpoint, once the checkpoint is
+	// flushed (move semantics). The source must implement source.Deleter.
+	DeleteAfterCopy bool
+	Log             *slog.Logger
 }
 
 // Summary is the outcome of a run, also printed by --json.
@@ -41,6 +46,7 @@ type Summary struct {
 	Failed            int              `json:"failed"`
 	FlagsUpdated      int              `json:"flags_updated"`
 	Vanished          int              `json:"vanished"`
+	Deleted           int              `json:"deleted,omitempty"`
 	Bytes             int64            `json:"bytes"`
 	Folders           []*FolderSummary `json:"folders"`
 	ElapsedSeconds    float64          `json:"elapsed_seconds"`
@@ -84,6 +90,9 @@ func (s *Summary) Incomplete() bool {
 	return false
 }
 
+// ErrCannotDelete: --delete-after-copy with a source that cannot delete.
+var ErrCannotDelete = errors.New("this source cannot delete messages (--delete-after-copy)")
+
 // ErrInterrupted is returned when the context was cancelled (Ctrl-C). What
 // was done is in the checkpoint; the next run continues.
 var ErrInterrupted = errors.New("interrupted")
@@ -93,7 +102,7 @@ var ErrInterrupted = errors.New("interrupted")
 // even with an error.
 func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, opt Options) (*Summary, error) {
 	start := time.Now()
-	e := &engine{src: src, dst: dst, ckpt: ckpt, opt: opt, sum: &Summary{DryRun: opt.DryRun, Folders: []*FolderSummary{}, Errors: []ErrorEntry{}}, idx: map[string]*dstIndex{}}
+	e := &engine{doneSeen: map[string]bool{}, src: src, dst: dst, ckpt: ckpt, opt: opt, sum: &Summary{DryRun: opt.DryRun, Folders: []*FolderSummary{}, Errors: []ErrorEntry{}}, idx: map[string]*dstIndex{}}
 	if e.opt.Workers <= 0 {
 		e.opt.Workers = 4
 	}
@@ -110,10 +119,27 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 		}
 		e.sink = s
 	}
+	var deleter source.Deleter
+	if opt.DeleteAfterCopy {
+		d, ok := src.(source.Deleter)
+		if !ok {
+			return e.sum, ErrCannotDelete
+		}
+		deleter = d
+	}
 	err := e.run(ctx)
 	if ckpt != nil && !opt.DryRun {
 		if ferr := ckpt.Flush(); ferr != nil && err == nil {
 			err = ferr
+		}
+	}
+	// Move: delete only what the flushed checkpoint records, and only after
+	// a run that was not cut short.
+	if deleter != nil && err == nil && !opt.DryRun && len(e.doneMsgs) > 0 {
+		if derr := deleter.Delete(ctx, e.doneMsgs); derr != nil {
+			err = fmt.Errorf("delete copied messages from the source: %w", derr)
+		} else {
+			e.sum.Deleted = len(e.doneMsgs)
 		}
 	}
 	e.sum.ElapsedSeconds = time.Since(start).Seconds()
@@ -127,9 +153,11 @@ type engine struct {
 	ckpt *state.Checkpoint
 	opt  Options
 
-	mu  sync.Mutex // guards sum and idx contents
-	sum *Summary
-	idx map[string]*dstIndex
+	mu       sync.Mutex // guards sum, idx contents, doneMsgs
+	sum      *Summary
+	idx      map[string]*dstIndex
+	doneMsgs []source.Message // recorded in the checkpoint: may be deleted at the source
+	doneSeen map[string]bool
 }
 
 // dstIndex is what one destination folder holds, by dedup key.
@@ -295,6 +323,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			continue
 		}
 		fs.AlreadyPresent++
+		e.markDone(m)
 		if !source.SameFlags(rec.Flags, m.Flags) && rec.DstID != "" {
 			flagUpdates = append(flagUpdates, flagUpdate{m: m, rec: rec})
 		}
@@ -324,6 +353,15 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if d, ok := e.src.(source.Describer); ok {
+			if err := d.Describe(ctx, &m); errors.Is(err, source.ErrMessageNotFound) {
+				e.vanished(fs, m, err)
+				continue
+			} else if err != nil {
+				e.fail(fs, m, fmt.Errorf("read header: %w", err))
+				continue
+			}
+		}
 		key, keys, err := e.sourceKey(ctx, m)
 		if errors.Is(err, source.ErrMessageNotFound) {
 			e.vanished(fs, m, err)
@@ -341,7 +379,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		idx.inflight[key] = t
 		e.mu.Unlock()
 		if e.opt.DryRun {
-			e.done(t, "")
+			e.done(t, "", max(m.Size, 0))
 			continue
 		}
 		select {
@@ -592,10 +630,10 @@ func (e *engine) copy(ctx context.Context, stop context.CancelCauseFunc, t *task
 	if ctx.Err() != nil {
 		return
 	}
-	id, err := e.put(ctx, t)
+	id, n, err := e.put(ctx, t)
 	switch {
 	case err == nil:
-		e.done(t, id)
+		e.done(t, id, n)
 		return
 	case ctx.Err() != nil:
 		return // interrupted: the message is not at the destination, nor recorded
@@ -624,22 +662,41 @@ func (e *engine) copy(ctx context.Context, stop context.CancelCauseFunc, t *task
 	}
 }
 
-func (e *engine) put(ctx context.Context, t *task) (string, error) {
+// put copies one message and returns the bytes that crossed: a source may
+// not know sizes exactly (POP3), so the count comes from the copy itself.
+func (e *engine) put(ctx context.Context, t *task) (string, int64, error) {
 	r, err := e.src.Open(ctx, t.m)
 	if err != nil {
-		return "", fmt.Errorf("open: %w", err)
+		return "", 0, fmt.Errorf("open: %w", err)
 	}
-	defer r.Close()
-	id, err := e.sink.Put(ctx, t.dstFolder, t.m, r)
+	cr := &countingReader{r: r}
+	id, err := e.sink.Put(ctx, t.dstFolder, t.m, cr)
+	if cerr := r.Close(); err == nil && cerr != nil {
+		// A source that notices a problem only at the end (a short body)
+		// says so here; the sink has already stored it, which Put's size
+		// check prevents for sources that declare sizes.
+		err = cerr
+	}
 	if err != nil {
-		return "", fmt.Errorf("write to %q: %w", t.dstFolder, err)
+		return "", 0, fmt.Errorf("write to %q: %w", t.dstFolder, err)
 	}
-	return id, nil
+	return id, cr.n, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	return k, err
 }
 
 // done records a copied message (rule 1 of package state: only now) and
 // the duplicates that waited on it.
-func (e *engine) done(t *task, id string) {
+func (e *engine) done(t *task, id string, size int64) {
 	e.mu.Lock()
 	idx := e.idx[t.dstFolder]
 	delete(idx.inflight, t.key)
@@ -651,7 +708,6 @@ func (e *engine) done(t *task, id string) {
 	e.sum.Copied++
 	t.fs.DuplicatesSkipped += len(t.followers)
 	e.sum.DuplicatesSkipped += len(t.followers)
-	size := max(t.m.Size, 0)
 	t.fs.Bytes += size
 	e.sum.Bytes += size
 	e.mu.Unlock()
@@ -665,7 +721,17 @@ func (e *engine) done(t *task, id string) {
 	}
 }
 
+func (e *engine) markDone(m source.Message) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if k := m.Folder + "\x00" + m.ID; !e.doneSeen[k] {
+		e.doneSeen[k] = true
+		e.doneMsgs = append(e.doneMsgs, m)
+	}
+}
+
 func (e *engine) record(m source.Message, rec state.Record, dstKeys []string) {
+	e.markDone(m)
 	if err := e.ckpt.Add(state.Entry{SrcFolder: m.Folder, SrcID: m.ID, Record: rec, DstKeys: dstKeys}); err != nil {
 		// A checkpoint that cannot be written costs speed on the next run,
 		// not correctness; say so once per message rather than stopping.

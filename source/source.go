@@ -150,3 +150,22 @@ func SameFlags(a, b []string) bool {
 	}
 	return slices.Equal(fold(a), fold(b))
 }
+
+// Describer is implemented by sources whose List leaves out details that
+// cost a round trip per message (POP3 needs a TOP for the Message-ID and
+// the date). The planner calls Describe only for messages the checkpoint
+// does not know, before it keys or copies them.
+type Describer interface {
+	// Describe fills in m's MessageID (setting MessageIDKnown) and Date.
+	Describe(ctx context.Context, m *Message) error
+}
+
+// Deleter is implemented by sources that can delete what was copied, for
+// move semantics (--delete-after-copy).
+type Deleter interface {
+	// Delete removes msgs from the store. The planner calls it only for
+	// messages that are durable at the destination and recorded in a
+	// checkpoint that has been flushed. It is all or nothing where the
+	// protocol allows (POP3: deletions take effect at QUIT).
+	Delete(ctx context.Context, msgs []Message) error
+}

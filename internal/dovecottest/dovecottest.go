@@ -270,6 +270,29 @@ func (s *Server) AddUser(t testing.TB, name string) {
 	os.Chtimes(filepath.Join(s.Dir, "passwd"), now, now)
 }
 
+// Deliver writes messages straight into user's INBOX (Maildir new/), as a
+// local delivery agent would, each with its mtime (Dovecot's received
+// date). It bypasses IMAP, so content IMAP cannot carry (NUL bytes, 0
+// bytes) reaches the mailbox too.
+func (s *Server) Deliver(t testing.TB, user string, msgs [][]byte, dates []time.Time) {
+	t.Helper()
+	md := s.Maildir(user)
+	for _, d := range []string{filepath.Dir(md), md, filepath.Join(md, "cur"), filepath.Join(md, "new"), filepath.Join(md, "tmp")} {
+		os.MkdirAll(d, 0o700)
+		os.Chown(d, s.mailUID, s.mailGID)
+	}
+	for i, m := range msgs {
+		p := filepath.Join(md, "new", fmt.Sprintf("%d.M%dP%d.mailferry-test", 1500000000+i, i, os.Getpid()))
+		if err := os.WriteFile(p, m, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(p, s.mailUID, s.mailGID)
+		if i < len(dates) && !dates[i].IsZero() {
+			os.Chtimes(p, dates[i], dates[i])
+		}
+	}
+}
+
 // Maildir returns the Maildir of user.
 func (s *Server) Maildir(user string) string { return filepath.Join(s.Dir, "mail", user, "Maildir") }
 

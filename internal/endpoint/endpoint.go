@@ -56,7 +56,7 @@ var ErrSyntax = errors.New("bad endpoint")
 var allowed = map[string][]string{
 	Maildir: {"layout"},
 	IMAP:    {"tls", "ca_file", "insecure_skip_verify", "auth"},
-	POP3:    {"tls", "ca_file", "insecure_skip_verify", "auth"},
+	POP3:    {"tls", "ca_file", "insecure_skip_verify", "auth", "folder"},
 }
 
 // Parse parses s. A leading "~/" in a Maildir path is the home directory.

@@ -19,42 +19,63 @@ const maxHeader = 4 << 20
 // net/mail and go-message are not (library audit §6): a line without a colon,
 // an mbox "From " line, 8-bit bytes or bare LF do not stop it.
 func MessageID(r io.Reader) (value string, found bool, err error) {
+	err = Scan(r, func(name, v string) bool {
+		if strings.EqualFold(name, "Message-ID") {
+			value, found = v, true
+			return false
+		}
+		return true
+	})
+	return value, found, err
+}
+
+// Scan calls fn with the name and unfolded value of each header field, in
+// order, until fn returns false or the header ends. Lines that are not
+// fields (no colon, an mbox "From " line) are skipped.
+func Scan(r io.Reader, fn func(name, value string) bool) error {
 	br := bufio.NewReaderSize(io.LimitReader(r, maxHeader), 16<<10)
-	var cur []byte // the field being unfolded
-	inMsgID := false
+	var name string
+	var val []byte
+	have := false
+	emit := func() bool {
+		if !have {
+			return true
+		}
+		have = false
+		return fn(name, string(bytes.TrimSpace(val)))
+	}
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// An overlong header line: keep the part read, skip the rest.
+			line = bytes.Clone(line)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return "", false, err
+			return err
 		}
 		trimmed := bytes.TrimRight(line, "\r\n")
 		folded := len(trimmed) > 0 && (trimmed[0] == ' ' || trimmed[0] == '\t')
 		switch {
-		case folded && inMsgID:
-			cur = append(cur, ' ')
-			cur = append(cur, bytes.TrimSpace(trimmed)...)
-		case inMsgID:
-			return string(bytes.TrimSpace(cur)), true, nil
+		case folded && have:
+			val = append(val, ' ')
+			val = append(val, bytes.TrimSpace(trimmed)...)
 		case len(trimmed) == 0 && len(line) > 0:
-			return "", false, nil // blank line: end of header
+			emit()
+			return nil // blank line: end of header
 		case !folded:
-			name, val, ok := bytes.Cut(trimmed, []byte(":"))
-			if ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Message-ID") {
-				inMsgID = true
-				cur = append(cur[:0], bytes.TrimSpace(val)...)
+			if !emit() {
+				return nil
+			}
+			if n, v, ok := bytes.Cut(trimmed, []byte(":")); ok && len(bytes.TrimSpace(n)) > 0 && !bytes.ContainsAny(bytes.TrimSpace(n), " \t") {
+				name, val, have = string(bytes.TrimSpace(n)), append(val[:0], bytes.TrimSpace(v)...), true
 			}
 		}
 		if err != nil { // EOF
-			if inMsgID {
-				return string(bytes.TrimSpace(cur)), true, nil
-			}
-			return "", false, nil
+			emit()
+			return nil
 		}
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
+
+	"github.com/mailferry/mailferry/internal/netx"
 )
 
 // TLS modes, as in package endpoint.
@@ -64,7 +66,7 @@ var (
 // Conn is one logged-in connection, lent by a Pool to one user at a time.
 type Conn struct {
 	c        *imapclient.Client
-	dc       *deadlineConn
+	dc       *netx.DeadlineConn
 	mailbox  string // selected mailbox ("" none)
 	readOnly bool
 	sel      *imap.SelectData
@@ -77,54 +79,6 @@ func (c *Conn) close() {
 	c.dc.Conn.Close()
 	go c.c.Close()
 }
-
-// deadlineConn gives go-imap a timeout it lacks (audit: no timeout while
-// waiting for a response; a fixed 5 minutes per literal). While a command
-// is active, every Read must make progress within timeout; while idle in
-// the pool, the connection may wait forever. go-imap's own deadlines are
-// ignored so that a large literal on a slow link is not cut at 5 minutes.
-type deadlineConn struct {
-	net.Conn
-	timeout time.Duration
-	mu      sync.Mutex
-	active  int
-}
-
-func (d *deadlineConn) begin() {
-	d.mu.Lock()
-	d.active++
-	d.mu.Unlock()
-	d.Conn.SetReadDeadline(time.Now().Add(d.timeout)) // applies to a Read already waiting
-}
-
-func (d *deadlineConn) end() {
-	d.mu.Lock()
-	d.active--
-	idle := d.active == 0
-	d.mu.Unlock()
-	if idle {
-		d.Conn.SetReadDeadline(time.Time{})
-	}
-}
-
-func (d *deadlineConn) Read(p []byte) (int, error) {
-	d.mu.Lock()
-	active := d.active > 0
-	d.mu.Unlock()
-	if active {
-		d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
-	}
-	return d.Conn.Read(p)
-}
-
-func (d *deadlineConn) Write(p []byte) (int, error) {
-	d.Conn.SetWriteDeadline(time.Now().Add(d.timeout))
-	return d.Conn.Write(p)
-}
-
-func (d *deadlineConn) SetDeadline(time.Time) error      { return nil }
-func (d *deadlineConn) SetReadDeadline(time.Time) error  { return nil }
-func (d *deadlineConn) SetWriteDeadline(time.Time) error { return nil }
 
 // Pool hands out up to n connections, one user at a time each.
 type Pool struct {
@@ -231,9 +185,9 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", p.cfg.Addr, err)
 	}
-	dc := &deadlineConn{Conn: raw, timeout: p.cfg.Timeout}
-	dc.begin()
-	defer dc.end()
+	dc := netx.NewDeadlineConn(raw, p.cfg.Timeout)
+	dc.Begin()
+	defer dc.End()
 	opts := &imapclient.Options{TLSConfig: tc}
 	var c *imapclient.Client
 	switch p.cfg.TLS {
@@ -300,8 +254,8 @@ func (p *Pool) login(cn *Conn) error {
 
 // Do runs fn with cn's deadline active: every command must go through it.
 func (cn *Conn) Do(fn func() error) error {
-	cn.dc.begin()
-	defer cn.dc.end()
+	cn.dc.Begin()
+	defer cn.dc.End()
 	return fn()
 }
 

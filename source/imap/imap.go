@@ -373,7 +373,7 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 		s.Pool.Put(cn, false)
 		return nil, fmt.Errorf("folder %q message %s: UIDVALIDITY is now %d: %w", m.Folder, m.ID, sel.UIDValidity, source.ErrMessageNotFound)
 	}
-	cn.dc.begin()
+	cn.dc.Begin()
 	fc := cn.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 	r := &bodyReader{s: s, cn: cn, fc: fc, folder: m.Folder, id: m.ID, uid: uid}
 	if err := r.start(); err != nil {
@@ -454,7 +454,7 @@ func (r *bodyReader) Close() error {
 		return nil
 	}
 	r.closed = true
-	defer r.cn.dc.end()
+	defer r.cn.dc.End()
 	complete := r.lit != nil && r.n == r.lit.Size() && r.err == nil
 	if !complete {
 		// Unread literal bytes would have to cross the network to free the
