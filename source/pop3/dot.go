@@ -24,6 +24,21 @@ type dotReader struct {
 func newDotReader(br *bufio.Reader) *dotReader { return &dotReader{br: br, atLineStart: true} }
 
 func (d *dotReader) Read(p []byte) (int, error) {
+	n, err := d.read(p)
+	// Fill p with further lines already buffered: one line per Read would
+	// make a large message cost a call per line.
+	for err == nil && n < len(p) && len(d.pending) == 0 && !d.done && d.br.Buffered() > 0 {
+		var k int
+		k, err = d.read(p[n:])
+		n += k
+	}
+	if n > 0 && errors.Is(err, io.EOF) {
+		err = nil // EOF comes with the next call
+	}
+	return n, err
+}
+
+func (d *dotReader) read(p []byte) (int, error) {
 	for len(d.pending) == 0 {
 		if d.err != nil {
 			return 0, d.err
@@ -75,6 +90,7 @@ type trailerReader struct {
 	listSize int64
 	n        int64
 	hold     []byte // the last bytes read, not yet given out
+	buf      []byte
 	eof      bool
 }
 
@@ -83,22 +99,20 @@ func (t *trailerReader) Read(p []byte) (int, error) {
 		return t.r.Read(p)
 	}
 	for {
-		if len(t.hold) > 2 || (t.eof && len(t.hold) > 0) {
-			out := t.hold
-			if !t.eof {
-				out = t.hold[:len(t.hold)-2] // keep two back until EOF
+		if t.eof {
+			if len(t.hold) == 0 {
+				return 0, io.EOF
 			}
-			k := copy(p, out)
+			k := copy(p, t.hold)
 			t.hold = t.hold[k:]
 			return k, nil
 		}
-		if t.eof {
-			return 0, io.EOF
+		if t.buf == nil {
+			t.buf = make([]byte, 32<<10)
 		}
-		buf := make([]byte, max(len(p), 4096))
-		k, err := t.r.Read(buf)
+		k, err := t.r.Read(t.buf)
 		t.n += int64(k)
-		t.hold = append(t.hold, buf[:k]...)
+		t.hold = append(t.hold, t.buf[:k]...)
 		if errors.Is(err, io.EOF) {
 			t.eof = true
 			if t.n == t.listSize+2 && bytes.HasSuffix(t.hold, []byte("\r\n")) {
@@ -108,6 +122,11 @@ func (t *trailerReader) Read(p []byte) (int, error) {
 		}
 		if err != nil {
 			return 0, err
+		}
+		if len(t.hold) > 2 { // give out all but the last two bytes
+			k := copy(p, t.hold[:len(t.hold)-2])
+			t.hold = append(t.hold[:0], t.hold[k:]...)
+			return k, nil
 		}
 	}
 }

@@ -1,0 +1,349 @@
+package pop3
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/sink/memory"
+	"github.com/mailferry/mailferry/state"
+)
+
+// fakePOP3 is a scripted POP3 server for faults Dovecot will not show.
+type fakePOP3 struct {
+	mu       sync.Mutex
+	msgs     []fakeMsg
+	noUIDL   bool
+	errOn    map[string]bool // RETR of these UIDLs answers -ERR
+	dropOn   map[string]bool // RETR of these UIDLs sends half, then hangs up
+	quitFail bool            // the connection drops on QUIT (nothing deleted)
+	addr     string
+	retrs    int
+}
+
+type fakeMsg struct {
+	uidl, body string // body with CRLF line endings, not dot-stuffed
+	deleted    bool
+}
+
+func (f *fakePOP3) start(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f.addr = ln.Addr().String()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c)
+		}
+	}()
+}
+
+func stuff(body string) string {
+	lines := strings.SplitAfter(body, "\r\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if strings.HasPrefix(l, ".") {
+			b.WriteByte('.')
+		}
+		b.WriteString(l)
+	}
+	if !strings.HasSuffix(body, "\r\n") {
+		b.WriteString("\r\n")
+	}
+	return b.String()
+}
+
+func (f *fakePOP3) serve(c net.Conn) {
+	defer c.Close()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	fmt.Fprint(w, "+OK fake POP3\r\n")
+	w.Flush()
+	f.mu.Lock()
+	visible := []int{} // this session's message numbers -> index in msgs
+	for i, m := range f.msgs {
+		if !m.deleted {
+			visible = append(visible, i)
+		}
+	}
+	f.mu.Unlock()
+	marked := map[int]bool{}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		num := func() (int, bool) {
+			if len(fields) < 2 {
+				return 0, false
+			}
+			n, err := strconv.Atoi(fields[1])
+			return n, err == nil && n >= 1 && n <= len(visible)
+		}
+		f.mu.Lock()
+		switch strings.ToUpper(fields[0]) {
+		case "CAPA":
+			fmt.Fprint(w, "+OK\r\nUSER\r\nTOP\r\n")
+			if !f.noUIDL {
+				fmt.Fprint(w, "UIDL\r\n")
+			}
+			fmt.Fprint(w, ".\r\n")
+		case "USER", "PASS", "NOOP", "RSET":
+			fmt.Fprint(w, "+OK\r\n")
+		case "STAT":
+			fmt.Fprintf(w, "+OK %d 0\r\n", len(visible))
+		case "LIST":
+			fmt.Fprint(w, "+OK\r\n")
+			for n, i := range visible {
+				fmt.Fprintf(w, "%d %d\r\n", n+1, len(f.msgs[i].body))
+			}
+			fmt.Fprint(w, ".\r\n")
+		case "UIDL":
+			if f.noUIDL {
+				fmt.Fprint(w, "-ERR no UIDL here\r\n")
+				break
+			}
+			fmt.Fprint(w, "+OK\r\n")
+			for n, i := range visible {
+				fmt.Fprintf(w, "%d %s\r\n", n+1, f.msgs[i].uidl)
+			}
+			fmt.Fprint(w, ".\r\n")
+		case "RETR", "TOP":
+			n, ok := num()
+			if !ok {
+				fmt.Fprint(w, "-ERR no such message\r\n")
+				break
+			}
+			m := f.msgs[visible[n-1]]
+			body := m.body
+			if strings.ToUpper(fields[0]) == "TOP" {
+				if i := strings.Index(body, "\r\n\r\n"); i >= 0 {
+					body = body[:i+4]
+				}
+			} else {
+				f.retrs++
+				if f.errOn[m.uidl] {
+					fmt.Fprint(w, "-ERR cannot read this one\r\n")
+					break
+				}
+				if f.dropOn[m.uidl] {
+					fmt.Fprint(w, "+OK\r\n"+stuff(body)[:len(body)/2])
+					w.Flush()
+					f.mu.Unlock()
+					return
+				}
+			}
+			fmt.Fprint(w, "+OK\r\n"+stuff(body)+".\r\n")
+		case "DELE":
+			n, ok := num()
+			if !ok {
+				fmt.Fprint(w, "-ERR no such message\r\n")
+				break
+			}
+			marked[visible[n-1]] = true
+			fmt.Fprint(w, "+OK\r\n")
+		case "QUIT":
+			if f.quitFail {
+				f.mu.Unlock()
+				return
+			}
+			for i := range marked {
+				f.msgs[i].deleted = true
+			}
+			fmt.Fprint(w, "+OK bye\r\n")
+			w.Flush()
+			f.mu.Unlock()
+			return
+		default:
+			fmt.Fprint(w, "-ERR unknown\r\n")
+		}
+		f.mu.Unlock()
+		w.Flush()
+	}
+}
+
+func (f *fakePOP3) remaining() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, m := range f.msgs {
+		if !m.deleted {
+			n++
+		}
+	}
+	return n
+}
+
+func msgs(n int) []fakeMsg {
+	var out []fakeMsg
+	for i := range n {
+		out = append(out, fakeMsg{uidl: fmt.Sprintf("uid-%03d", i), body: fmt.Sprintf("Message-ID: <%d@fake>\r\nSubject: %d\r\n\r\n.line with a dot\r\nbody %d\r\n", i, i, i)})
+	}
+	return out
+}
+
+func copyRun(t *testing.T, f *fakePOP3, dst *memory.Store, ckpt string, opt plan.Options) (*plan.Summary, error) {
+	t.Helper()
+	src, err := Open(context.Background(), Config{Addr: f.addr, TLS: TLSNone, User: "u", Password: "p", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	c, err := state.Open(ckpt, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return plan.Run(context.Background(), src, dst, c, opt)
+}
+
+func bodies(dst *memory.Store) map[string]int {
+	out := map[string]int{}
+	for _, b := range dst.Bodies("INBOX") {
+		out[string(b)]++
+	}
+	return out
+}
+
+func checkExactlyOnce(t *testing.T, f *fakePOP3, dst *memory.Store) {
+	t.Helper()
+	got := bodies(dst)
+	for _, m := range f.msgs {
+		if got[m.body] != 1 {
+			t.Fatalf("%s at the destination %d times", m.uidl, got[m.body])
+		}
+	}
+	if len(dst.Bodies("INBOX")) != len(f.msgs) {
+		t.Fatalf("destination holds %d, want %d", len(dst.Bodies("INBOX")), len(f.msgs))
+	}
+}
+
+func TestFakeFaultsThenResume(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		setup func(f *fakePOP3)
+	}{
+		{"drop mid-RETR", func(f *fakePOP3) { f.dropOn = map[string]bool{"uid-003": true} }},
+		{"-ERR on one message", func(f *fakePOP3) { f.errOn = map[string]bool{"uid-005": true} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakePOP3{msgs: msgs(10)}
+			tt.setup(f)
+			f.start(t)
+			dst := memory.New()
+			ckpt := filepath.Join(t.TempDir(), "ckpt")
+			sum, err := copyRun(t, f, dst, ckpt, plan.Options{Workers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Failed != 1 || sum.Copied != 9 || len(sum.Errors) != 1 {
+				t.Fatalf("with the fault: %+v", sum)
+			}
+			f.mu.Lock()
+			f.dropOn, f.errOn = nil, nil
+			f.mu.Unlock()
+			sum, err = copyRun(t, f, dst, ckpt, plan.Options{})
+			if err != nil || sum.Copied != 1 {
+				t.Fatalf("resume: %+v, %v", sum, err)
+			}
+			checkExactlyOnce(t, f, dst)
+		})
+	}
+}
+
+func TestFakeNoUIDL(t *testing.T) {
+	f := &fakePOP3{msgs: msgs(5), noUIDL: true}
+	f.msgs = append(f.msgs, f.msgs[2]) // an identical twin: still two messages
+	f.start(t)
+	dst := memory.New()
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	sum, err := copyRun(t, f, dst, ckpt, plan.Options{Dedup: plan.DedupNone})
+	if err != nil || sum.Copied != 6 {
+		t.Fatalf("first run: %+v, %v", sum, err)
+	}
+	sum, err = copyRun(t, f, dst, ckpt, plan.Options{Dedup: plan.DedupNone})
+	if err != nil || sum.Copied != 0 || sum.AlreadyPresent != 6 {
+		t.Fatalf("re-run without UIDL: %+v, %v", sum, err)
+	}
+}
+
+func TestFakeUIDLChangesBetweenRuns(t *testing.T) {
+	f := &fakePOP3{msgs: msgs(6)}
+	f.start(t)
+	dst := memory.New()
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	if sum, err := copyRun(t, f, dst, ckpt, plan.Options{}); err != nil || sum.Copied != 6 {
+		t.Fatalf("first run: %+v, %v", sum, err)
+	}
+	// Another client deleted two, and three arrived: numbers shift.
+	f.mu.Lock()
+	f.msgs[0].deleted, f.msgs[3].deleted = true, true
+	for _, m := range msgs(9)[6:] {
+		f.msgs = append(f.msgs, m)
+	}
+	f.mu.Unlock()
+	sum, err := copyRun(t, f, dst, ckpt, plan.Options{})
+	if err != nil || sum.Copied != 3 || sum.AlreadyPresent != 4 {
+		t.Fatalf("second run: %+v, %v", sum, err)
+	}
+	if len(dst.Bodies("INBOX")) != 9 {
+		t.Fatalf("destination holds %d, want 9", len(dst.Bodies("INBOX")))
+	}
+}
+
+func TestFakeLargeMessage(t *testing.T) {
+	var big bytes.Buffer
+	big.WriteString("Message-ID: <big@fake>\r\n\r\n")
+	for big.Len() < 30<<20 {
+		big.WriteString(".a line that needs stuffing, then more text to make it long enough\r\n")
+	}
+	f := &fakePOP3{msgs: []fakeMsg{{uidl: "big", body: big.String()}}}
+	f.start(t)
+	dst := memory.New()
+	sum, err := copyRun(t, f, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{})
+	if err != nil || sum.Copied != 1 || sum.Bytes != int64(big.Len()) {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	if !bytes.Equal(dst.Bodies("INBOX")[0], big.Bytes()) {
+		t.Fatal("30 MB message altered")
+	}
+}
+
+// Deleting takes effect at QUIT: a connection lost before it deletes
+// nothing, and the next run deletes what the checkpoint records.
+func TestFakeDeleteAfterCopy(t *testing.T) {
+	f := &fakePOP3{msgs: msgs(4), quitFail: true}
+	f.start(t)
+	dst := memory.New()
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	_, err := copyRun(t, f, dst, ckpt, plan.Options{DeleteAfterCopy: true})
+	if err == nil || f.remaining() != 4 {
+		t.Fatalf("QUIT lost: err %v, %d left on the server; want an error and 4", err, f.remaining())
+	}
+	f.mu.Lock()
+	f.quitFail = false
+	f.mu.Unlock()
+	sum, err := copyRun(t, f, dst, ckpt, plan.Options{DeleteAfterCopy: true})
+	if err != nil || sum.Copied != 0 || sum.Deleted != 4 || f.remaining() != 0 {
+		t.Fatalf("second run: %+v, %v, %d left", sum, err, f.remaining())
+	}
+	checkExactlyOnce(t, f, dst)
+}
