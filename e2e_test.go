@@ -17,6 +17,7 @@ import (
 	"github.com/mailferry/mailferry/internal/eol"
 	"github.com/mailferry/mailferry/plan"
 	sinkimap "github.com/mailferry/mailferry/sink/imap"
+	sinkmaildir "github.com/mailferry/mailferry/sink/maildir"
 	"github.com/mailferry/mailferry/sink/sinktest"
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
@@ -330,4 +331,76 @@ func countFiles(t *testing.T, root string) int {
 		return err
 	})
 	return n
+}
+
+func fewFixtures(folder string, n int) []sourcetest.Fixture {
+	var fx []sourcetest.Fixture
+	for i := range n {
+		fx = append(fx, sourcetest.Fixture{Name: fmt.Sprint(i), Folder: folder,
+			Content: []byte(fmt.Sprintf("Message-ID: <%d@uv.test>\r\nSubject: %d\r\n\r\nbody %d\r\n", i, i, i)),
+			Flags:   []string{`\Seen`}, Date: time.Date(2021, 1, 1, 0, 0, i, 0, time.UTC)})
+	}
+	return fx
+}
+
+// When a folder's UIDVALIDITY changes (here: deleted and made again with the
+// same mail), every message has a new ID; the folder is matched against the
+// destination again, and nothing is copied twice.
+func TestIMAPUIDValidityChange(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	user := srv.NewUser(t)
+	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
+	fx := fewFixtures("Box", 20)
+	src := imapStore(t, srv, user)
+	sinktest.Put(t, src, fx)
+	dst := "maildir:" + t.TempDir()
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	if sum := copyJSON(t, "copy", imapURL(srv, user), dst, "--checkpoint", ckpt); sum.Copied != 20 {
+		t.Fatalf("first run copied %d", sum.Copied)
+	}
+	cn, err := src.Pool.Get(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cn.Do(func() error { return cn.Client().Delete("Box").Wait() }); err != nil {
+		t.Fatal(err)
+	}
+	src.Pool.Put(cn, false)
+	src.Close()
+	sinktest.Put(t, imapStore(t, srv, user), fx)
+	sum := copyJSON(t, "copy", imapURL(srv, user), dst, "--checkpoint", ckpt)
+	if sum.Copied != 0 || sum.AlreadyPresent != 20 {
+		t.Fatalf("after the UIDVALIDITY change: %d copied, %d present", sum.Copied, sum.AlreadyPresent)
+	}
+}
+
+// A destination without UIDPLUS: the copies have no IDs we know, and a run
+// that lost its checkpoint still copies nothing twice.
+func TestIMAPWithoutUIDPLUS(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{IMAPCapability: "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ NAMESPACE SPECIAL-USE"})
+	user := srv.NewUser(t)
+	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	srcDir := t.TempDir()
+	s, err := sinkmaildirNew(srcDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinktest.Put(t, s, fewFixtures("INBOX", 15))
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	if sum := copyJSON(t, "copy", "maildir:"+srcDir, imapURL(srv, user), "--checkpoint", ckpt); sum.Copied != 15 {
+		t.Fatalf("copied %d", sum.Copied)
+	}
+	os.Remove(ckpt)
+	if sum := copyJSON(t, "copy", "maildir:"+srcDir, imapURL(srv, user), "--checkpoint", ckpt); sum.Copied != 0 || sum.AlreadyPresent != 15 {
+		t.Fatalf("without the checkpoint: %d copied, %d present", sum.Copied, sum.AlreadyPresent)
+	}
+	n := 0
+	imapStore(t, srv, user).List(context.Background(), "INBOX", func(source.Message) error { n++; return nil })
+	if n != 15 {
+		t.Fatalf("the server holds %d messages, want 15", n)
+	}
+}
+
+func sinkmaildirNew(dir string) (*sinkmaildir.Sink, error) {
+	return sinkmaildir.New(dir, srcmaildir.LayoutMaildirPP, nil)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -240,15 +241,7 @@ func TestKillAndResume(t *testing.T) {
 	}
 	src := filepath.Join(dir, "src")
 	const n = 1500
-	for i := range n {
-		folder := []string{"", ".A", ".B.C"}[i%3]
-		os.MkdirAll(filepath.Join(src, folder, "cur"), 0o700)
-		body := fmt.Sprintf("Message-ID: <%d@kill.test>\nSubject: %d\n\n%s\n", i, i, strings.Repeat("body ", i%200))
-		if i%10 == 0 {
-			body = fmt.Sprintf("Subject: no id %d\n\nbody\n", i) // keyed by content
-		}
-		os.WriteFile(filepath.Join(src, folder, "cur", fmt.Sprintf("%d.x:2,S", i)), []byte(body), 0o600)
-	}
+	makeMaildir(src, n)
 	dst := filepath.Join(dir, "dst")
 	ckpt := filepath.Join(dir, "ckpt")
 	args := []string{"copy", "maildir:" + src, "maildir:" + dst, "--checkpoint", ckpt, "--quiet"}
@@ -271,23 +264,7 @@ func TestKillAndResume(t *testing.T) {
 	}
 	var sum plan.Summary
 	json.Unmarshal(out, &sum)
-	// Count what the destination holds: each message exactly once.
-	seen := map[string]int{}
-	filepath.Walk(dst, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && filepath.Base(filepath.Dir(p)) == "cur" {
-			b, _ := os.ReadFile(p)
-			seen[string(b)]++
-		}
-		return err
-	})
-	if len(seen) != n {
-		t.Fatalf("destination holds %d distinct messages, want %d (%d kills)", len(seen), n, kills)
-	}
-	for body, c := range seen {
-		if c != 1 {
-			t.Fatalf("message held %d times: %.60q", c, body)
-		}
-	}
+	checkOnce(t, dst, n)
 	t.Logf("%d of 25 runs killed mid-way; final run copied %d, found %d present", kills, sum.Copied, sum.AlreadyPresent)
 	if kills < 10 {
 		t.Errorf("only %d runs were killed before finishing; the test did not test much", kills)
@@ -304,4 +281,73 @@ func TestExamplesParse(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
+}
+
+// makeMaildir writes n messages in three folders; one in ten has no
+// Message-ID, so it is keyed by content.
+func makeMaildir(src string, n int) {
+	for i := range n {
+		folder := []string{"", ".A", ".B.C"}[i%3]
+		os.MkdirAll(filepath.Join(src, folder, "cur"), 0o700)
+		body := fmt.Sprintf("Message-ID: <%d@kill.test>\nSubject: %d\n\n%s\n", i, i, strings.Repeat("body ", i%200))
+		if i%10 == 0 {
+			body = fmt.Sprintf("Subject: no id %d\n\nbody\n", i)
+		}
+		os.WriteFile(filepath.Join(src, folder, "cur", fmt.Sprintf("%d.x:2,S", i)), []byte(body), 0o600)
+	}
+}
+
+// checkOnce fails unless the Maildir at dst holds n distinct messages, each
+// exactly once.
+func checkOnce(t *testing.T, dst string, n int) {
+	t.Helper()
+	seen := map[string]int{}
+	filepath.Walk(dst, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && filepath.Base(filepath.Dir(p)) == "cur" {
+			b, _ := os.ReadFile(p)
+			seen[string(b)]++
+		}
+		return err
+	})
+	if len(seen) != n {
+		t.Fatalf("destination holds %d distinct messages, want %d", len(seen), n)
+	}
+	for body, c := range seen {
+		if c != 1 {
+			t.Fatalf("message held %d times: %.60q", c, body)
+		}
+	}
+}
+
+// Ctrl-C (SIGINT) stops cleanly with exit code 1 and a hint; the next run
+// completes with every message once.
+func TestInterruptAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and signals the binary; skipped with -short")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mailferry")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	src, dst, ckpt := filepath.Join(dir, "src"), filepath.Join(dir, "dst"), filepath.Join(dir, "ckpt")
+	const n = 3000
+	makeMaildir(src, n)
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "copy", "maildir:"+src, "maildir:"+dst, "--checkpoint", ckpt)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailed || !strings.Contains(stderr.String(), "interrupted") || !strings.Contains(stderr.String(), "run the same command again") {
+		t.Fatalf("after SIGINT: %v, stderr %q", err, stderr.String())
+	}
+	if out, err := exec.Command(bin, "copy", "maildir:"+src, "maildir:"+dst, "--checkpoint", ckpt).CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	checkOnce(t, dst, n)
 }

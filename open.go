@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 
 	"github.com/mailferry/mailferry/internal/endpoint"
@@ -101,12 +102,20 @@ func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logg
 	if insecure != "" && insecure != "true" && insecure != "false" {
 		return srcimap.Config{}, usagef("%s: insecure_skip_verify is true or false", e)
 	}
+	conns := 0
+	if v := e.Options.Get("connections"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			return srcimap.Config{}, usagef("%s: connections is a number from 1 to 64", e)
+		}
+		conns = n
+	}
 	if insecure == "true" {
 		log.Warn("TLS certificate checks are OFF (insecure_skip_verify=true): anyone on the path can read the password and mail", "server", e.Address())
 	}
 	return srcimap.Config{
 		Addr: e.Address(), TLS: e.TLS, CAFile: e.Options.Get("ca_file"), InsecureSkipVerify: insecure == "true",
-		User: e.User, Password: pass, Auth: e.Options.Get("auth"), Log: log,
+		User: e.User, Password: pass, Auth: e.Options.Get("auth"), Conns: conns, Log: log,
 	}, nil
 }
 

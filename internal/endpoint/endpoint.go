@@ -55,7 +55,7 @@ var ErrSyntax = errors.New("bad endpoint")
 // Options each kind accepts in its query string.
 var allowed = map[string][]string{
 	Maildir: {"layout"},
-	IMAP:    {"tls", "ca_file", "insecure_skip_verify", "auth"},
+	IMAP:    {"tls", "ca_file", "insecure_skip_verify", "auth", "connections"},
 	POP3:    {"tls", "ca_file", "insecure_skip_verify", "auth", "folder"},
 }
 

@@ -155,14 +155,19 @@ var tmpMaxAge = 36 * time.Hour
 // the time and pid make them unique across processes (the Maildir rule).
 var keyCounter atomic.Uint64
 
-func newKey() string {
-	var r [8]byte
-	rand.Read(r[:])
+// hostname is read once: it is part of every delivery name.
+var hostname = sync.OnceValue(func() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
 	}
-	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
+	return strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
+})
+
+func newKey() string {
+	var r [8]byte
+	rand.Read(r[:])
+	host := hostname()
 	now := time.Now()
 	return fmt.Sprintf("%d.M%dP%dQ%dR%s.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), keyCounter.Add(1), hex.EncodeToString(r[:]), host)
 }
