@@ -26,6 +26,8 @@ Usage:
   mailferry copy SRC DST [flags]      copy what is new from SRC to DST
   mailferry plan SRC DST [flags]      show what copy would do; change nothing
   mailferry run CONFIG.yaml [flags]   run the jobs of a config file
+  mailferry verify SRC DST [--deep]   check every source message is at DST
+  mailferry verify CONFIG.yaml        ... for the jobs of a config file
   mailferry version                   print the version
   mailferry help [COMMAND]            show help
 
@@ -47,7 +49,8 @@ type commonFlags struct {
 	quiet      bool
 	verbose    bool
 	deleteSrc  bool
-	job        string // run only
+	deep       bool   // verify only
+	job        string // run, verify
 }
 
 func newFlagSet(name, help string, stderr io.Writer, withJob bool) (*flag.FlagSet, *commonFlags) {
@@ -128,6 +131,41 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 			return exitUsage, usagef("run takes one config file, got %d arguments", len(pos))
 		}
 		return runConfig(ctx, pos[0], c, stdout, stderr)
+	case "verify":
+		help := "Usage: mailferry verify SRC DST [--deep] [flags]\n       mailferry verify CONFIG.yaml [--job NAME] [--deep] [flags]\n\n"
+		fs, c := newFlagSet(cmd, help, stderr, true)
+		fs.BoolVar(&c.deep, "deep", false, "also compare the SHA-256 of every body")
+		pos, err := parseArgs(fs, args)
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		if err != nil {
+			return exitUsage, nil
+		}
+		var jobs []Job
+		switch len(pos) {
+		case 2:
+			jobs = []Job{{Source: EndpointConfig{URL: pos[0]}, Destination: EndpointConfig{URL: pos[1]}, Dedup: c.dedup}}
+		case 1:
+			cfg, err := LoadConfig(pos[0])
+			if err != nil {
+				return exitUsage, err
+			}
+			for _, j := range cfg.Jobs {
+				if c.job == "" || j.Name == c.job {
+					if c.dedup != "" {
+						j.Dedup = c.dedup
+					}
+					jobs = append(jobs, j)
+				}
+			}
+			if len(jobs) == 0 {
+				return exitUsage, usagef("no job named %q in %s", c.job, pos[0])
+			}
+		default:
+			return exitUsage, usagef("verify takes a source and a destination, or one config file; got %d arguments", len(pos))
+		}
+		return verifyJobs(ctx, jobs, c, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mailferry", version())
 		return exitOK, nil
@@ -409,4 +447,100 @@ func totals(sums []namedSummary) jobsSummary {
 		out.Jobs = append(out.Jobs, jobSummary{s.name, s.sum})
 	}
 	return out
+}
+
+// verifyJobs runs verify for each job: read-only on both ends, no
+// checkpoint. Exit 0 when complete, 3 when anything is missing or differs.
+func verifyJobs(ctx context.Context, jobs []Job, c *commonFlags, stdout, stderr io.Writer) (int, error) {
+	log := newLogger(c, stderr)
+	worst := exitOK
+	var out []namedVerify
+	for _, j := range jobs {
+		sum, err := verifyJob(ctx, j, c, log)
+		if err != nil {
+			if len(jobs) > 1 {
+				err = fmt.Errorf("job %q: %w", j.Name, err)
+			}
+			report(stderr, err)
+			worst = worse(worst, exitCode(err))
+			continue
+		}
+		out = append(out, namedVerify{j.Name, sum})
+		if !sum.Complete() {
+			worst = worse(worst, exitIncomplete)
+		}
+	}
+	if c.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if len(out) == 1 && len(jobs) == 1 {
+			enc.Encode(out[0].sum)
+		} else {
+			enc.Encode(out)
+		}
+		return worst, nil
+	}
+	for _, v := range out {
+		if v.name != "" {
+			fmt.Fprintf(stdout, "job %s\n", v.name)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "FOLDER\tDESTINATION\tMESSAGES\tPRESENT\tMISSING\tDIFFERING\tEXTRA\t")
+		for _, f := range v.sum.Folders {
+			note := ""
+			if f.Error != "" {
+				note = "  error: " + f.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", f.Name, f.Destination, f.Messages, f.Present, f.Missing, f.Differing, f.Extra, note)
+		}
+		fmt.Fprintf(tw, "total\t\t\t%d\t%d\t%d\t%d\t\n", v.sum.Present, v.sum.Missing, v.sum.Differing, v.sum.Extra)
+		tw.Flush()
+		for i, e := range v.sum.Errors {
+			if i == 20 {
+				fmt.Fprintf(stderr, "mailferry: ... and %d more (see --json)\n", len(v.sum.Errors)-20)
+				break
+			}
+			fmt.Fprintf(stderr, "mailferry: %s: %s: %s\n", e.Folder, e.Message, e.Error)
+		}
+	}
+	return worst, nil
+}
+
+type namedVerify struct {
+	name string
+	sum  *plan.VerifySummary
+}
+
+// MarshalJSON gives each job's summary its name.
+func (n namedVerify) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name string `json:"name"`
+		*plan.VerifySummary
+	}{n.name, n.sum})
+}
+
+func verifyJob(ctx context.Context, j Job, c *commonFlags, log *slog.Logger) (*plan.VerifySummary, error) {
+	dedup, err := plan.ParseDedup(j.Dedup)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	srcEP, err := endpoint.Parse(j.Source.URL)
+	if err != nil {
+		return nil, usageError{"source: " + err.Error()}
+	}
+	dstEP, err := endpoint.Parse(j.Destination.URL)
+	if err != nil {
+		return nil, usageError{"destination: " + err.Error()}
+	}
+	src, err := openSource(ctx, srcEP, j.Source, log)
+	if err != nil {
+		return nil, fmt.Errorf("open source %s: %w", srcEP, err)
+	}
+	defer src.Close()
+	dst, err := openDestination(ctx, dstEP, j.Destination, true, log) // read-only
+	if err != nil {
+		return nil, fmt.Errorf("open destination %s: %w", dstEP, err)
+	}
+	defer dst.Close()
+	return plan.Verify(ctx, src, dst, plan.VerifyOptions{Dedup: dedup, Deep: c.deep, Log: log})
 }

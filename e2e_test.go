@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/internal/eol"
 	"github.com/mailferry/mailferry/plan"
@@ -403,4 +405,48 @@ func TestIMAPWithoutUIDPLUS(t *testing.T) {
 
 func sinkmaildirNew(dir string) (*sinkmaildir.Sink, error) {
 	return sinkmaildir.New(dir, srcmaildir.LayoutMaildirPP, nil)
+}
+
+// verify reads both ends and changes nothing: unseen mail stays unseen.
+func TestVerifyIMAPReadOnly(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	src, dst := srv.NewUser(t), srv.NewUser(t)
+	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
+	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	fx := fewFixtures("Box", 8)
+	for i := range fx {
+		fx[i].Flags = nil // unseen
+	}
+	sinktest.Put(t, imapStore(t, srv, src), fx)
+	copyJSON(t, "copy", imapURL(srv, src), imapURL(srv, dst))
+	code, out, stderr := cli(t, "verify", imapURL(srv, src), imapURL(srv, dst), "--deep", "--json")
+	var sum plan.VerifySummary
+	json.Unmarshal([]byte(out), &sum)
+	if code != exitOK || sum.Present != 8 {
+		t.Fatalf("verify: exit %d %s %s", code, out, stderr)
+	}
+	for _, user := range []string{src, dst} {
+		imapStore(t, srv, user).List(context.Background(), "Box", func(m source.Message) error {
+			if len(m.Flags) != 0 {
+				t.Errorf("%s: verify changed flags: %q", user, m.Flags)
+			}
+			return nil
+		})
+	}
+	// One message gone at the destination: exit 3, named.
+	d := imapStore(t, srv, dst)
+	var victim source.Message
+	d.List(context.Background(), "Box", func(m source.Message) error { victim = m; return nil })
+	cn, _ := d.Pool.Get(context.Background(), "")
+	cn.Select("Box", false)
+	_, uid, _ := srcimap.ParseID(victim.ID)
+	cn.Do(func() error {
+		cn.Client().Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+		return cn.Client().UIDExpunge(imap.UIDSetNum(uid)).Close()
+	})
+	d.Pool.Put(cn, false)
+	code, _, stderr = cli(t, "verify", imapURL(srv, src), imapURL(srv, dst))
+	if code != exitIncomplete || !strings.Contains(stderr, "missing at the destination") {
+		t.Fatalf("after losing one: exit %d, %q", code, stderr)
+	}
 }
