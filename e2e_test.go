@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/internal/eol"
+	"github.com/mailferry/mailferry/internal/faultproxy"
 	"github.com/mailferry/mailferry/plan"
 	sinkimap "github.com/mailferry/mailferry/sink/imap"
 	sinkmaildir "github.com/mailferry/mailferry/sink/maildir"
@@ -448,5 +449,46 @@ func TestVerifyIMAPReadOnly(t *testing.T) {
 	code, _, stderr = cli(t, "verify", imapURL(srv, src), imapURL(srv, dst))
 	if code != exitIncomplete || !strings.Contains(stderr, "missing at the destination") {
 		t.Fatalf("after losing one: exit %d, %q", code, stderr)
+	}
+}
+
+// Through proxies that drop connections after random byte counts and stall
+// others past the timeout, on both sides, a migration still finishes with
+// every message exactly once, by retrying with backoff and looking at the
+// destination before each retry.
+func TestLossyNetwork(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	src, dst := srv.NewUser(t), srv.NewUser(t)
+	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
+	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	var fx []sourcetest.Fixture
+	for i := range 400 {
+		body := strings.Repeat(fmt.Sprintf("line %d of message %d\r\n", i, i), 1+(i*37)%900)
+		fx = append(fx, sourcetest.Fixture{Name: fmt.Sprint(i), Folder: []string{"INBOX", "Lists", "Work/2024"}[i%3],
+			Content: []byte(fmt.Sprintf("Message-ID: <%d@lossy.test>\r\nSubject: %d\r\n\r\n%s", i, i, body)),
+			Flags:   []string{`\Seen`}, Date: time.Date(2022, 1, 1, 0, 0, i, 0, time.UTC)})
+	}
+	sinktest.Put(t, imapStore(t, srv, src), fx)
+	target := dovecottest.Addr(srv.IMAPSPort)
+	ps := faultproxy.Start(t, target, &faultproxy.Proxy{Faults: 10, MinBytes: 20 << 10, MaxBytes: 600 << 10, StallEvery: 4})
+	pd := faultproxy.Start(t, target, &faultproxy.Proxy{Faults: 10, MinBytes: 20 << 10, MaxBytes: 600 << 10, StallEvery: 5})
+	via := func(p *faultproxy.Proxy, user string) string {
+		return fmt.Sprintf("imaps://%s@%s?ca_file=%s&timeout=1s", user, p.Addr, srv.CAFile)
+	}
+	code, out, stderr := cli(t, "copy", via(ps, src), via(pd, dst), "--json", "--quiet")
+	var sum plan.Summary
+	json.Unmarshal([]byte(out), &sum)
+	t.Logf("faults: source %d (%d stalled), destination %d (%d stalled); retries %d", ps.Broken(), ps.Stalled(), pd.Broken(), pd.Stalled(), sum.Retries)
+	if code != exitOK {
+		t.Fatalf("exit %d: %+v\n%s", code, sum.Errors, stderr)
+	}
+	if sum.Retries == 0 || ps.Broken()+pd.Broken() < 10 {
+		t.Fatalf("the proxies broke %d connections and the run retried %d times: the test did not test much", ps.Broken()+pd.Broken(), sum.Retries)
+	}
+	code, out, _ = cli(t, "verify", imapURL(srv, src), imapURL(srv, dst), "--deep", "--json")
+	var v plan.VerifySummary
+	json.Unmarshal([]byte(out), &v)
+	if code != exitOK || v.Present != len(fx) || v.Extra != 0 {
+		t.Fatalf("verify: exit %d, present %d of %d, extra %d", code, v.Present, len(fx), v.Extra)
 	}
 }

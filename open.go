@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/endpoint"
 	sinkimap "github.com/mailferry/mailferry/sink/imap"
@@ -51,7 +52,7 @@ func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, l
 		}
 		return srcpop3.Open(ctx, srcpop3.Config{
 			Addr: c.Addr, TLS: c.TLS, CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
-			User: c.User, Password: c.Password, Auth: c.Auth, Folder: e.Options.Get("folder"), Log: log,
+			User: c.User, Password: c.Password, Auth: c.Auth, Folder: e.Options.Get("folder"), Timeout: c.Timeout, Log: log,
 		})
 	}
 	return nil, fmt.Errorf("%s: %w", e.Kind, errNotBuilt)
@@ -110,12 +111,20 @@ func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logg
 		}
 		conns = n
 	}
+	var timeout time.Duration
+	if v := e.Options.Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond {
+			return srcimap.Config{}, usagef("%s: timeout is a duration like 90s or 5m", e)
+		}
+		timeout = d
+	}
 	if insecure == "true" {
 		log.Warn("TLS certificate checks are OFF (insecure_skip_verify=true): anyone on the path can read the password and mail", "server", e.Address())
 	}
 	return srcimap.Config{
 		Addr: e.Address(), TLS: e.TLS, CAFile: e.Options.Get("ca_file"), InsecureSkipVerify: insecure == "true",
-		User: e.User, Password: pass, Auth: e.Options.Get("auth"), Conns: conns, Log: log,
+		User: e.User, Password: pass, Auth: e.Options.Get("auth"), Conns: conns, Timeout: timeout, Log: log,
 	}, nil
 }
 

@@ -12,9 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mailferry/mailferry/internal/header"
@@ -34,7 +37,13 @@ type Options struct {
 	// destination and recorded in the checkpoint, once the checkpoint is
 	// flushed (move semantics). The source must implement source.Deleter.
 	DeleteAfterCopy bool
-	Log             *slog.Logger
+	// Retries is how many more times a message is tried after a transient
+	// failure (a dropped connection, a timeout, a server asking to back
+	// off), with exponential backoff and jitter from RetryBase. Default 4;
+	// negative: none.
+	Retries   int
+	RetryBase time.Duration
+	Log       *slog.Logger
 }
 
 // Summary is the outcome of a run, also printed by --json.
@@ -47,6 +56,7 @@ type Summary struct {
 	FlagsUpdated      int              `json:"flags_updated"`
 	Vanished          int              `json:"vanished"`
 	Deleted           int              `json:"deleted,omitempty"`
+	Retries           int              `json:"retries"`
 	Bytes             int64            `json:"bytes"`
 	Folders           []*FolderSummary `json:"folders"`
 	ElapsedSeconds    float64          `json:"elapsed_seconds"`
@@ -111,6 +121,12 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 	}
 	if e.opt.Dedup == "" {
 		e.opt.Dedup = DedupMessageID
+	}
+	if e.opt.Retries == 0 {
+		e.opt.Retries = 4
+	}
+	if e.opt.RetryBase <= 0 {
+		e.opt.RetryBase = 500 * time.Millisecond
 	}
 	if !opt.DryRun {
 		s, ok := dst.(sink.Sink)
@@ -291,9 +307,12 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 	}
 
 	var msgs []source.Message
-	if err := e.src.List(ctx, f.Name, func(m source.Message) error {
-		msgs = append(msgs, m)
-		return nil
+	if err := e.retry(ctx, "list "+f.Name, func() error {
+		msgs = msgs[:0]
+		return e.src.List(ctx, f.Name, func(m source.Message) error {
+			msgs = append(msgs, m)
+			return nil
+		})
 	}); err != nil {
 		return folderErr(fmt.Errorf("list: %w", err))
 	}
@@ -555,9 +574,12 @@ func (e *engine) index(ctx context.Context, dstFolder string) (*dstIndex, error)
 		return nil, fmt.Errorf("read checkpoint: %w", err)
 	}
 	var msgs []source.Message
-	err = e.dst.List(ctx, dstFolder, func(m source.Message) error {
-		msgs = append(msgs, m)
-		return nil
+	err = e.retry(ctx, "list destination "+dstFolder, func() error {
+		msgs = msgs[:0]
+		return e.dst.List(ctx, dstFolder, func(m source.Message) error {
+			msgs = append(msgs, m)
+			return nil
+		})
 	})
 	if errors.Is(err, source.ErrFolderNotFound) {
 		return idx, nil // nothing there yet
@@ -631,6 +653,31 @@ func (e *engine) copy(ctx context.Context, stop context.CancelCauseFunc, t *task
 		return
 	}
 	id, n, err := e.put(ctx, t)
+	for attempt := 1; err != nil && attempt <= e.opt.Retries && transient(err) && ctx.Err() == nil; attempt++ {
+		e.mu.Lock()
+		e.sum.Retries++
+		e.mu.Unlock()
+		delay := backoff(e.opt.RetryBase, attempt, err)
+		e.opt.Log.Warn("retrying", "folder", t.fs.Name, "message", describe(t.m), "attempt", attempt, "after", delay.Round(time.Millisecond), "error", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		// The failed attempt may have stored the message and lost only the
+		// server's answer with the connection: look before writing again,
+		// or a retry would make a duplicate.
+		if fid, found, rerr := e.recheck(ctx, t); rerr == nil && found {
+			id, n, err = fid, max(t.m.Size, 0), nil
+			break
+		} else if rerr != nil {
+			err = fmt.Errorf("%w (and checking the destination: %v)", err, rerr)
+			continue
+		}
+		id, n, err = e.put(ctx, t)
+	}
 	switch {
 	case err == nil:
 		e.done(t, id, n)
@@ -660,6 +707,99 @@ func (e *engine) copy(ctx context.Context, stop context.CancelCauseFunc, t *task
 	if next != nil {
 		e.copy(ctx, stop, next)
 	}
+}
+
+// retry runs fn until it succeeds, fails for good, or runs out of
+// attempts, with the same backoff as copies.
+func (e *engine) retry(ctx context.Context, what string, fn func() error) error {
+	err := fn()
+	for attempt := 1; err != nil && attempt <= e.opt.Retries && transient(err) && ctx.Err() == nil; attempt++ {
+		e.mu.Lock()
+		e.sum.Retries++
+		e.mu.Unlock()
+		delay := backoff(e.opt.RetryBase, attempt, err)
+		e.opt.Log.Warn("retrying", "what", what, "attempt", attempt, "after", delay.Round(time.Millisecond), "error", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		err = fn()
+	}
+	return err
+}
+
+// transient reports whether err is worth another try: a broken connection
+// or timeout, or what an adapter marked as source.TransientError. What a
+// retry cannot change (a message refused or malformed, a full destination,
+// a message gone) is not.
+func transient(err error) bool {
+	var te *source.TransientError
+	var ne net.Error
+	switch {
+	case errors.Is(err, sink.ErrRejected), errors.Is(err, sink.ErrStop), errors.Is(err, source.ErrSizeMismatch),
+		errors.Is(err, source.ErrMessageNotFound), errors.Is(err, context.Canceled):
+		return false
+	case errors.As(err, &te), errors.As(err, &ne):
+		return true
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// backoff is base·2^(attempt-1), capped at a minute, with ±25 % jitter so
+// parallel workers do not retry in step; a delay the server asked for
+// comes first.
+func backoff(base time.Duration, attempt int, err error) time.Duration {
+	var te *source.TransientError
+	if errors.As(err, &te) && te.Delay > 0 {
+		return te.Delay
+	}
+	d := min(base<<(attempt-1), time.Minute)
+	return d*3/4 + time.Duration(rand.Int64N(int64(d)/2+1))
+}
+
+// recheck lists t's destination folder again and reports whether a message
+// with t's key has appeared. Without keys (DedupNone) there is nothing to
+// look for, and a retry may duplicate a message whose copy succeeded but
+// whose answer was lost; that mode says so in its documentation.
+func (e *engine) recheck(ctx context.Context, t *task) (string, bool, error) {
+	if e.opt.Dedup == DedupNone {
+		return "", false, nil
+	}
+	e.mu.Lock()
+	known := e.idx[t.dstFolder].flags
+	seen := make(map[string]bool, len(known))
+	for id := range known {
+		seen[id] = true
+	}
+	e.mu.Unlock()
+	var fresh []source.Message
+	err := e.dst.List(ctx, t.dstFolder, func(m source.Message) error {
+		if !seen[m.ID] {
+			fresh = append(fresh, m)
+		}
+		return nil
+	})
+	if errors.Is(err, source.ErrFolderNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	for _, m := range fresh {
+		keys, err := e.destinationKeys(ctx, m)
+		if errors.Is(err, source.ErrMessageNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", false, err
+		}
+		if slices.Contains(keys, t.key) {
+			return m.ID, true, nil
+		}
+	}
+	return "", false, nil
 }
 
 // put copies one message and returns the bytes that crossed: a source may

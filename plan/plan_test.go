@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -381,5 +383,47 @@ func TestSpecialUseMapping(t *testing.T) {
 	// A re-run finds everything done, mapped the same way.
 	if s := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt2"), plan.Options{}); s.Copied != 0 || s.AlreadyPresent != 3 {
 		t.Fatalf("re-run: %+v", s)
+	}
+}
+
+// A transient failure is retried with backoff; when the failed attempt had
+// in fact stored the message (its answer lost with the connection), the
+// retry finds it at the destination instead of writing it twice.
+func TestRetries(t *testing.T) {
+	tests := []struct {
+		name      string
+		before    bool // fail before storing, else after (answer lost)
+		err       error
+		retries   int
+		wantCount int
+	}{
+		{"connection lost before storing", true, io.ErrUnexpectedEOF, 1, 1},
+		{"answer lost after storing", false, io.ErrUnexpectedEOF, 1, 1},
+		{"server asks to back off", true, &source.TransientError{Err: errors.New("BAD throttled"), Delay: 10 * time.Millisecond}, 1, 1},
+		{"permanent: no retry", true, sink.ErrRejected, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := memStore(t, msg{"INBOX", "Message-ID: <r@x>\r\n\r\nr\r\n"}, msg{"INBOX", "Subject: no id\r\n\r\nq\r\n"})
+			dst := memory.New()
+			failed := map[string]bool{}
+			hook := func(m string) error {
+				if !failed[m] {
+					failed[m] = true
+					return tt.err
+				}
+				return nil
+			}
+			if tt.before {
+				dst.BeforePut = func(_ string, m source.Message) error { return hook(m.ID) }
+			} else {
+				n := 0
+				dst.AfterPut = func(string, string) error { n++; return hook(fmt.Sprint(n)) }
+			}
+			sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Workers: 1, RetryBase: time.Millisecond})
+			if sum.Retries != 2*tt.retries || dst.Count("INBOX") != 2*tt.wantCount {
+				t.Fatalf("retries %d, destination holds %d; want %d and %d (%+v)", sum.Retries, dst.Count("INBOX"), 2*tt.retries, 2*tt.wantCount, sum.Errors)
+			}
+		})
 	}
 }

@@ -39,6 +39,19 @@ var (
 	ErrSizeMismatch = errors.New("message size differs from the size declared")
 )
 
+// TransientError marks a failure worth trying again: the connection broke,
+// or the server asked to be left alone for a while (Microsoft's "Suggested
+// Backoff Time"). Adapters mark what they know to be transient; network
+// errors are taken as transient without it.
+type TransientError struct {
+	Err error
+	// Delay is the wait the server asked for; 0 leaves it to the planner.
+	Delay time.Duration
+}
+
+func (e *TransientError) Error() string { return e.Err.Error() }
+func (e *TransientError) Unwrap() error { return e.Err }
+
 // Message describes one message in a folder. It carries metadata only; the
 // content is read with Source.Open, and only when the planner decides to
 // copy it.

@@ -55,8 +55,8 @@ var ErrSyntax = errors.New("bad endpoint")
 // Options each kind accepts in its query string.
 var allowed = map[string][]string{
 	Maildir: {"layout"},
-	IMAP:    {"tls", "ca_file", "insecure_skip_verify", "auth", "connections"},
-	POP3:    {"tls", "ca_file", "insecure_skip_verify", "auth", "folder"},
+	IMAP:    {"tls", "ca_file", "insecure_skip_verify", "auth", "connections", "timeout"},
+	POP3:    {"tls", "ca_file", "insecure_skip_verify", "auth", "folder", "timeout"},
 }
 
 // Parse parses s. A leading "~/" in a Maildir path is the home directory.

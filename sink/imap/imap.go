@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -171,7 +174,7 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 		return "", fmt.Errorf("an empty (0-byte) message cannot be appended over IMAP: %w", sink.ErrRejected)
 	}
 	if err := s.CreateFolder(ctx, folder); err != nil { // once per folder
-		return "", err
+		return "", srcimap.Transport(err)
 	}
 	ns, err := s.Namespace(ctx)
 	if err != nil {
@@ -193,8 +196,12 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 		}
 		id, err = s.append(ctx, folder, mailbox, m, sp)
 	}
-	return id, classify(err)
+	return id, srcimap.Transport(classify(err))
 }
+
+// backoffHint is Microsoft 365's throttling answer: "BAD ... Suggested
+// Backoff Time: 1234 milliseconds".
+var backoffHint = regexp.MustCompile(`(?i)Suggested Backoff Time:\s*(\d+)\s*milliseconds`)
 
 // classify maps a server's refusal to the planner's classes (RFC 5530 codes).
 func classify(err error) error {
@@ -202,7 +209,13 @@ func classify(err error) error {
 	if err == nil || !errors.As(err, &ie) {
 		return err
 	}
+	if m := backoffHint.FindStringSubmatch(ie.Text); m != nil {
+		ms, _ := strconv.Atoi(m[1])
+		return &source.TransientError{Err: err, Delay: time.Duration(ms) * time.Millisecond}
+	}
 	switch ie.Code {
+	case imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
+		return &source.TransientError{Err: err}
 	case imap.ResponseCodeTooBig, imap.ResponseCodeLimit:
 		return fmt.Errorf("%w: %v", sink.ErrRejected, err)
 	case imap.ResponseCodeOverQuota:

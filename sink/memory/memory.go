@@ -28,6 +28,10 @@ type Store struct {
 	// BeforePut, if set, is called at the start of every Put; an error it
 	// returns fails that Put.
 	BeforePut func(folder string, m source.Message) error
+	// AfterPut, if set, is called once a message is stored; an error it
+	// returns fails that Put although the message stays stored, as when a
+	// server's answer is lost with the connection.
+	AfterPut func(folder, id string) error
 	// Puts counts Put calls that stored a message.
 	Puts int
 	// Roles gives folders special-use roles (folder name -> `\Sent`).
@@ -124,6 +128,14 @@ func (s *Store) Put(ctx context.Context, folder string, m source.Message, r io.R
 	meta := source.Message{Folder: folder, ID: id, Flags: source.NormalizeFlags(m.Flags), Date: m.Date, Size: int64(len(body))}
 	s.folders[folder] = append(s.folders[folder], &message{meta: meta, body: body})
 	s.Puts++
+	if s.AfterPut != nil {
+		s.mu.Unlock()
+		err := s.AfterPut(folder, id)
+		s.mu.Lock()
+		if err != nil {
+			return "", err
+		}
+	}
 	return id, nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/internal/netx"
+	"github.com/mailferry/mailferry/source"
 )
 
 // TLS modes, as in package endpoint.
@@ -282,3 +283,19 @@ func (cn *Conn) Select(mailbox string, readOnly bool) (*imap.SelectData, error) 
 
 // Client returns the go-imap client, for commands run inside Do.
 func (cn *Conn) Client() *imapclient.Client { return cn.c }
+
+// Transport marks err as transient unless it is the server's own answer
+// (an *imap.Error: NO or BAD, which a retry would only repeat) or a
+// cancellation. go-imap flattens broken-connection errors into text ("in
+// response: cannot read tag: ... connection reset"), so this is the one
+// place that still knows what they were.
+func Transport(err error) error {
+	var ie *imap.Error
+	var te *source.TransientError
+	if err == nil || errors.As(err, &ie) || errors.As(err, &te) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrAuth) || errors.Is(err, ErrTLSSetup) ||
+		errors.Is(err, source.ErrMessageNotFound) || errors.Is(err, source.ErrFolderNotFound) {
+		return err
+	}
+	return &source.TransientError{Err: err}
+}

@@ -223,6 +223,11 @@ func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
 	return false
 }
 
+func isServerAnswer(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie)
+}
+
 // MessageID builds a source.Message ID from UIDVALIDITY and UID: a message
 // keeps it for as long as the server keeps both.
 func MessageID(uidValidity uint32, uid imap.UID) string {
@@ -262,7 +267,7 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	msgs, err := s.list(cn, folder, mailbox)
 	s.Pool.Put(cn, err != nil && !errors.Is(err, source.ErrFolderNotFound))
 	if err != nil {
-		return err
+		return Transport(err)
 	}
 	for _, m := range msgs {
 		if err := ctx.Err(); err != nil {
@@ -362,12 +367,12 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 	}
 	cn, err := s.Pool.Get(ctx, mailbox)
 	if err != nil {
-		return nil, err
+		return nil, Transport(err)
 	}
 	sel, err := cn.Select(mailbox, true)
 	if err != nil {
-		s.Pool.Put(cn, false)
-		return nil, fmt.Errorf("folder %q: select: %w", m.Folder, err)
+		s.Pool.Put(cn, !isServerAnswer(err))
+		return nil, Transport(fmt.Errorf("folder %q: select: %w", m.Folder, err))
 	}
 	if sel.UIDValidity != uidValidity {
 		s.Pool.Put(cn, false)
@@ -378,7 +383,7 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 	r := &bodyReader{s: s, cn: cn, fc: fc, folder: m.Folder, id: m.ID, uid: uid}
 	if err := r.start(); err != nil {
 		r.Close()
-		return nil, err
+		return nil, Transport(err)
 	}
 	return r, nil
 }
@@ -442,7 +447,8 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 		return k, r.err
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		r.err = err
+		r.err = Transport(err)
+		return k, r.err
 	}
 	return k, err
 }

@@ -1,0 +1,115 @@
+// Package faultproxy is a TCP proxy for tests that breaks connections on
+// purpose: it drops a connection after a random number of bytes, or stalls
+// it (forwards nothing more, closes nothing) so the client's timeout must
+// notice. It listens on loopback and forwards to one address only.
+package faultproxy
+
+import (
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Proxy forwards connections to a target, breaking the first Faults of
+// them after between MinBytes and MaxBytes bytes (either direction).
+type Proxy struct {
+	Addr     string
+	Faults   int64 // connections to break; later ones pass untouched
+	MinBytes int64
+	MaxBytes int64
+	// StallEvery makes every Nth broken connection stall instead of drop.
+	StallEvery int64
+
+	broken, stalled atomic.Int64
+	mu              sync.Mutex
+	rng             *rand.Rand
+}
+
+// Start listens on 127.0.0.1 and forwards to target until the test ends.
+func Start(t testing.TB, target string, p *Proxy) *Proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Addr = ln.Addr().String()
+	p.rng = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	var conns sync.WaitGroup
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() { defer conns.Done(); p.serve(c, target, done) }()
+		}
+	}()
+	return p
+}
+
+// Broken and Stalled count the faults made so far.
+func (p *Proxy) Broken() int64  { return p.broken.Load() }
+func (p *Proxy) Stalled() int64 { return p.stalled.Load() }
+
+func (p *Proxy) serve(c net.Conn, target string, done chan struct{}) {
+	defer c.Close()
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	var budget int64 = -1 // -1: no fault
+	stall := false
+	if n := p.broken.Add(1); n <= p.Faults {
+		p.mu.Lock()
+		budget = p.MinBytes + p.rng.Int64N(p.MaxBytes-p.MinBytes+1)
+		p.mu.Unlock()
+		stall = p.StallEvery > 0 && n%p.StallEvery == 0
+	} else {
+		p.broken.Add(-1)
+	}
+	var left atomic.Int64
+	left.Store(budget)
+	cut := make(chan struct{})
+	var once sync.Once
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 4096)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && budget >= 0 {
+				if rem := left.Add(-int64(n)); rem < 0 {
+					n += int(rem) // forward only up to the budget
+					if n > 0 {
+						dst.Write(buf[:n])
+					}
+					once.Do(func() { close(cut) })
+					return
+				}
+			}
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				once.Do(func() { close(cut) })
+				return
+			}
+		}
+	}
+	go pipe(up, c)
+	go pipe(c, up)
+	<-cut
+	if stall && budget >= 0 {
+		p.stalled.Add(1)
+		select { // hold both ends open, silent, until the test ends
+		case <-done:
+		case <-time.After(10 * time.Minute):
+		}
+	}
+}
