@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/plan"
@@ -325,12 +326,19 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	}
 	defer dst.Close()
 
-	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: j.Workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, Log: log})
+	var grace time.Duration
+	if dstEP.Kind == endpoint.IMAP {
+		grace = crashGrace // a server may commit a dead client's APPEND late
+	}
+	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: j.Workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace, Log: log})
 	if cerr := ckpt.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	return sum, err
 }
+
+// crashGrace: see plan.Options.CrashGrace.
+const crashGrace = 2 * time.Second
 
 // defaultCheckpoint is $XDG_STATE_HOME/mailferry/NAME.ckpt; a job given on
 // the command line is named after a hash of its endpoints.

@@ -492,3 +492,71 @@ func TestLossyNetwork(t *testing.T) {
 		t.Fatalf("verify: exit %d, present %d of %d, extra %d", code, v.Present, len(fx), v.Extra)
 	}
 }
+
+// The password appears nowhere: not in the log at the most verbose level,
+// not in errors, not in the JSON summary, not in the checkpoint. Files
+// mailferry creates are 0600 and its directories 0700.
+func TestSecretsAndPermissions(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	user := srv.NewUser(t)
+	sinktest.Put(t, imapStore(t, srv, user), fewFixtures("INBOX", 5))
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	t.Setenv("XDG_STATE_HOME", state)
+	for _, tt := range []struct {
+		name, url, password string
+	}{
+		{"imap", imapURL(srv, user), dovecottest.Password},
+		{"imap, wrong password", imapURL(srv, user), "Wrong-Secret-1234"},
+		{"pop3", pop3URL(srv, user), dovecottest.Password},
+		{"pop3, wrong password", pop3URL(srv, user), "Wrong-Secret-5678"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("MAILFERRY_SRC_PASSWORD", tt.password)
+			dst := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_"))
+			var all strings.Builder
+			cmds := [][]string{
+				{"copy", tt.url, "maildir:" + dst, "--verbose", "--json"},
+				{"plan", tt.url, "maildir:" + dst, "--verbose", "--json"},
+				{"verify", tt.url, "maildir:" + dst, "--verbose", "--json"},
+			}
+			if strings.Contains(tt.name, "wrong") {
+				cmds = cmds[:1] // Dovecot's penalty for repeated failures grows; one login path is enough
+			}
+			for _, args := range cmds {
+				_, out, stderr := cli(t, args...)
+				all.WriteString(out + stderr)
+			}
+			filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+				if err != nil {
+					return err
+				}
+				if !fi.IsDir() {
+					b, _ := os.ReadFile(p)
+					all.Write(b)
+				}
+				return nil
+			})
+			for _, secret := range []string{tt.password, "Wörd"} {
+				if strings.Contains(all.String(), secret) {
+					t.Fatalf("the password shows in the output or in a file")
+				}
+			}
+		})
+	}
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		if fi.IsDir() && fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v, want 0700", p, fi.Mode().Perm())
+		}
+		if !fi.IsDir() && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, fi.Mode().Perm())
+		}
+		return nil
+	})
+	if ckpts, _ := filepath.Glob(filepath.Join(state, "mailferry", "*.ckpt")); len(ckpts) == 0 {
+		t.Fatal("no checkpoint was written where XDG_STATE_HOME says")
+	}
+}

@@ -43,7 +43,14 @@ type Options struct {
 	// negative: none.
 	Retries   int
 	RetryBase time.Duration
-	Log       *slog.Logger
+	// CrashGrace applies after a run that was killed: a server may still
+	// commit an APPEND whose bytes it had received when its client died,
+	// a moment after the death. Before it lists a destination folder, a
+	// run whose predecessor died waits until CrashGrace has passed since
+	// that run's last checkpoint write, so such a message is seen and not
+	// copied again. Zero: no wait (a destination of our own, Maildir).
+	CrashGrace time.Duration
+	Log        *slog.Logger
 }
 
 // Summary is the outcome of a run, also printed by --json.
@@ -143,6 +150,9 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 		}
 		deleter = d
 	}
+	if unclean, last := ckpt.PreviousRun(); unclean && opt.CrashGrace > 0 && !opt.DryRun {
+		e.graceUntil = last.Add(opt.CrashGrace)
+	}
 	err := e.run(ctx)
 	if ckpt != nil && !opt.DryRun {
 		if ferr := ckpt.Flush(); ferr != nil && err == nil {
@@ -174,6 +184,8 @@ type engine struct {
 	idx      map[string]*dstIndex
 	doneMsgs []source.Message // recorded in the checkpoint: may be deleted at the source
 	doneSeen map[string]bool
+	// graceUntil: no destination listing before then (Options.CrashGrace).
+	graceUntil time.Time
 }
 
 // dstIndex is what one destination folder holds, by dedup key.
@@ -381,7 +393,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 				continue
 			}
 		}
-		key, keys, err := e.sourceKey(ctx, m)
+		key, keys, err := e.sourceKey(ctx, &m)
 		if errors.Is(err, source.ErrMessageNotFound) {
 			e.vanished(fs, m, err)
 			continue
@@ -491,12 +503,12 @@ func (e *engine) updateFlags(ctx context.Context, fs *FolderSummary, m source.Me
 
 // sourceKey returns the dedup key of a source message and the keys to
 // record for its copy.
-func (e *engine) sourceKey(ctx context.Context, m source.Message) (key string, keys []string, err error) {
+func (e *engine) sourceKey(ctx context.Context, m *source.Message) (key string, keys []string, err error) {
 	switch e.opt.Dedup {
 	case DedupNone:
 		return "s:" + m.Folder + "\x00" + m.ID, nil, nil
 	case DedupContent:
-		c, err := e.contentKey(ctx, e.src, m)
+		c, err := e.contentKey(ctx, e.src, *m)
 		if err != nil {
 			return "", nil, err
 		}
@@ -516,10 +528,13 @@ func (e *engine) sourceKey(ctx context.Context, m source.Message) (key string, k
 // messageIDKeys returns, for DedupMessageID, the keys of a message: its
 // Message-ID key, or the marker "m:" (it has none) followed by its content
 // key.
-func (e *engine) messageIDKeys(ctx context.Context, s source.Source, m source.Message) ([]string, error) {
+//
+// A Message-ID read from the content is kept in m, so errors and logs can
+// name the message by it.
+func (e *engine) messageIDKeys(ctx context.Context, s source.Source, m *source.Message) ([]string, error) {
 	raw, found := m.MessageID, m.MessageIDKnown
 	if !m.MessageIDKnown {
-		r, err := s.Open(ctx, m)
+		r, err := s.Open(ctx, *m)
 		if err != nil {
 			return nil, err
 		}
@@ -528,11 +543,12 @@ func (e *engine) messageIDKeys(ctx context.Context, s source.Source, m source.Me
 		if err != nil {
 			return nil, err
 		}
+		m.MessageID, m.MessageIDKnown = raw, true
 	}
 	if k := MessageIDKey(raw); found && k != "" {
 		return []string{k}, nil
 	}
-	c, err := e.contentKey(ctx, s, m)
+	c, err := e.contentKey(ctx, s, *m)
 	if err != nil {
 		return nil, err
 	}
@@ -569,6 +585,14 @@ func (e *engine) index(ctx context.Context, dstFolder string) (*dstIndex, error)
 		return idx, nil
 	}
 	idx = e.emptyIndex(dstFolder)
+	if wait := time.Until(e.graceUntil); wait > 0 {
+		e.opt.Log.Warn("the previous run was killed; waiting for writes it left in flight to land", "wait", wait.Round(time.Millisecond))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	known, err := e.ckpt.DstKeys(dstFolder)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint: %w", err)
@@ -643,7 +667,7 @@ func (e *engine) destinationKeys(ctx context.Context, m source.Message) ([]strin
 		}
 		return []string{c}, nil
 	}
-	return e.messageIDKeys(ctx, e.dst, m)
+	return e.messageIDKeys(ctx, e.dst, &m)
 }
 
 // copy runs in a worker: it streams one message from source to sink and

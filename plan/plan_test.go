@@ -427,3 +427,26 @@ func TestRetries(t *testing.T) {
 		})
 	}
 }
+
+// vanishing deletes a folder between Folders and List, as another client
+// might during a run.
+type vanishing struct {
+	*memory.Store
+	gone string
+}
+
+func (v vanishing) List(ctx context.Context, folder string, fn func(source.Message) error) error {
+	if folder == v.gone {
+		return fmt.Errorf("folder %q: %w", folder, source.ErrFolderNotFound)
+	}
+	return v.Store.List(ctx, folder, fn)
+}
+
+func TestFolderVanishesDuringRun(t *testing.T) {
+	src := memStore(t, msg{"INBOX", "Message-ID: <1@x>\r\n\r\n1\r\n"}, msg{"Gone", "Message-ID: <2@x>\r\n\r\n2\r\n"}, msg{"Stays", "Message-ID: <3@x>\r\n\r\n3\r\n"})
+	dst := memory.New()
+	sum := run(t, vanishing{src, "Gone"}, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{})
+	if sum.Copied != 2 || !sum.Incomplete() || len(sum.Errors) != 1 || sum.Errors[0].Folder != "Gone" || !strings.Contains(sum.Errors[0].Error, "not found") {
+		t.Fatalf("%+v", sum)
+	}
+}

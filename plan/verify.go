@@ -198,7 +198,7 @@ func (e *engine) verifyKey(ctx context.Context, s source.Source, m *source.Messa
 	if e.opt.Dedup == DedupContent {
 		return e.contentKey(ctx, s, *m)
 	}
-	k, err := e.messageIDKeys(ctx, s, *m)
+	k, err := e.messageIDKeys(ctx, s, m)
 	if err != nil {
 		return "", err
 	}

@@ -29,7 +29,12 @@
 //  4. Flush commits everything added so far and returns once it is
 //     durable. Close flushes. A run flushes on every exit path, Ctrl-C
 //     included.
-//  5. A job's checkpoint is opened by one process at a time: bbolt takes an
+//  5. Open marks the checkpoint unclean (durably) and Close marks it clean
+//     once everything is flushed. Every CommitInterval a commit records the
+//     time, whether or not there are records: the heartbeat. The next run
+//     thus knows if its predecessor died, and when it was last alive (to
+//     within CommitInterval): see PreviousRun and plan.Options.CrashGrace.
+//  6. A job's checkpoint is opened by one process at a time: bbolt takes an
 //     exclusive flock on the file, and a second run fails at once with
 //     ErrLocked instead of waiting.
 //

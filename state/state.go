@@ -67,6 +67,12 @@ type Checkpoint struct {
 	path string
 	db   *bolt.DB // nil: an empty, read-only checkpoint (no file yet)
 
+	// Set at Open from what the previous run left: whether it ended
+	// without closing the checkpoint (killed, crashed), and when it last
+	// committed.
+	prevUnclean    bool
+	prevLastCommit time.Time
+
 	mu        sync.Mutex
 	pending   []Entry
 	dstOnly   map[string]map[string][]string // destination index entries without a source record
@@ -99,6 +105,18 @@ func Open(path, job string) (*Checkpoint, error) {
 	go c.committer()
 	return c, nil
 }
+
+// PreviousRun reports whether the run before this one ended without
+// closing the checkpoint (it was killed or crashed), and when it last
+// committed: writes it had started may still be landing at a server.
+func (c *Checkpoint) PreviousRun() (unclean bool, lastCommit time.Time) {
+	return c.prevUnclean, c.prevLastCommit
+}
+
+var (
+	keyClean     = []byte("clean")
+	keyHeartbeat = []byte("last_commit")
+)
 
 // OpenReadOnly opens the checkpoint at path for reading (for plan). A
 // missing file is an empty checkpoint.
@@ -160,6 +178,8 @@ func (c *Checkpoint) initMeta(job string) error {
 				}
 				meta.Put([]byte("format"), []byte(Format))
 				meta.Put([]byte("job"), []byte(job))
+				meta.Put(keyClean, []byte("0"))
+				meta.Put(keyHeartbeat, nowBytes())
 				for _, b := range [][]byte{bucketSrc, bucketDst, bucketFolder} {
 					if _, err := tx.CreateBucket(b); err != nil {
 						return err
@@ -167,9 +187,22 @@ func (c *Checkpoint) initMeta(job string) error {
 				}
 				return nil
 			}
-			return c.checkMetaTx(tx, job)
+			if err := c.checkMetaTx(tx, job); err != nil {
+				return err
+			}
+			// A run that did not close the checkpoint left clean=0.
+			c.prevUnclean = string(meta.Get(keyClean)) == "0"
+			if v := meta.Get(keyHeartbeat); len(v) == 8 {
+				c.prevLastCommit = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+			}
+			meta.Put(keyClean, []byte("0"))
+			return meta.Put(keyHeartbeat, nowBytes())
 		})
 	})
+}
+
+func nowBytes() []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
 }
 
 func (c *Checkpoint) checkMeta(job string) error {
@@ -393,10 +426,10 @@ func (c *Checkpoint) committer() {
 		batch, dst, upto := c.pending, c.dstOnly, c.added
 		c.pending, c.dstOnly = nil, map[string]map[string][]string{}
 		c.mu.Unlock()
-		var err error
-		if len(batch) > 0 || len(dst) > 0 {
-			err = c.commit(batch, dst)
-		}
+		// Commit even with nothing to record: the commit time is the
+		// heartbeat that tells the next run, if this one dies, how
+		// recently it may have been writing (rule 5).
+		err := c.commit(batch, dst)
 		c.mu.Lock()
 		if err != nil && c.err == nil {
 			c.err = fmt.Errorf("write checkpoint %s: %w", c.path, err)
@@ -415,6 +448,9 @@ func (c *Checkpoint) committer() {
 func (c *Checkpoint) commit(batch []Entry, dst map[string]map[string][]string) error {
 	return c.guard(func() error {
 		return c.db.Update(func(tx *bolt.Tx) error {
+			if err := tx.Bucket(bucketMeta).Put(keyHeartbeat, nowBytes()); err != nil {
+				return err
+			}
 			srcRoot, dstRoot := tx.Bucket(bucketSrc), tx.Bucket(bucketDst)
 			for folder, m := range dst {
 				b, err := dstRoot.CreateBucketIfNotExists([]byte(folder))
@@ -467,6 +503,17 @@ func (c *Checkpoint) Close() error {
 		err = c.err
 		c.flushed.Broadcast()
 		c.mu.Unlock()
+		if err == nil {
+			err = c.guard(func() error {
+				return c.db.Update(func(tx *bolt.Tx) error {
+					meta := tx.Bucket(bucketMeta)
+					if err := meta.Put(keyHeartbeat, nowBytes()); err != nil {
+						return err
+					}
+					return meta.Put(keyClean, []byte("1"))
+				})
+			})
+		}
 	}
 	if cerr := c.db.Close(); err == nil {
 		err = cerr

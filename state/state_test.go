@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestRoundTripAndReopen(t *testing.T) {
@@ -136,4 +137,30 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeRecord(b) // must not panic
 	})
+}
+
+func TestPreviousRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "job.ckpt")
+	c, _ := Open(path, "j")
+	if unclean, _ := c.PreviousRun(); unclean {
+		t.Fatal("a new checkpoint reports an unclean predecessor")
+	}
+	c.Close()
+	c, _ = Open(path, "j")
+	if unclean, _ := c.PreviousRun(); unclean {
+		t.Fatal("a closed checkpoint reports an unclean predecessor")
+	}
+	// Not closed: as if killed. The file lock goes with the process; here
+	// the handle is dropped without Close.
+	c.db.Close()
+	before := time.Now()
+	c, err := Open(path, "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	unclean, last := c.PreviousRun()
+	if !unclean || last.After(before) || time.Since(last) > time.Minute {
+		t.Fatalf("after a run that did not close: unclean %v, last commit %v", unclean, last)
+	}
 }

@@ -186,10 +186,13 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 	}
 	id, err := s.append(ctx, folder, mailbox, m, sp)
 	var ie *imap.Error
-	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeTryCreate {
-		// Deleted since we created it (another client): create again.
+	if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeTryCreate || ie.Code == imap.ResponseCodeNonExistent) {
+		// Deleted since we created it (another client): create again. The
+		// SELECT for PERMANENTFLAGS says [NONEXISTENT] before APPEND can
+		// say [TRYCREATE].
 		s.mu.Lock()
 		delete(s.created, folder)
+		delete(s.perm, mailbox)
 		s.mu.Unlock()
 		if cerr := s.CreateFolder(ctx, folder); cerr != nil {
 			return "", cerr

@@ -210,3 +210,23 @@ func TestNoSTARTTLSRefused(t *testing.T) {
 		t.Fatal("the password was sent in clear")
 	}
 }
+
+// A server that says BYE in the middle of a FETCH: the read fails as a
+// transient error, so the planner retries on a new connection.
+func TestByeMidFetchIsTransient(t *testing.T) {
+	s := fakeStore(t, &fakeServer{fetch: func(w *bufio.Writer, tag string) bool {
+		fmt.Fprintf(w, "* 1 FETCH (UID 5 BODY[] {100}\r\n%s", strings.Repeat("x", 40))
+		w.Flush()
+		fmt.Fprint(w, "\r\n* BYE shutting down\r\n")
+		return true
+	}})
+	r, err := s.Open(context.Background(), source.Message{Folder: "INBOX", ID: "7/5", Size: 100})
+	if err == nil {
+		_, err = io.ReadAll(r)
+		r.Close()
+	}
+	var te *source.TransientError
+	if !errors.As(err, &te) {
+		t.Fatalf("err = %v (%T), want a source.TransientError", err, err)
+	}
+}

@@ -443,7 +443,7 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 	k, err := r.lit.Read(p)
 	r.n += int64(k)
 	if errors.Is(err, io.EOF) && r.n != r.lit.Size() {
-		r.err = fmt.Errorf("folder %q message %s: body cut short at %d of %d bytes: %w", r.folder, r.id, r.n, r.lit.Size(), io.ErrUnexpectedEOF)
+		r.err = &source.TransientError{Err: fmt.Errorf("folder %q message %s: body cut short at %d of %d bytes: %w", r.folder, r.id, r.n, r.lit.Size(), io.ErrUnexpectedEOF)}
 		return k, r.err
 	}
 	if err != nil && !errors.Is(err, io.EOF) {

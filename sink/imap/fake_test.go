@@ -1,0 +1,235 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/sink"
+	"github.com/mailferry/mailferry/sink/memory"
+	"github.com/mailferry/mailferry/source"
+	srcimap "github.com/mailferry/mailferry/source/imap"
+	"github.com/mailferry/mailferry/state"
+)
+
+// appendServer is a scripted IMAP server that stores APPENDs in memory and
+// answers the n-th APPEND (counting from 1) with refusals[n] if set.
+type appendServer struct {
+	mu       sync.Mutex
+	refusals map[int]string // e.g. "NO [OVERQUOTA] over quota"
+	appends  int
+	stored   map[string][]string // mailbox -> bodies
+	folders  map[string]bool
+	addr     string
+	uidNext  int
+}
+
+var literalAtEnd = regexp.MustCompile(`\{(\d+)\}\r?\n$`)
+
+func startAppendServer(t *testing.T, refusals map[int]string) *appendServer {
+	s := &appendServer{refusals: refusals, stored: map[string][]string{}, folders: map[string]bool{"INBOX": true}, uidNext: 1}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	s.addr = ln.Addr().String()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(c)
+		}
+	}()
+	return s
+}
+
+func unquote(s string) string { return strings.Trim(s, `"`) }
+
+func (s *appendServer) serve(c net.Conn) {
+	defer c.Close()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	fmt.Fprint(w, "* OK [CAPABILITY IMAP4rev1 UIDPLUS] fake ready\r\n")
+	w.Flush()
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			return
+		}
+		tag, cmd := f[0], strings.ToUpper(f[1])
+		s.mu.Lock()
+		switch cmd {
+		case "CAPABILITY":
+			fmt.Fprintf(w, "* CAPABILITY IMAP4rev1 UIDPLUS\r\n%s OK done\r\n", tag)
+		case "LOGIN", "SUBSCRIBE", "NOOP":
+			fmt.Fprintf(w, "%s OK done\r\n", tag)
+		case "LIST":
+			fmt.Fprintf(w, "* LIST () \"/\" \"INBOX\"\r\n%s OK done\r\n", tag)
+		case "CREATE":
+			s.folders[unquote(f[2])] = true
+			fmt.Fprintf(w, "%s OK created\r\n", tag)
+		case "SELECT", "EXAMINE":
+			if !s.folders[unquote(f[2])] {
+				fmt.Fprintf(w, "%s NO [NONEXISTENT] no such mailbox\r\n", tag)
+				break
+			}
+			fmt.Fprintf(w, "* 0 EXISTS\r\n* OK [UIDVALIDITY 9] v\r\n* OK [PERMANENTFLAGS (\\Seen \\*)] p\r\n%s OK [READ-WRITE] done\r\n", tag)
+		case "APPEND":
+			m := literalAtEnd.FindStringSubmatch(line)
+			if m == nil {
+				fmt.Fprintf(w, "%s BAD no literal\r\n", tag)
+				break
+			}
+			n, _ := strconv.Atoi(m[1])
+			fmt.Fprint(w, "+ go ahead\r\n")
+			w.Flush()
+			s.mu.Unlock()
+			body := make([]byte, n)
+			if _, err := io.ReadFull(r, body); err != nil {
+				return
+			}
+			r.ReadString('\n')
+			s.mu.Lock()
+			s.appends++
+			mailbox := unquote(f[2])
+			if refusal, ok := s.refusals[s.appends]; ok {
+				fmt.Fprintf(w, "%s %s\r\n", tag, refusal)
+				break
+			}
+			if !s.folders[mailbox] {
+				fmt.Fprintf(w, "%s NO [TRYCREATE] create it first\r\n", tag)
+				break
+			}
+			s.stored[mailbox] = append(s.stored[mailbox], string(body))
+			fmt.Fprintf(w, "%s OK [APPENDUID 9 %d] stored\r\n", tag, s.uidNext)
+			s.uidNext++
+		case "LOGOUT":
+			fmt.Fprintf(w, "* BYE bye\r\n%s OK done\r\n", tag)
+			w.Flush()
+			s.mu.Unlock()
+			return
+		default:
+			fmt.Fprintf(w, "%s BAD unknown\r\n", tag)
+		}
+		s.mu.Unlock()
+		w.Flush()
+	}
+}
+
+func (s *appendServer) count(mailbox string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.stored[mailbox])
+}
+
+func sourceOf(t *testing.T, n int, folder string) *memory.Store {
+	src := memory.New()
+	for i := range n {
+		body := fmt.Sprintf("Message-ID: <%d@refusal.test>\r\nSubject: %d\r\n\r\nbody\r\n", i, i)
+		src.Put(context.Background(), folder, source.Message{Size: int64(len(body)), Date: time.Unix(1600000000, 0)}, strings.NewReader(body))
+	}
+	return src
+}
+
+func runTo(t *testing.T, srv *appendServer, src source.Source, ckpt string) (*plan.Summary, error) {
+	dst, err := Open(context.Background(), srcimap.Config{Addr: srv.addr, TLS: srcimap.TLSNone, User: "u", Password: "p", Conns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	c, err := state.Open(ckpt, "refusals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return plan.Run(context.Background(), src, dst, c, plan.Options{Workers: 1, RetryBase: 10 * time.Millisecond})
+}
+
+// Server refusals end in the documented behaviour, named in the summary.
+func TestServerRefusals(t *testing.T) {
+	tests := []struct {
+		name     string
+		refusals map[int]string
+		err      error // from the run
+		failed   int
+		copied   int
+		retries  int
+	}{
+		{"TOOBIG skips and names that message", map[int]string{2: "NO [TOOBIG] message too large"}, nil, 1, 4, 0},
+		{"LIMIT skips and names that message", map[int]string{3: "NO [LIMIT] too many messages"}, nil, 1, 4, 0},
+		{"OVERQUOTA stops the run", map[int]string{3: "NO [OVERQUOTA] quota exceeded"}, sink.ErrStop, 1, 2, 0},
+		{"backoff hint is waited and retried", map[int]string{2: "BAD [UNAVAILABLE] Server Unavailable. Suggested Backoff Time: 30 milliseconds"}, nil, 0, 5, 1},
+		{"UNAVAILABLE is retried", map[int]string{1: "NO [UNAVAILABLE] try later"}, nil, 0, 5, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startAppendServer(t, tt.refusals)
+			ckpt := filepath.Join(t.TempDir(), "ckpt")
+			sum, err := runTo(t, srv, sourceOf(t, 5, "INBOX"), ckpt)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("run: %v, want %v", err, tt.err)
+			}
+			if sum.Failed != tt.failed || sum.Copied != tt.copied || sum.Retries != tt.retries || srv.count("INBOX") != tt.copied {
+				t.Fatalf("failed %d copied %d retries %d stored %d; want %d %d %d %d (%+v)", sum.Failed, sum.Copied, sum.Retries, srv.count("INBOX"), tt.failed, tt.copied, tt.retries, tt.copied, sum.Errors)
+			}
+			if tt.failed > 0 && (len(sum.Errors) == 0 || !strings.Contains(sum.Errors[0].Message, "refusal.test")) {
+				t.Fatalf("the refused message is not named: %+v", sum.Errors)
+			}
+			// The checkpoint stays valid: a run without the refusal
+			// completes, nothing twice.
+			srv.mu.Lock()
+			srv.refusals = nil
+			srv.mu.Unlock()
+			if _, err := runTo(t, srv, sourceOf(t, 5, "INBOX"), ckpt); err != nil {
+				t.Fatal(err)
+			}
+			if srv.count("INBOX") != 5 {
+				t.Fatalf("after the refusal is gone the server holds %d, want 5", srv.count("INBOX"))
+			}
+		})
+	}
+}
+
+// A folder deleted by another client during the run: [TRYCREATE] on
+// APPEND, or [NONEXISTENT] on the SELECT before it, make the sink create
+// the folder again and append.
+func TestTryCreate(t *testing.T) {
+	for _, selected := range []bool{true, false} {
+		t.Run(fmt.Sprintf("permanent flags known=%v", selected), func(t *testing.T) {
+			srv := startAppendServer(t, nil)
+			dst, err := Open(context.Background(), srcimap.Config{Addr: srv.addr, TLS: srcimap.TLSNone, User: "u", Password: "p", Conns: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dst.Close()
+			dst.created["Box"] = true // created earlier in the run, since deleted
+			if selected {
+				dst.perm["Box"] = nil // no SELECT: APPEND meets [TRYCREATE]
+			}
+			body := "Subject: x\r\n\r\ny\r\n"
+			if _, err := dst.Put(context.Background(), "Box", source.Message{Size: int64(len(body))}, strings.NewReader(body)); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			if srv.count("Box") != 1 {
+				t.Fatalf("Box holds %d", srv.count("Box"))
+			}
+		})
+	}
+}
