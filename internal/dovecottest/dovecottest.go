@@ -293,6 +293,21 @@ func (s *Server) Deliver(t testing.TB, user string, msgs [][]byte, dates []time.
 	}
 }
 
+// Own gives the mail user the files under user's home, for callers that
+// wrote a Maildir there themselves.
+func (s *Server) Own(t testing.TB, user string) {
+	t.Helper()
+	err := filepath.Walk(filepath.Dir(s.Maildir(user)), func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, s.mailUID, s.mailGID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Maildir returns the Maildir of user.
 func (s *Server) Maildir(user string) string { return filepath.Join(s.Dir, "mail", user, "Maildir") }
 

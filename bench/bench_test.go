@@ -1,0 +1,610 @@
+// Package bench times mailferry beside the tools people use today, on one
+// generated corpus in one throwaway Dovecot, and checks after every run
+// that the destination holds every message (a fast wrong run cannot win).
+//
+// Run it with bench/run.sh (which installs Dovecot and the peers on
+// Debian). Settings: MAILFERRY_BENCH_N messages (default 5000),
+// MAILFERRY_BENCH_RUNS timed runs per cell (default 3, median reported),
+// MAILFERRY_BENCH_PEERS=0 to time mailferry alone. Without
+// MAILFERRY_BENCH_N the test is skipped: it is a benchmark, run on purpose.
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailferry/mailferry/internal/dovecottest"
+)
+
+type corpus struct {
+	n     int
+	bytes int64
+	msgs  []benchMsg
+}
+
+type benchMsg struct {
+	folder  string // Maildir++ directory: "" for INBOX, ".Lists", ...
+	name    string
+	content []byte
+	date    time.Time
+}
+
+var folders = []struct {
+	dir    string
+	weight int
+}{{"", 40}, {".Lists", 30}, {".Work.2024", 15}, {".Sent", 10}, {".Archive", 5}}
+
+// generate makes n messages, seeded: sizes from 2 KB to 1 MB (most small,
+// a few large, about 45 KB on average), five folders, flags and a keyword.
+func generate(n int) *corpus {
+	rng := rand.New(rand.NewPCG(42, 42))
+	c := &corpus{n: n}
+	letters := []byte("abcdefghijklmnopqrstuvwxyz      ")
+	for i := range n {
+		var size int
+		switch p := rng.IntN(100); {
+		case p < 75:
+			size = 2<<10 + rng.IntN(18<<10)
+		case p < 97:
+			size = 20<<10 + rng.IntN(130<<10)
+		default:
+			size = 150<<10 + rng.IntN(874<<10)
+		}
+		date := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 7 * time.Minute)
+		var b strings.Builder
+		fmt.Fprintf(&b, "From: Sender %d <s%d@example.org>\nTo: bench@example.net\nSubject: benchmark message %d\nDate: %s\nMessage-ID: <%d.bench@example.org>\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n",
+			i, i%97, i, date.Format(time.RFC1123Z), i)
+		line := make([]byte, 0, 80)
+		for b.Len() < size {
+			line = line[:0]
+			for range 72 {
+				line = append(line, letters[rng.IntN(len(letters))])
+			}
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+		w := rng.IntN(100)
+		f := ""
+		for _, x := range folders {
+			if w < x.weight {
+				f = x.dir
+				break
+			}
+			w -= x.weight
+		}
+		flags := "S"
+		switch p := rng.IntN(100); {
+		case p < 10:
+			flags = "FS"
+		case p < 15:
+			flags = "RS"
+		case p < 20:
+			flags = "Sa" // keyword $Label1
+		case p < 25:
+			flags = ""
+		}
+		content := []byte(b.String())
+		c.bytes += int64(len(content))
+		c.msgs = append(c.msgs, benchMsg{folder: f, name: fmt.Sprintf("%d.M%dP1.bench:2,%s", date.Unix(), i, flags), content: content, date: date})
+	}
+	return c
+}
+
+// writeMaildir lays the corpus out as a Maildir++ tree; flat puts every
+// message in INBOX (for POP3).
+func (c *corpus) writeMaildir(t testing.TB, root string, flat bool) {
+	for _, m := range c.msgs {
+		dir := filepath.Join(root, m.folder)
+		sub := "cur"
+		if flat {
+			dir, sub = root, "new"
+		}
+		for _, s := range []string{"cur", "new", "tmp"} {
+			os.MkdirAll(filepath.Join(dir, s), 0o700)
+		}
+		name := m.name
+		if flat {
+			name, _, _ = strings.Cut(name, ":")
+		} else {
+			os.WriteFile(filepath.Join(dir, "dovecot-keywords"), []byte("0 $Label1\n"), 0o600)
+		}
+		p := filepath.Join(dir, sub, name)
+		if err := os.WriteFile(p, m.content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, m.date, m.date)
+	}
+}
+
+// result is one cell of the table.
+type result struct {
+	tool, path string
+	msgs       int
+	mb         float64
+	walls      []time.Duration
+	rssKB      int64
+	note       string
+}
+
+func (r *result) median() time.Duration {
+	w := slices.Clone(r.walls)
+	slices.Sort(w)
+	return w[len(w)/2]
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
+		return n
+	}
+	return def
+}
+
+// timed runs a command and returns its wall time and peak RSS (KB). The
+// RSS comes from GNU time: Go starts children sharing its memory until
+// exec, so their own rusage would count the test process too.
+func timed(t testing.TB, env []string, name string, args ...string) (time.Duration, int64, error) {
+	rssFile := filepath.Join(t.TempDir(), "rss")
+	var cmd *exec.Cmd
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		cmd = exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rssFile, name}, args...)...)
+	} else {
+		cmd = exec.Command(name, args...)
+	}
+	cmd.Env = append(os.Environ(), env...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	var rss int64
+	if b, rerr := os.ReadFile(rssFile); rerr == nil {
+		lines := strings.Fields(string(b))
+		if len(lines) > 0 {
+			rss, _ = strconv.ParseInt(lines[len(lines)-1], 10, 64)
+		}
+	}
+	if err != nil {
+		return wall, rss, fmt.Errorf("%s: %v\n%s", name, err, tail(out.String(), 2000))
+	}
+	return wall, rss, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func countMaildir(root string) int {
+	n := 0
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && (filepath.Base(filepath.Dir(p)) == "cur" || filepath.Base(filepath.Dir(p)) == "new") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func imapClient(t testing.TB, srv *dovecottest.Server, user string) *imapclient.Client {
+	c, err := imapclient.DialInsecure(dovecottest.Addr(srv.IMAPPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(user, dovecottest.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func countIMAP(t testing.TB, srv *dovecottest.Server, user string) int {
+	c := imapClient(t, srv, user)
+	defer c.Close()
+	l, err := c.List("", "*", &imap.ListOptions{ReturnStatus: &imap.StatusOptions{NumMessages: true}}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range l {
+		if m.Status != nil && m.Status.NumMessages != nil {
+			n += int(*m.Status.NumMessages)
+		}
+	}
+	return n
+}
+
+func TestBenchmark(t *testing.T) {
+	n := envInt("MAILFERRY_BENCH_N", 0)
+	if n == 0 {
+		t.Skip("a benchmark: run bench/run.sh, or set MAILFERRY_BENCH_N")
+	}
+	runs := max(envInt("MAILFERRY_BENCH_RUNS", 3), 1)
+	peers := envInt("MAILFERRY_BENCH_PEERS", 1) == 1
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	c := generate(n)
+	mb := float64(c.bytes) / (1 << 20)
+	t.Logf("corpus: %d messages, %.1f MB", n, mb)
+
+	src, popUser := srv.NewUser(t), srv.NewUser(t)
+	c.writeMaildir(t, srv.Maildir(src), false)
+	srv.Own(t, src)
+	c.writeMaildir(t, srv.Maildir(popUser), true)
+	srv.Own(t, popUser)
+	work := t.TempDir()
+	localMaildir := filepath.Join(work, "local")
+	c.writeMaildir(t, localMaildir, false)
+	// Let Dovecot index the source once, as a real account would be.
+	if got := countIMAP(t, srv, src); got != n {
+		t.Fatalf("source holds %d messages, want %d", got, n)
+	}
+
+	bin := filepath.Join(work, "mailferry")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	env := []string{"MAILFERRY_SRC_PASSWORD=" + dovecottest.Password, "MAILFERRY_DST_PASSWORD=" + dovecottest.Password}
+	imapURL := func(user string) string {
+		return fmt.Sprintf("imap://%s@127.0.0.1:%d?tls=none", user, srv.IMAPPort)
+	}
+	pop3URL := func(user string) string {
+		return fmt.Sprintf("pop3://%s@127.0.0.1:%d?tls=none", user, srv.POP3Port)
+	}
+	var results []*result
+	cell := func(tool, path string) *result {
+		r := &result{tool: tool, path: path, msgs: n, mb: mb}
+		results = append(results, r)
+		return r
+	}
+	// measure runs fresh() then the command, runs times, checking each
+	// result; then the no-op re-run on the last destination.
+	measure := func(tool, path string, fresh func(i int) (cmd []string, check func() int)) {
+		full, noop := cell(tool, path), cell(tool, path+" (no-op re-run)")
+		var cmd []string
+		var check func() int
+		for i := range runs {
+			cmd, check = fresh(i)
+			wall, rss, err := timed(t, env, cmd[0], cmd[1:]...)
+			if err != nil {
+				full.note = "failed: " + strings.SplitN(err.Error(), "\n", 2)[0]
+				t.Logf("%s %s: %v", tool, path, err)
+				return
+			}
+			full.walls = append(full.walls, wall)
+			full.rssKB = max(full.rssKB, rss)
+			if got := check(); got != n {
+				full.note = fmt.Sprintf("INCOMPLETE: %d of %d messages", got, n)
+				if tool == "mailferry" {
+					t.Errorf("mailferry %s: destination holds %d of %d messages", path, got, n)
+				}
+			}
+		}
+		for range runs {
+			wall, rss, err := timed(t, env, cmd[0], cmd[1:]...)
+			if err != nil {
+				noop.note = "failed"
+				return
+			}
+			noop.walls = append(noop.walls, wall)
+			noop.rssKB = max(noop.rssKB, rss)
+		}
+		if got := check(); got != n {
+			noop.note = fmt.Sprintf("DUPLICATES or LOSS: %d of %d messages", got, n)
+			if tool == "mailferry" {
+				t.Errorf("mailferry %s re-run: destination holds %d of %d", path, got, n)
+			}
+		}
+	}
+
+	// mailferry, every path.
+	measure("mailferry", "IMAP→Maildir", func(i int) ([]string, func() int) {
+		d := filepath.Join(work, fmt.Sprintf("mf-i2m-%d", i))
+		return []string{bin, "copy", imapURL(src), "maildir:" + d, "--checkpoint", d + ".ckpt", "--quiet"}, func() int { return countMaildir(d) }
+	})
+	measure("mailferry", "IMAP→IMAP", func(i int) ([]string, func() int) {
+		u := srv.NewUser(t)
+		return []string{bin, "copy", imapURL(src), imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt"), "--quiet"}, func() int { return countIMAP(t, srv, u) }
+	})
+	measure("mailferry", "Maildir→IMAP", func(i int) ([]string, func() int) {
+		u := srv.NewUser(t)
+		return []string{bin, "copy", "maildir:" + localMaildir, imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt"), "--quiet"}, func() int { return countIMAP(t, srv, u) }
+	})
+	measure("mailferry", "POP3→Maildir", func(i int) ([]string, func() int) {
+		d := filepath.Join(work, fmt.Sprintf("mf-p2m-%d", i))
+		return []string{bin, "copy", pop3URL(popUser), "maildir:" + d, "--checkpoint", d + ".ckpt", "--quiet"}, func() int { return countMaildir(d) }
+	})
+
+	if peers {
+		if _, err := exec.LookPath("mbsync"); err == nil {
+			measure("mbsync", "IMAP→Maildir", func(i int) ([]string, func() int) {
+				d := filepath.Join(work, fmt.Sprintf("mbsync-%d", i))
+				os.MkdirAll(d, 0o700)
+				rc := filepath.Join(work, fmt.Sprintf("mbsyncrc-%d", i))
+				os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount src
+Host 127.0.0.1
+Port %d
+User %s
+Pass "%s"
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore remote
+Account src
+
+MaildirStore local
+Path %s/
+Inbox %s/INBOX
+SubFolders Verbatim
+
+Channel bench
+Far :remote:
+Near :local:
+Patterns *
+Create Near
+Sync Pull
+SyncState *
+`, srv.IMAPPort, src, dovecottest.Password, d, d)), 0o600)
+				return []string{"mbsync", "-q", "-c", rc, "-a"}, func() int { return countMaildir(d) }
+			})
+		} else {
+			cell("mbsync", "IMAP→Maildir").note = "not installed"
+		}
+		if _, err := exec.LookPath("offlineimap"); err == nil {
+			measure("OfflineIMAP", "IMAP→Maildir", func(i int) ([]string, func() int) {
+				d := filepath.Join(work, fmt.Sprintf("offlineimap-%d", i))
+				os.MkdirAll(d, 0o700)
+				rc := filepath.Join(work, fmt.Sprintf("offlineimaprc-%d", i))
+				os.WriteFile(rc, []byte(fmt.Sprintf(`[general]
+accounts = bench
+metadata = %s.meta
+[Account bench]
+localrepository = local
+remoterepository = remote
+[Repository local]
+type = Maildir
+localfolders = %s
+[Repository remote]
+type = IMAP
+remotehost = 127.0.0.1
+remoteport = %d
+remoteuser = %s
+remotepass = %s
+ssl = no
+starttls = no
+`, d, d, srv.IMAPPort, src, dovecottest.Password)), 0o600)
+				return []string{"offlineimap", "-c", rc, "-o", "-u", "quiet"}, func() int { return countMaildir(d) }
+			})
+		} else {
+			cell("OfflineIMAP", "IMAP→Maildir").note = "not installed"
+		}
+		if _, err := exec.LookPath("getmail"); err == nil {
+			measure("getmail", "POP3→Maildir", func(i int) ([]string, func() int) {
+				d := filepath.Join(work, fmt.Sprintf("getmail-%d", i))
+				for _, s := range []string{"cur", "new", "tmp"} {
+					os.MkdirAll(filepath.Join(d, s), 0o700)
+				}
+				deliverAs := ""
+				if os.Getuid() == 0 {
+					// getmail refuses to deliver as root: it drops to nobody.
+					deliverAs = "user = nobody\n"
+					os.Chmod(filepath.Dir(work), 0o755) // t.TempDir makes both 0700
+					os.Chmod(work, 0o755)
+					for _, s := range []string{"", "cur", "new", "tmp"} {
+						os.Chown(filepath.Join(d, s), 65534, 65534)
+					}
+				}
+				gd := filepath.Join(work, fmt.Sprintf("getmaildir-%d", i))
+				os.MkdirAll(gd, 0o700)
+				os.WriteFile(filepath.Join(gd, "getmailrc"), []byte(fmt.Sprintf(`[retriever]
+type = SimplePOP3Retriever
+server = 127.0.0.1
+port = %d
+username = %s
+password = %s
+[destination]
+type = Maildir
+path = %s/
+%s[options]
+read_all = false
+delete = false
+verbose = 0
+`, srv.POP3Port, popUser, dovecottest.Password, d, deliverAs)), 0o600)
+				return []string{"getmail", "--getmaildir", gd, "--rcfile", "getmailrc"}, func() int { return countMaildir(d) }
+			})
+		} else {
+			cell("getmail", "POP3→Maildir").note = "not installed"
+		}
+	}
+
+	// The protocol limits, from a plain Go client on the same data.
+	limit := func(path string, fn func() error, check func() int) {
+		r := cell("(limit)", path)
+		for range runs {
+			start := time.Now()
+			if err := fn(); err != nil {
+				r.note = "failed: " + err.Error()
+				return
+			}
+			r.walls = append(r.walls, time.Since(start))
+		}
+		if check != nil && check() != n {
+			r.note = "INCOMPLETE"
+		}
+	}
+	limit("IMAP FETCH, ranged, a connection per folder", func() error { return fetchAll(t, srv, src) }, nil)
+	limit("POP3 RETR, one connection", func() error { return retrAll(srv, popUser, n) }, nil)
+	var appendUser string
+	limit("APPEND, pipelined, a connection per folder", func() error {
+		appendUser = srv.NewUser(t)
+		return appendAll(t, srv, appendUser, c)
+	}, func() int { return countIMAP(t, srv, appendUser) })
+
+	printTable(t, results)
+}
+
+func fetchAll(t testing.TB, srv *dovecottest.Server, user string) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(folders))
+	for _, f := range []string{"INBOX", "Lists", "Work/2024", "Sent", "Archive"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := imapClient(t, srv, user)
+			defer c.Close()
+			if _, err := c.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+				errs <- err
+				return
+			}
+			fc := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+			for m := fc.Next(); m != nil; m = fc.Next() {
+				for it := m.Next(); it != nil; it = m.Next() {
+					if b, ok := it.(imapclient.FetchItemDataBodySection); ok {
+						io.Copy(io.Discard, b.Literal)
+					}
+				}
+			}
+			errs <- fc.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func retrAll(srv *dovecottest.Server, user string, n int) error {
+	c, err := net.Dial("tcp", dovecottest.Addr(srv.POP3Port))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 64<<10)
+	w := bufio.NewWriter(c)
+	line := func() string { l, _ := r.ReadString('\n'); return l }
+	line()
+	fmt.Fprintf(w, "USER %s\r\nPASS %s\r\n", user, dovecottest.Password)
+	w.Flush()
+	line()
+	if l := line(); !strings.HasPrefix(l, "+OK") {
+		return fmt.Errorf("login: %s", l)
+	}
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(w, "RETR %d\r\n", i)
+		w.Flush()
+		if l := line(); !strings.HasPrefix(l, "+OK") {
+			return fmt.Errorf("RETR %d: %s", i, l)
+		}
+		for {
+			l, err := r.ReadSlice('\n')
+			if err != nil && err != bufio.ErrBufferFull {
+				return err
+			}
+			if string(l) == ".\r\n" {
+				break
+			}
+		}
+	}
+	fmt.Fprint(w, "QUIT\r\n")
+	return w.Flush()
+}
+
+func appendAll(t testing.TB, srv *dovecottest.Server, user string, c *corpus) error {
+	byFolder := map[string][]benchMsg{}
+	for _, m := range c.msgs {
+		byFolder[m.folder] = append(byFolder[m.folder], m)
+	}
+	names := map[string]string{"": "INBOX", ".Lists": "Lists", ".Work.2024": "Work/2024", ".Sent": "Sent", ".Archive": "Archive"}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(byFolder))
+	for dir, msgs := range byFolder {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := imapClient(t, srv, user)
+			defer cl.Close()
+			mbox := names[dir]
+			if mbox != "INBOX" {
+				cl.Create(mbox, nil).Wait()
+			}
+			var cmds []*imapclient.AppendCommand
+			for _, m := range msgs {
+				body := []byte(strings.ReplaceAll(string(m.content), "\n", "\r\n"))
+				cmd := cl.Append(mbox, int64(len(body)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: m.date})
+				cmd.Write(body)
+				cmd.Close()
+				cmds = append(cmds, cmd)
+				if len(cmds) >= 64 { // a window of APPENDs in flight
+					if _, err := cmds[0].Wait(); err != nil {
+						errs <- err
+						return
+					}
+					cmds = cmds[1:]
+				}
+			}
+			for _, cmd := range cmds {
+				if _, err := cmd.Wait(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printTable(t *testing.T, results []*result) {
+	base := map[string]time.Duration{}
+	for _, r := range results {
+		if r.tool == "mailferry" && len(r.walls) > 0 {
+			base[r.path] = r.median()
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n| tool | path | messages | MB | wall s (median of %d) | msgs/s | MB/s | peak RSS MB | mailferry is N× faster | note |\n|---|---|---|---|---|---|---|---|---|---|\n", len(results[0].walls))
+	for _, r := range results {
+		if len(r.walls) == 0 {
+			fmt.Fprintf(&b, "| %s | %s | %d | %.0f | | | | | | %s |\n", r.tool, r.path, r.msgs, r.mb, r.note)
+			continue
+		}
+		m := r.median().Seconds()
+		ratio := ""
+		if bw, ok := base[r.path]; ok && r.tool != "mailferry" && r.tool != "(limit)" {
+			ratio = fmt.Sprintf("%.1f×", m/bw.Seconds())
+		}
+		rss := ""
+		if r.rssKB > 0 {
+			rss = fmt.Sprintf("%.0f", float64(r.rssKB)/1024)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.2f | %.0f | %.1f | %s | %s | %s |\n", r.tool, r.path, r.msgs, r.mb, m, float64(r.msgs)/m, r.mb/m, rss, ratio, r.note)
+	}
+	t.Log(b.String())
+	if out := os.Getenv("MAILFERRY_BENCH_OUT"); out != "" {
+		os.WriteFile(out, []byte(b.String()), 0o644)
+	}
+}

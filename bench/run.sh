@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmark: mailferry beside mbsync, OfflineIMAP and getmail, and the
+# protocol limits, on one generated corpus in one throwaway Dovecot, on
+# loopback. Prints a table (and writes it to bench/results.md).
+#
+#   bench/run.sh                 5,000 messages, median of 3 runs
+#   N=50000 RUNS=1 bench/run.sh  the scaling run
+#
+# On Debian as root it installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v dovecot >/dev/null || need+=(dovecot-imapd dovecot-pop3d)
+command -v mbsync >/dev/null || need+=(isync)
+command -v offlineimap >/dev/null || need+=(offlineimap3)
+command -v getmail >/dev/null || need+=(getmail6)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(dovecot --version 2>/dev/null | cut -d' ' -f1), $(date -u +%Y-%m-%d)"
+MAILFERRY_BENCH_N="${N:-5000}" MAILFERRY_BENCH_RUNS="${RUNS:-3}" MAILFERRY_BENCH_PEERS="${PEERS:-1}" \
+MAILFERRY_BENCH_OUT="$PWD/bench/results.md" \
+  go test -count=1 -run TestBenchmark -v -timeout 90m ./bench | grep -v '^        [A-Z][a-z][a-z] [0-9]'
