@@ -41,10 +41,13 @@ type EndpointConfig struct {
 	URL          string
 	PasswordFile string
 	PasswordCmd  string
-	line         int
+	// OAuth2TokenCmd prints an OAuth2 access token (run by sh -c); login
+	// then uses OAUTHBEARER or XOAUTH2 instead of a password.
+	OAuth2TokenCmd string
+	line           int
 }
 
-var endpointKeys = []string{"url", "password_file", "password_cmd"}
+var endpointKeys = []string{"url", "password_file", "password_cmd", "oauth2_token_cmd"}
 
 // UnmarshalYAML accepts a scalar URL or a mapping. It checks the mapping's
 // keys itself: yaml.v3 does not apply KnownFields inside custom unmarshalers.
@@ -67,6 +70,8 @@ func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
 				e.PasswordFile = v.Value
 			case "password_cmd":
 				e.PasswordCmd = v.Value
+			case "oauth2_token_cmd":
+				e.OAuth2TokenCmd = v.Value
 			default:
 				return fmt.Errorf("line %d: unknown key %q (an endpoint takes: %s)", k.Line, k.Value, strings.Join(endpointKeys, ", "))
 			}
@@ -160,7 +165,7 @@ func (j *Job) check() error {
 		if err != nil {
 			return fmt.Errorf("line %d: %s: %v", ep.e.line, ep.what, err)
 		}
-		if e.Kind == endpoint.Maildir && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "") {
+		if e.Kind == endpoint.Maildir && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "" || ep.e.OAuth2TokenCmd != "") {
 			return fmt.Errorf("line %d: %s: a maildir takes no password", ep.e.line, ep.what)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/state"
 )
@@ -350,4 +352,20 @@ func TestInterruptAndResume(t *testing.T) {
 		t.Fatalf("resume: %v\n%s", err, out)
 	}
 	checkOnce(t, dst, n)
+}
+
+func TestOAuth2TokenCmd(t *testing.T) {
+	e, _ := endpoint.Parse("imaps://alice@imap.example.com")
+	t.Setenv("MAILFERRY_SRC_PASSWORD", "not-used")
+	c, err := imapConfig(e, EndpointConfig{OAuth2TokenCmd: "printf 'tok-123\\n'"}, "src", newLogger(&commonFlags{}, io.Discard))
+	if err != nil || c.Token != "tok-123" || c.Password != "" {
+		t.Fatalf("config %+v, %v; want the token and no password", c, err)
+	}
+	_, err = imapConfig(e, EndpointConfig{OAuth2TokenCmd: "echo oops >&2; exit 3"}, "src", newLogger(&commonFlags{}, io.Discard))
+	if err == nil || !strings.Contains(err.Error(), "oauth2_token_cmd failed") {
+		t.Fatalf("a failing token command: %v", err)
+	}
+	if _, err := parseConfig([]byte("jobs:\n  - name: a\n    source: {url: 'maildir:/x', oauth2_token_cmd: 'echo t'}\n    destination: maildir:/y\n")); err == nil {
+		t.Fatal("a maildir with a token command was accepted")
+	}
 }

@@ -52,7 +52,7 @@ func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, l
 		}
 		return srcpop3.Open(ctx, srcpop3.Config{
 			Addr: c.Addr, TLS: c.TLS, CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
-			User: c.User, Password: c.Password, Auth: c.Auth, Folder: e.Options.Get("folder"), Timeout: c.Timeout, Log: log,
+			User: c.User, Password: c.Password, Token: c.Token, Auth: c.Auth, Folder: e.Options.Get("folder"), Timeout: c.Timeout, Log: log,
 		})
 	}
 	return nil, fmt.Errorf("%s: %w", e.Kind, errNotBuilt)
@@ -95,8 +95,13 @@ func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logg
 	if e.User == "" {
 		return srcimap.Config{}, usagef("%s: no user name: write it as imaps://USER@HOST", e)
 	}
-	pass, err := password(e, cfg, s, log)
-	if err != nil {
+	var pass, token string
+	var err error
+	if cfg.OAuth2TokenCmd != "" {
+		if token, err = runSecretCmd("oauth2_token_cmd", cfg.OAuth2TokenCmd); err != nil {
+			return srcimap.Config{}, err
+		}
+	} else if pass, err = password(e, cfg, s, log); err != nil {
 		return srcimap.Config{}, err
 	}
 	insecure := e.Options.Get("insecure_skip_verify")
@@ -124,7 +129,7 @@ func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logg
 	}
 	return srcimap.Config{
 		Addr: e.Address(), TLS: e.TLS, CAFile: e.Options.Get("ca_file"), InsecureSkipVerify: insecure == "true",
-		User: e.User, Password: pass, Auth: e.Options.Get("auth"), Conns: conns, Timeout: timeout, Log: log,
+		User: e.User, Password: pass, Token: token, Auth: e.Options.Get("auth"), Conns: conns, Timeout: timeout, Log: log,
 	}, nil
 }
 
@@ -145,19 +150,30 @@ func password(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logger
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
 	if cfg.PasswordCmd != "" {
-		var out, errb bytes.Buffer
-		cmd := exec.Command("sh", "-c", cfg.PasswordCmd)
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("password_cmd failed: %w (%s)", err, strings.TrimSpace(errb.String()))
-		}
-		return strings.TrimRight(out.String(), "\r\n"), nil
+		return runSecretCmd("password_cmd", cfg.PasswordCmd)
 	}
 	if e.Password != "" {
 		log.Warn("password taken from the URL: it shows in ps and shell history; prefer " + env + " or password_file")
 		return e.Password, nil
 	}
 	return "", usagef("no password for %s: set %s, or password_file or password_cmd in a config file", e, env)
+}
+
+// runSecretCmd runs a command that prints a secret on its first line. Its
+// output never goes into an error; its standard error may, as it is the
+// command's own explanation.
+func runSecretCmd(what, command string) (string, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.Command("sh", "-c", command)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s failed: %w (%s)", what, err, strings.TrimSpace(errb.String()))
+	}
+	secret := strings.TrimRight(out.String(), "\r\n")
+	if secret == "" {
+		return "", fmt.Errorf("%s printed nothing", what)
+	}
+	return secret, nil
 }
 
 // emptySource is a destination that does not exist yet, for plan.

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,8 +45,12 @@ type Config struct {
 	InsecureSkipVerify bool
 	User               string
 	Password           string
-	// Auth forces a mechanism: "plain", "login". Default: AUTHENTICATE
-	// PLAIN when offered, else LOGIN.
+	// Token is an OAuth2 access token; with it, login uses OAUTHBEARER or
+	// XOAUTH2 (whichever the server offers) instead of a password.
+	Token string
+	// Auth forces a mechanism: "plain", "login", "xoauth2", "oauthbearer".
+	// Default: with a Token, OAUTHBEARER or XOAUTH2 as offered; else
+	// AUTHENTICATE PLAIN when offered, else LOGIN.
 	Auth string
 	// Conns is the number of connections (default 4).
 	Conns int
@@ -235,7 +240,23 @@ func (p *Pool) login(cn *Conn) error {
 	caps := c.Caps()
 	var err error
 	mech := strings.ToLower(p.cfg.Auth)
+	if mech == "" && p.cfg.Token != "" {
+		switch {
+		case caps.Has(imap.AuthCap("OAUTHBEARER")):
+			mech = "oauthbearer"
+		case caps.Has(imap.AuthCap("XOAUTH2")):
+			mech = "xoauth2"
+		default:
+			return fmt.Errorf("%s: %w: an OAuth2 token was given, but the server offers neither OAUTHBEARER nor XOAUTH2", p.cfg.Addr, ErrAuth)
+		}
+	}
+	host, portStr, _ := net.SplitHostPort(p.cfg.Addr)
+	port, _ := strconv.Atoi(portStr)
 	switch {
+	case mech == "oauthbearer":
+		err = c.Authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: p.cfg.User, Token: p.cfg.Token, Host: host, Port: port}))
+	case mech == "xoauth2":
+		err = c.Authenticate(netx.XOAUTH2(p.cfg.User, p.cfg.Token))
 	case mech == "plain" || (mech == "" && caps.Has(imap.AuthCap("PLAIN"))):
 		err = c.Authenticate(sasl.NewPlainClient("", p.cfg.User, p.cfg.Password))
 	case mech == "login" || mech == "":
@@ -244,7 +265,7 @@ func (p *Pool) login(cn *Conn) error {
 		}
 		err = c.Login(p.cfg.User, p.cfg.Password).Wait()
 	default:
-		return fmt.Errorf("unknown auth mechanism %q (want plain or login)", p.cfg.Auth)
+		return fmt.Errorf("unknown auth mechanism %q (want plain, login, xoauth2 or oauthbearer)", p.cfg.Auth)
 	}
 	if err != nil {
 		// The server's text, never the password (it is not in it).

@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,8 @@ type fakeServer struct {
 	fetch     func(w *bufio.Writer, tag string) (closeConn bool)
 	gotLogin  atomic.Bool
 	searchHit bool
+	// sasl records the decoded initial response of AUTHENTICATE.
+	sasl atomic.Value
 }
 
 func startFake(t *testing.T, f *fakeServer) {
@@ -70,6 +73,18 @@ func (f *fakeServer) serve(c net.Conn) {
 		case "LOGIN":
 			f.gotLogin.Store(true)
 			fmt.Fprintf(w, "%s OK logged in\r\n", tag)
+		case "AUTHENTICATE":
+			ir := ""
+			if len(fields) > 3 {
+				b, _ := base64.StdEncoding.DecodeString(fields[3])
+				ir = string(b)
+			}
+			f.sasl.Store(strings.ToUpper(fields[2]) + " " + ir)
+			if strings.Contains(ir, "auth=Bearer good-token") {
+				fmt.Fprintf(w, "%s OK authenticated\r\n", tag)
+			} else {
+				fmt.Fprintf(w, "%s NO [AUTHENTICATIONFAILED] bad token\r\n", tag)
+			}
 		case "LIST":
 			fmt.Fprintf(w, "* LIST (\\Noselect) \"/\" \"\"\r\n%s OK done\r\n", tag)
 		case "SELECT", "EXAMINE":
@@ -228,5 +243,36 @@ func TestByeMidFetchIsTransient(t *testing.T) {
 	var te *source.TransientError
 	if !errors.As(err, &te) {
 		t.Fatalf("err = %v (%T), want a source.TransientError", err, err)
+	}
+}
+
+// With an OAuth2 token, login uses the bearer mechanism the server offers,
+// and sends no password.
+func TestOAuth2(t *testing.T) {
+	for _, tt := range []struct {
+		caps, want string
+	}{
+		{"IMAP4rev1 SASL-IR AUTH=XOAUTH2", "XOAUTH2 user=alice\x01auth=Bearer good-token\x01\x01"},
+		{"IMAP4rev1 SASL-IR AUTH=OAUTHBEARER AUTH=XOAUTH2", "OAUTHBEARER n,a=alice,"},
+	} {
+		f := &fakeServer{caps: tt.caps, fetch: func(*bufio.Writer, string) bool { return true }}
+		startFake(t, f)
+		s, err := Open(context.Background(), Config{Addr: f.addr, TLS: TLSNone, User: "alice", Token: "good-token"})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.caps, err)
+		}
+		s.Close()
+		if got, _ := f.sasl.Load().(string); !strings.HasPrefix(got, tt.want) || f.gotLogin.Load() {
+			t.Fatalf("%s: AUTHENTICATE %q, LOGIN sent %v; want %q", tt.caps, got, f.gotLogin.Load(), tt.want)
+		}
+		_, err = Open(context.Background(), Config{Addr: f.addr, TLS: TLSNone, User: "alice", Token: "expired"})
+		if !errors.Is(err, ErrAuth) || strings.Contains(err.Error(), "expired") {
+			t.Fatalf("%s, bad token: %v", tt.caps, err)
+		}
+	}
+	f := &fakeServer{caps: "IMAP4rev1 AUTH=PLAIN", fetch: func(*bufio.Writer, string) bool { return true }}
+	startFake(t, f)
+	if _, err := Open(context.Background(), Config{Addr: f.addr, TLS: TLSNone, User: "alice", Token: "good-token"}); !errors.Is(err, ErrAuth) {
+		t.Fatalf("a server without bearer mechanisms: %v", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -26,6 +28,8 @@ type fakePOP3 struct {
 	errOn    map[string]bool // RETR of these UIDLs answers -ERR
 	dropOn   map[string]bool // RETR of these UIDLs sends half, then hangs up
 	quitFail bool            // the connection drops on QUIT (nothing deleted)
+	sasl     string          // advertised SASL mechanisms
+	auth     string          // the decoded AUTH initial response received
 	addr     string
 	retrs    int
 }
@@ -100,8 +104,19 @@ func (f *fakePOP3) serve(c net.Conn) {
 		}
 		f.mu.Lock()
 		switch strings.ToUpper(fields[0]) {
+		case "AUTH":
+			b, _ := base64.StdEncoding.DecodeString(fields[len(fields)-1])
+			f.auth = strings.ToUpper(fields[1]) + " " + string(b)
+			if strings.Contains(string(b), "auth=Bearer good-token") {
+				fmt.Fprint(w, "+OK\r\n")
+			} else {
+				fmt.Fprint(w, "-ERR [AUTH] bad token\r\n")
+			}
 		case "CAPA":
 			fmt.Fprint(w, "+OK\r\nUSER\r\nTOP\r\n")
+			if f.sasl != "" {
+				fmt.Fprintf(w, "SASL %s\r\n", f.sasl)
+			}
 			if !f.noUIDL {
 				fmt.Fprint(w, "UIDL\r\n")
 			}
@@ -346,4 +361,20 @@ func TestFakeDeleteAfterCopy(t *testing.T) {
 		t.Fatalf("second run: %+v, %v, %d left", sum, err, f.remaining())
 	}
 	checkExactlyOnce(t, f, dst)
+}
+
+func TestFakeOAuth2(t *testing.T) {
+	f := &fakePOP3{msgs: msgs(2), sasl: "PLAIN XOAUTH2"}
+	f.start(t)
+	s, err := Open(context.Background(), Config{Addr: f.addr, TLS: TLSNone, User: "alice", Token: "good-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if !strings.HasPrefix(f.auth, "XOAUTH2 user=alice\x01auth=Bearer good-token") {
+		t.Fatalf("AUTH sent %q", f.auth)
+	}
+	if _, err := Open(context.Background(), Config{Addr: f.addr, TLS: TLSNone, User: "alice", Token: "stale"}); !errors.Is(err, ErrAuth) {
+		t.Fatalf("bad token: %v", err)
+	}
 }

@@ -57,9 +57,13 @@ type Config struct {
 	CAFile             string
 	InsecureSkipVerify bool
 	User, Password     string
-	// Auth forces a mechanism: "plain" (SASL), "apop", "user". Default:
-	// SASL PLAIN when CAPA lists it, else APOP when the greeting offers it,
-	// else USER/PASS.
+	// Token is an OAuth2 access token: login uses SASL OAUTHBEARER or
+	// XOAUTH2, as CAPA lists them.
+	Token string
+	// Auth forces a mechanism: "plain" (SASL), "apop", "user", "xoauth2",
+	// "oauthbearer". Default: with a Token, OAUTHBEARER or XOAUTH2 as
+	// listed; else SASL PLAIN when CAPA lists it, else APOP when the
+	// greeting offers it, else USER/PASS.
 	Auth string
 	// Folder is the name the mailbox is listed under (default INBOX).
 	Folder  string
@@ -169,7 +173,29 @@ func (s *Store) login(sess *session, d *dialer) error {
 	mech := strings.ToLower(s.cfg.Auth)
 	sess.dc.Begin()
 	defer sess.dc.End()
+	if mech == "" && s.cfg.Token != "" {
+		switch {
+		case d.sasl["OAUTHBEARER"]:
+			mech = "oauthbearer"
+		case d.sasl["XOAUTH2"]:
+			mech = "xoauth2"
+		default:
+			return fmt.Errorf("%s: %w: an OAuth2 token was given, but the server lists neither OAUTHBEARER nor XOAUTH2", s.cfg.Addr, ErrAuth)
+		}
+	}
 	switch {
+	case mech == "xoauth2" || mech == "oauthbearer":
+		var ir []byte
+		if mech == "xoauth2" {
+			ir = netx.XOAUTH2Response(s.cfg.User, s.cfg.Token)
+		} else {
+			host, port, _ := net.SplitHostPort(s.cfg.Addr)
+			ir = []byte("n,a=" + s.cfg.User + ",\x01host=" + host + "\x01port=" + port + "\x01auth=Bearer " + s.cfg.Token + "\x01\x01")
+		}
+		err = safe(func() error {
+			_, err := sess.c.Cmd("AUTH "+strings.ToUpper(mech), false, base64.StdEncoding.EncodeToString(ir))
+			return err
+		})
 	case mech == "plain" || (mech == "" && d.sasl["PLAIN"]):
 		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + s.cfg.User + "\x00" + s.cfg.Password))
 		err = safe(func() error { _, err := sess.c.Cmd("AUTH PLAIN", false, ir); return err })
@@ -182,7 +208,7 @@ func (s *Store) login(sess *session, d *dialer) error {
 	case mech == "user" || mech == "":
 		err = safe(func() error { return sess.c.Auth(s.cfg.User, s.cfg.Password) })
 	default:
-		return fmt.Errorf("unknown auth mechanism %q (want plain, apop or user)", s.cfg.Auth)
+		return fmt.Errorf("unknown auth mechanism %q (want plain, apop, user, xoauth2 or oauthbearer)", s.cfg.Auth)
 	}
 	if err != nil {
 		return fmt.Errorf("log in to %s as %q: %w: %v", s.cfg.Addr, s.cfg.User, ErrAuth, err)
