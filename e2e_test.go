@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/internal/eol"
@@ -559,4 +560,71 @@ func TestSecretsAndPermissions(t *testing.T) {
 	if ckpts, _ := filepath.Glob(filepath.Join(state, "mailferry", "*.ckpt")); len(ckpts) == 0 {
 		t.Fatal("no checkpoint was written where XDG_STATE_HOME says")
 	}
+}
+
+// Folder names are translated between a Courier-style server ("INBOX."
+// prefix, "." separator) and a "/" server, both ways, nested and
+// non-ASCII names included.
+func TestNamespaceTranslation(t *testing.T) {
+	courier := dovecottest.Start(t, dovecottest.Options{Courier: true})
+	plain := dovecottest.Start(t, dovecottest.Options{})
+	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
+	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	var fx []sourcetest.Fixture
+	for i, f := range []string{"INBOX", "Work/2024/Q1", "Entwürfe", "Sent", "A & B"} {
+		for _, x := range fewFixtures(f, 3) {
+			x.Content = append([]byte(fmt.Sprintf("X-Folder-Test: %d\r\n", i)), x.Content...)
+			fx = append(fx, x)
+		}
+	}
+	for _, dir := range []struct {
+		name           string
+		from, to       *dovecottest.Server
+		fromDir, toDir string
+	}{
+		{"courier to plain", courier, plain, "INBOX.Work.2024.Q1", "Work/2024/Q1"},
+		{"plain to courier", plain, courier, "Work/2024/Q1", "INBOX.Work.2024.Q1"},
+	} {
+		t.Run(dir.name, func(t *testing.T) {
+			src, dst := dir.from.NewUser(t), dir.to.NewUser(t)
+			sinktest.Put(t, imapStore(t, dir.from, src), fx)
+			sourcetest.Run(t, sourcetest.Opt{
+				Fixtures: func(*testing.T) []sourcetest.Fixture { return fx },
+				New: func(t *testing.T, fx []sourcetest.Fixture) source.Source {
+					if sum := copyJSON(t, "copy", imapURL(dir.from, src), imapURL(dir.to, dst)); sum.Copied != len(fx) {
+						t.Fatalf("copied %d of %d: %+v", sum.Copied, len(fx), sum.Errors)
+					}
+					return imapStore(t, dir.to, dst)
+				},
+			})
+			// The server's own names, as another client sees them.
+			for _, c := range []struct {
+				s    *dovecottest.Server
+				user string
+				want string
+			}{{dir.from, src, dir.fromDir}, {dir.to, dst, dir.toDir}} {
+				cl, err := imapclientDial(c.s, c.user)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, _ := cl.List("", "*", nil).Collect()
+				cl.Close()
+				found := false
+				for _, m := range l {
+					found = found || m.Mailbox == c.want
+				}
+				if !found {
+					t.Errorf("%s has no mailbox %q", c.user, c.want)
+				}
+			}
+		})
+	}
+}
+
+func imapclientDial(s *dovecottest.Server, user string) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(dovecottest.Addr(s.IMAPPort), nil)
+	if err != nil {
+		return nil, err
+	}
+	return c, c.Login(user, dovecottest.Password).Wait()
 }

@@ -38,6 +38,9 @@ type Options struct {
 	IMAPCapability string
 	// DisablePlaintextAuth refuses LOGIN and PLAIN without TLS.
 	DisablePlaintextAuth bool
+	// Courier makes the personal namespace Courier-style: prefix "INBOX."
+	// and "." as the hierarchy separator.
+	Courier bool
 }
 
 // Server is a running Dovecot.
@@ -115,6 +118,10 @@ func Start(t testing.TB, opt Options, users ...string) *Server {
 	if opt.IMAPCapability != "" {
 		capLine = "imap_capability = " + opt.IMAPCapability
 	}
+	ns := "separator = /"
+	if opt.Courier {
+		ns = "separator = .\n  prefix = INBOX."
+	}
 	plain := "no"
 	if opt.DisablePlaintextAuth {
 		plain = "yes"
@@ -148,7 +155,7 @@ mail_location = maildir:~/Maildir
 mail_fsync = optimized
 namespace inbox {
   inbox = yes
-  separator = /
+  %[15]s
   mailbox Drafts {
     special_use = \Drafts
   }
@@ -197,7 +204,7 @@ service pop3-login {
   }
 }
 `, s.IMAPPort, dir, internal, login, s.mailUID, s.mailGID, plain, s.CAFile, keyFile, capLine,
-		s.IMAPPort, s.IMAPSPort, s.POP3Port, s.POP3SPort)
+		s.IMAPPort, s.IMAPSPort, s.POP3Port, s.POP3SPort, ns)
 	if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

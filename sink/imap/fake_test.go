@@ -33,6 +33,7 @@ type appendServer struct {
 	folders  map[string]bool
 	addr     string
 	uidNext  int
+	caps     string
 }
 
 var literalAtEnd = regexp.MustCompile(`\{(\d+)\}\r?\n$`)
@@ -62,7 +63,11 @@ func unquote(s string) string { return strings.Trim(s, `"`) }
 func (s *appendServer) serve(c net.Conn) {
 	defer c.Close()
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
-	fmt.Fprint(w, "* OK [CAPABILITY IMAP4rev1 UIDPLUS] fake ready\r\n")
+	caps := s.caps
+	if caps == "" {
+		caps = "IMAP4rev1 UIDPLUS"
+	}
+	fmt.Fprintf(w, "* OK [CAPABILITY %s] fake ready\r\n", caps)
 	w.Flush()
 	for {
 		line, err := r.ReadString('\n')
@@ -77,7 +82,7 @@ func (s *appendServer) serve(c net.Conn) {
 		s.mu.Lock()
 		switch cmd {
 		case "CAPABILITY":
-			fmt.Fprintf(w, "* CAPABILITY IMAP4rev1 UIDPLUS\r\n%s OK done\r\n", tag)
+			fmt.Fprintf(w, "* CAPABILITY %s\r\n%s OK done\r\n", caps, tag)
 		case "LOGIN", "SUBSCRIBE", "NOOP":
 			fmt.Fprintf(w, "%s OK done\r\n", tag)
 		case "LIST":
@@ -231,5 +236,30 @@ func TestTryCreate(t *testing.T) {
 				t.Fatalf("Box holds %d", srv.count("Box"))
 			}
 		})
+	}
+}
+
+// A message over APPENDLIMIT is refused by name without being sent.
+func TestAppendLimit(t *testing.T) {
+	srv := startAppendServer(t, nil)
+	srv.caps = "IMAP4rev1 UIDPLUS APPENDLIMIT=100"
+	dst, err := Open(context.Background(), srcimap.Config{Addr: srv.addr, TLS: srcimap.TLSNone, User: "u", Password: "p", Conns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	small, big := "Subject: s\r\n\r\nok\r\n", "Subject: b\r\n\r\n"+strings.Repeat("x", 200)+"\r\n"
+	if _, err := dst.Put(context.Background(), "INBOX", source.Message{Size: int64(len(small))}, strings.NewReader(small)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = dst.Put(context.Background(), "INBOX", source.Message{Size: int64(len(big))}, strings.NewReader(big))
+	if !errors.Is(err, sink.ErrRejected) || !strings.Contains(err.Error(), "APPENDLIMIT") {
+		t.Fatalf("Put over the limit: %v", err)
+	}
+	srv.mu.Lock()
+	n := srv.appends
+	srv.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the server received %d APPENDs, want 1", n)
 	}
 }

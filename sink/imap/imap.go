@@ -236,6 +236,12 @@ func (s *Sink) append(ctx context.Context, folder, mailbox string, m source.Mess
 	if err != nil {
 		return "", err
 	}
+	// RFC 7889: a message over the server's APPENDLIMIT is refused before
+	// its bytes are sent.
+	if limit, ok := cn.Client().Caps().AppendLimit(); ok && limit != nil && sp.size > int64(*limit) {
+		s.Pool.Put(cn, false)
+		return "", fmt.Errorf("%d bytes, over the server's APPENDLIMIT of %d: %w", sp.size, *limit, sink.ErrRejected)
+	}
 	flags, err := s.allowedFlags(cn, folder, mailbox, m.Flags)
 	if err != nil {
 		s.Pool.Put(cn, !isNO(err))
