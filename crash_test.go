@@ -74,7 +74,8 @@ func crashFixtures(n int) []sourcetest.Fixture {
 // kills runs at a random moment within the time an uninterrupted run takes
 // until one finishes, lets a last run complete, and checks the result, so
 // kills land at every stage: connecting, listing, mid-body, between a write
-// and its checkpoint entry, and at the end.
+// and its checkpoint entry, and at the end. Every fifth kill also deletes
+// the checkpoint, so the next run must rebuild from the destination.
 //
 // pause is added to the kill window of a run that follows a kill: a run
 // whose predecessor died waits that long before it looks at an IMAP
@@ -119,6 +120,17 @@ func crashCycles(t *testing.T, env []string, kills int, pause time.Duration, fre
 				break // finished before the kill: the cycle is done
 			}
 			killed++
+			if killed%5 == 0 {
+				for i, a := range args {
+					if a == "--checkpoint" {
+						os.Remove(args[i+1])
+					}
+				}
+				// Without its checkpoint the next run cannot know that its
+				// predecessor died, so it does not wait out the late-commit
+				// grace; a person deleting a checkpoint takes longer than that.
+				time.Sleep(pause)
+			}
 		}
 		if err := run(args); err != nil {
 			t.Fatalf("cycle %d, final run: %v", cycles, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -305,24 +306,44 @@ func TestPOP3EndToEnd(t *testing.T) {
 	}
 }
 
-// POP3 to IMAP: what IMAP cannot carry is named, the rest arrives, exit 3.
+// POP3 to IMAP with the whole corpus: what IMAP cannot carry (NUL bytes,
+// 0-byte messages) is named, exit 3; everything else arrives byte for byte.
 func TestPOP3ToIMAP(t *testing.T) {
 	srv := dovecottest.Start(t, dovecottest.Options{})
 	src, dst := srv.NewUser(t), srv.NewUser(t)
 	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
 	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
-	fx := inbox(sourcetest.Generated("INBOX"))
-	deliverFixtures(t, srv, src, fx)
-	code, out, _ := cli(t, "copy", pop3URL(srv, src), imapURL(srv, dst), "--dedup", "none", "--json")
-	var sum plan.Summary
-	json.Unmarshal([]byte(out), &sum)
-	if code != exitIncomplete || sum.Failed != 2 || sum.Copied != len(fx)-2 {
-		t.Fatalf("exit %d: %s", code, out)
+	all := inbox(sourcetest.DefaultFixtures(t))
+	deliverFixtures(t, srv, src, all)
+	var carried []sourcetest.Fixture
+	refused := 0
+	for _, f := range all {
+		if f.HasNUL() || len(f.Content) == 0 {
+			refused++
+		} else {
+			carried = append(carried, f)
+		}
 	}
-	named := strings.Join([]string{sum.Errors[0].Error, sum.Errors[1].Error}, " ")
-	if !strings.Contains(named, "NUL") || !strings.Contains(named, "0-byte") {
-		t.Fatalf("errors do not name the cause: %s", named)
-	}
+	sourcetest.Run(t, sourcetest.Opt{
+		Fixtures: func(*testing.T) []sourcetest.Fixture { return carried },
+		NoFlags:  true, NoDates: true,
+		New: func(t *testing.T, fx []sourcetest.Fixture) source.Source {
+			code, out, _ := cli(t, "copy", pop3URL(srv, src), imapURL(srv, dst), "--dedup", "none", "--json")
+			var sum plan.Summary
+			json.Unmarshal([]byte(out), &sum)
+			if code != exitIncomplete || sum.Failed != refused || sum.Copied != len(carried) {
+				t.Fatalf("exit %d, copied %d, failed %d; want 3, %d, %d", code, sum.Copied, sum.Failed, len(carried), refused)
+			}
+			var named []string
+			for _, e := range sum.Errors {
+				named = append(named, e.Error)
+			}
+			if all := strings.Join(named, " "); !strings.Contains(all, "NUL") || !strings.Contains(all, "0-byte") {
+				t.Fatalf("errors do not name the cause: %s", all)
+			}
+			return imapStore(t, srv, dst)
+		},
+	})
 }
 
 // countFiles counts the messages of a Maildir tree.
@@ -627,4 +648,37 @@ func imapclientDial(s *dovecottest.Server, user string) (*imapclient.Client, err
 		return nil, err
 	}
 	return c, c.Login(user, dovecottest.Password).Wait()
+}
+
+// Subscriptions carry over: subscribed at the source, subscribed at the
+// destination; not subscribed, not subscribed.
+func TestSubscriptionsCarryOver(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	src, dst := srv.NewUser(t), srv.NewUser(t)
+	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
+	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	sinktest.Put(t, imapStore(t, srv, src), append(fewFixtures("Subscribed/Yes", 2), fewFixtures("Quiet", 2)...))
+	cl, err := imapclientDial(srv, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Subscribe("Subscribed/Yes").Wait()
+	cl.Close()
+	copyJSON(t, "copy", imapURL(srv, src), imapURL(srv, dst))
+	cl, err = imapclientDial(srv, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	l, err := cl.List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subscribed []string
+	for _, m := range l {
+		subscribed = append(subscribed, m.Mailbox)
+	}
+	if !slices.Contains(subscribed, "Subscribed/Yes") || slices.Contains(subscribed, "Quiet") {
+		t.Fatalf("subscribed at the destination: %q", subscribed)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,10 +195,9 @@ func TestFailedPutThenResume(t *testing.T) {
 	for k := 1; k <= len(msgs); k++ {
 		src := memStore(t, msgs...)
 		dst := memory.New()
-		n := 0
+		var n atomic.Int32
 		dst.BeforePut = func(string, source.Message) error {
-			n++
-			if n == k {
+			if int(n.Add(1)) == k {
 				return errors.New("injected failure")
 			}
 			return nil
@@ -278,10 +278,9 @@ func TestInterruptThenResume(t *testing.T) {
 	src := memStore(t, msgs...)
 	dst := memory.New()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := 0
+	var n atomic.Int32
 	dst.BeforePut = func(string, source.Message) error {
-		n++
-		if n == 10 {
+		if n.Add(1) == 10 {
 			cancel()
 		}
 		return nil
@@ -448,5 +447,21 @@ func TestFolderVanishesDuringRun(t *testing.T) {
 	sum := run(t, vanishing{src, "Gone"}, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{})
 	if sum.Copied != 2 || !sum.Incomplete() || len(sum.Errors) != 1 || sum.Errors[0].Folder != "Gone" || !strings.Contains(sum.Errors[0].Error, "not found") {
 		t.Fatalf("%+v", sum)
+	}
+}
+
+// Hostile content: a 1 MB header, a Message-ID after it, and a 0-byte
+// message all copy and key correctly.
+func TestHostileMessages(t *testing.T) {
+	huge := "X-Junk: " + strings.Repeat("j", 1<<20) + "\r\nX-More:\r\n " + strings.Repeat("k ", 200000) + "\r\nMessage-ID: <after-junk@x>\r\n\r\nbody\r\n"
+	src := memStore(t, msg{"INBOX", huge}, msg{"INBOX", ""}, msg{"INBOX", huge})
+	_, dst := maildirPair(t, srcmaildir.LayoutMaildirPP)
+	sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{})
+	if sum.Copied != 2 || sum.DuplicatesSkipped != 1 || sum.Failed != 0 {
+		t.Fatalf("%+v", sum)
+	}
+	sum2, err := plan.Verify(context.Background(), src, dst, plan.VerifyOptions{Deep: true})
+	if err != nil || !sum2.Complete() {
+		t.Fatalf("verify: %+v, %v", sum2, err)
 	}
 }

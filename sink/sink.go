@@ -46,6 +46,12 @@ type FlagSetter interface {
 	SetFlags(ctx context.Context, folder, id string, flags []string) error
 }
 
+// Subscriber is implemented by sinks with subscriptions (IMAP), so folders
+// subscribed at the source are subscribed at the destination.
+type Subscriber interface {
+	Subscribe(ctx context.Context, folder string) error
+}
+
 // Errors a Put can fail with, for the planner to classify.
 var (
 	// ErrRejected: the store refused this one message for good (too big,

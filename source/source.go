@@ -87,6 +87,9 @@ type Folder struct {
 	Name string
 	// SpecialUse is an RFC 6154 role such as `\Sent`, or "".
 	SpecialUse string
+	// Unsubscribed is true when the store says the folder is not
+	// subscribed (IMAP). Stores without subscriptions leave it false.
+	Unsubscribed bool
 }
 
 // Source is a mail store that messages can be read from.

@@ -42,8 +42,8 @@ func Open(ctx context.Context, cfg srcimap.Config) (*Sink, error) {
 	return &Sink{Store: st, created: map[string]bool{}, perm: map[string][]imap.Flag{}}, nil
 }
 
-// CreateFolder implements sink.Sink: CREATE (which makes parents on every
-// server we know; RFC 3501 §6.3.3 allows it), then SUBSCRIBE.
+// CreateFolder implements sink.Sink: CREATE, which makes parents on every
+// server we know (RFC 3501 §6.3.3 allows it).
 func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
 	s.mu.Lock()
 	done := s.created[folder]
@@ -67,7 +67,7 @@ func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
 		if err := cn.Client().Create(mailbox, nil).Wait(); err != nil && !alreadyExists(err) {
 			return err
 		}
-		return cn.Client().Subscribe(mailbox).Wait()
+		return nil
 	})
 	s.Pool.Put(cn, err != nil && !isNO(err))
 	if err != nil {
@@ -76,6 +76,28 @@ func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
 	s.mu.Lock()
 	s.created[folder] = true
 	s.mu.Unlock()
+	return nil
+}
+
+// Subscribe implements sink.Subscriber.
+func (s *Sink) Subscribe(ctx context.Context, folder string) error {
+	ns, err := s.Namespace(ctx)
+	if err != nil {
+		return err
+	}
+	mailbox, err := ns.ServerName(folder)
+	if err != nil {
+		return err
+	}
+	cn, err := s.Pool.Get(ctx, "")
+	if err != nil {
+		return err
+	}
+	err = cn.Do(func() error { return cn.Client().Subscribe(mailbox).Wait() })
+	s.Pool.Put(cn, err != nil && !isNO(err))
+	if err != nil {
+		return fmt.Errorf("subscribe to %q: %w", folder, err)
+	}
 	return nil
 }
 
@@ -395,4 +417,5 @@ func (c ctxReader) Read(p []byte) (int, error) {
 var (
 	_ sink.Sink       = (*Sink)(nil)
 	_ sink.FlagSetter = (*Sink)(nil)
+	_ sink.Subscriber = (*Sink)(nil)
 )

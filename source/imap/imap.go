@@ -178,10 +178,15 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 		return nil, err
 	}
 	var list []*imap.ListData
+	subs := false // whether LIST reports subscriptions
 	err = cn.Do(func() error {
 		opts := &imap.ListOptions{}
 		if cn.c.Caps().Has(imap.CapSpecialUse) {
 			opts.ReturnSpecialUse = true
+		}
+		if cn.c.Caps().Has(imap.CapListExtended) {
+			opts.ReturnSubscribed = true
+			subs = true
 		}
 		var err error
 		list, err = cn.c.List("", "*", opts).Collect()
@@ -201,7 +206,7 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 			s.Cfg.Log.Warn("folder skipped: its name holds '/', which mailferry uses as the hierarchy separator", "folder", l.Mailbox)
 			continue
 		}
-		f := source.Folder{Name: name}
+		f := source.Folder{Name: name, Unsubscribed: subs && !hasAttr(l.Attrs, imap.MailboxAttrSubscribed)}
 		for _, a := range l.Attrs {
 			switch a {
 			case imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts, imap.MailboxAttrFlagged,
