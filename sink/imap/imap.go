@@ -4,12 +4,10 @@
 package imap
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,7 +16,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailferry/mailferry/internal/ctxio"
 	"github.com/mailferry/mailferry/internal/eol"
+	"github.com/mailferry/mailferry/internal/spool"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
@@ -51,11 +51,7 @@ func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
 	if done || strings.EqualFold(folder, "INBOX") {
 		return nil
 	}
-	ns, err := s.Namespace(ctx)
-	if err != nil {
-		return err
-	}
-	mailbox, err := ns.ServerName(folder)
+	mailbox, err := s.Mailbox(ctx, folder)
 	if err != nil {
 		return err
 	}
@@ -81,11 +77,7 @@ func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
 
 // Subscribe implements sink.Subscriber.
 func (s *Sink) Subscribe(ctx context.Context, folder string) error {
-	ns, err := s.Namespace(ctx)
-	if err != nil {
-		return err
-	}
-	mailbox, err := ns.ServerName(folder)
+	mailbox, err := s.Mailbox(ctx, folder)
 	if err != nil {
 		return err
 	}
@@ -116,93 +108,37 @@ func isNO(err error) bool {
 	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo
 }
 
-// memLimit is how much of a message is held in memory while its CRLF
-// length is found; larger ones go through a temporary file, so memory stays
-// bounded whatever the message size.
-const memLimit = 8 << 20
-
-// spool holds one message, converted to CRLF, until it is appended: APPEND
-// needs the exact length up front, and a TRYCREATE retry needs the bytes
-// again.
-type spool struct {
-	buf    bytes.Buffer
-	file   *os.File
-	size   int64
-	hasNUL bool
-}
-
-func (sp *spool) Write(p []byte) (int, error) {
-	if bytes.IndexByte(p, 0) >= 0 {
-		sp.hasNUL = true
-	}
-	sp.size += int64(len(p))
-	if sp.file == nil && sp.buf.Len()+len(p) <= memLimit {
-		return sp.buf.Write(p)
-	}
-	if sp.file == nil {
-		f, err := os.CreateTemp("", "mailferry-spool-*") // 0600
-		if err != nil {
-			return 0, err
-		}
-		os.Remove(f.Name()) // nothing left behind, even on kill -9
-		sp.file = f
-		if _, err := f.Write(sp.buf.Bytes()); err != nil {
-			return 0, err
-		}
-		sp.buf = bytes.Buffer{}
-	}
-	return sp.file.Write(p)
-}
-
-func (sp *spool) reader() (io.Reader, error) {
-	if sp.file == nil {
-		return bytes.NewReader(sp.buf.Bytes()), nil
-	}
-	if _, err := sp.file.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return sp.file, nil
-}
-
-func (sp *spool) close() {
-	if sp.file != nil {
-		sp.file.Close()
-	}
-}
-
 // Put implements sink.Sink.
 func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Reader) (string, error) {
-	sp := &spool{}
-	defer sp.close()
+	// APPEND needs the exact CRLF length up front, and a TRYCREATE retry
+	// needs the bytes again: the message is spooled.
+	sp := &spool.Spool{}
+	defer sp.Close()
 	src := r
 	if m.Size >= 0 {
 		src = io.LimitReader(r, m.Size+1)
 	}
 	crlf := &eol.CRLFWriter{W: sp}
-	n, err := io.Copy(crlf, ctxReader{ctx, src})
+	n, err := io.Copy(crlf, ctxio.Reader(ctx, src))
 	if err != nil {
 		return "", fmt.Errorf("read message: %w", err)
 	}
 	if m.Size >= 0 && n != m.Size {
 		return "", fmt.Errorf("read %d bytes of a message declared as %d: %w", n, m.Size, source.ErrSizeMismatch)
 	}
-	if sp.hasNUL {
+	if sp.HasNUL() {
 		// go-imap cannot send a literal8 (BINARY APPEND), and a NUL in a
 		// plain literal is refused or altered by servers (Dovecot returns
 		// it as 0x80).
 		return "", fmt.Errorf("message holds NUL bytes, which IMAP cannot carry without BINARY APPEND: %w", sink.ErrRejected)
 	}
-	if sp.size == 0 {
+	if sp.Size() == 0 {
 		return "", fmt.Errorf("an empty (0-byte) message cannot be appended over IMAP: %w", sink.ErrRejected)
 	}
 	if err := s.CreateFolder(ctx, folder); err != nil { // once per folder
 		return "", srcimap.Transport(err)
 	}
-	ns, err := s.Namespace(ctx)
-	if err != nil {
-		return "", err
-	}
-	mailbox, err := ns.ServerName(folder)
+	mailbox, err := s.Mailbox(ctx, folder)
 	if err != nil {
 		return "", err
 	}
@@ -249,8 +185,8 @@ func classify(err error) error {
 	return err
 }
 
-func (s *Sink) append(ctx context.Context, folder, mailbox string, m source.Message, sp *spool) (string, error) {
-	body, err := sp.reader()
+func (s *Sink) append(ctx context.Context, folder, mailbox string, m source.Message, sp *spool.Spool) (string, error) {
+	body, err := sp.Reader()
 	if err != nil {
 		return "", err
 	}
@@ -260,9 +196,9 @@ func (s *Sink) append(ctx context.Context, folder, mailbox string, m source.Mess
 	}
 	// RFC 7889: a message over the server's APPENDLIMIT is refused before
 	// its bytes are sent.
-	if limit, ok := cn.Client().Caps().AppendLimit(); ok && limit != nil && sp.size > int64(*limit) {
+	if limit, ok := cn.Client().Caps().AppendLimit(); ok && limit != nil && sp.Size() > int64(*limit) {
 		s.Pool.Put(cn, false)
-		return "", fmt.Errorf("%d bytes, over the server's APPENDLIMIT of %d: %w", sp.size, *limit, sink.ErrRejected)
+		return "", fmt.Errorf("%d bytes, over the server's APPENDLIMIT of %d: %w", sp.Size(), *limit, sink.ErrRejected)
 	}
 	flags, err := s.allowedFlags(cn, folder, mailbox, m.Flags)
 	if err != nil {
@@ -272,8 +208,8 @@ func (s *Sink) append(ctx context.Context, folder, mailbox string, m source.Mess
 	var data *imap.AppendData
 	broken := false
 	err = cn.Do(func() error {
-		cmd := cn.Client().Append(mailbox, sp.size, &imap.AppendOptions{Flags: flags, Time: m.Date})
-		_, werr := io.Copy(cmd, ctxReader{ctx, body})
+		cmd := cn.Client().Append(mailbox, sp.Size(), &imap.AppendOptions{Flags: flags, Time: m.Date})
+		_, werr := io.Copy(cmd, ctxio.Reader(ctx, body))
 		cerr := cmd.Close()
 		if werr != nil || cerr != nil {
 			// The server may take the next command as message bytes
@@ -366,11 +302,7 @@ func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) 
 	if err != nil {
 		return err
 	}
-	ns, err := s.Namespace(ctx)
-	if err != nil {
-		return err
-	}
-	mailbox, err := ns.ServerName(folder)
+	mailbox, err := s.Mailbox(ctx, folder)
 	if err != nil {
 		return err
 	}
@@ -400,18 +332,6 @@ func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) 
 		return fmt.Errorf("set flags in %q: %w", folder, err)
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 var (

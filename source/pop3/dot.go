@@ -72,13 +72,6 @@ func (d *dotReader) read(p []byte) (int, error) {
 	return n, nil
 }
 
-// drain reads to the terminator, so the connection is in step for the next
-// command.
-func (d *dotReader) drain() error {
-	_, err := io.Copy(io.Discard, d)
-	return err
-}
-
 // trailerReader undoes the one change RFC 1939 forces on a message: a
 // multi-line response ends with CRLF before its ".", so a message without a
 // final line break gains one on the wire (a 0-byte message becomes CRLF).

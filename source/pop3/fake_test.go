@@ -227,6 +227,9 @@ func copyRun(t *testing.T, f *fakePOP3, dst *memory.Store, ckpt string, opt plan
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if opt.RetryBase == 0 {
+		opt.RetryBase = time.Millisecond // faults here repeat on every retry
+	}
 	return plan.Run(context.Background(), src, dst, c, opt)
 }
 

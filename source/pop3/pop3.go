@@ -40,6 +40,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/header"
 	"github.com/mailferry/mailferry/internal/netx"
+	"github.com/mailferry/mailferry/internal/spool"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -308,15 +309,7 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	if err != nil {
 		return err
 	}
-	for _, m := range msgs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-	return nil
+	return source.Emit(ctx, msgs, fn)
 }
 
 func (s *Store) list(ctx context.Context) ([]source.Message, error) {
@@ -487,63 +480,40 @@ func (s *Store) number(ctx context.Context, m *source.Message) (int, error) {
 	return n, nil
 }
 
-// Open implements source.Source: RETR, streamed. The session is the
-// reader's until Close.
+// Open implements source.Source: RETR. The message is read into a spool
+// (memory up to spool.MemLimit, then an unlinked temporary file) and the
+// session released at once, so the next RETR overlaps this message's write
+// and fsync at the destination: a POP3 session is one conversation.
 func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	n, err := s.number(ctx, &m)
 	if err != nil {
-		s.mu.Unlock()
 		return nil, err
 	}
-	sess := s.sess
-	r, err := s.start(sess, "RETR", n)
-	if err != nil {
-		s.mu.Unlock()
+	sp := &spool.Spool{}
+	if err := s.read(ctx, "RETR", n, sp); err != nil {
+		sp.Close()
 		var se *serverError
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("message %s: %w", m.ID, err)
 		}
+		return nil, &source.TransientError{Err: fmt.Errorf("message %s: %w", m.ID, err)}
+	}
+	r, err := sp.Reader()
+	if err != nil {
+		sp.Close()
 		return nil, err
 	}
-	return &retrReader{s: s, sess: sess, r: r, body: &trailerReader{r: r, listSize: s.listSize(n)}}, nil
+	return spoolReader{r, sp}, nil
 }
 
-type retrReader struct {
-	s      *Store
-	sess   *session
-	r      *dotReader
-	body   io.Reader
-	err    error
-	closed bool
+type spoolReader struct {
+	io.Reader
+	sp *spool.Spool
 }
 
-func (r *retrReader) Read(p []byte) (int, error) {
-	n, err := r.body.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		r.err = err
-	}
-	return n, err
-}
-
-// Close reads to the end of the response, so the session stays in step, or
-// drops the session if the response broke.
-func (r *retrReader) Close() error {
-	if r.closed {
-		return nil
-	}
-	r.closed = true
-	defer r.s.mu.Unlock()
-	defer r.sess.dc.End()
-	if r.err == nil {
-		r.err = r.r.drain()
-	}
-	if r.err != nil {
-		r.s.drop()
-		return r.err
-	}
-	return nil
-}
+func (r spoolReader) Close() error { return r.sp.Close() }
 
 // Delete implements source.Deleter: DELE for each message, then QUIT, at
 // which point the server deletes them (RFC 1939 §6). Any failure before QUIT

@@ -1,0 +1,70 @@
+// Package spool holds one message while it is between two stores: in
+// memory up to a limit, then in an unlinked temporary file, so memory stays
+// bounded whatever the message size and nothing is left behind, even after
+// kill -9.
+package spool
+
+import (
+	"bytes"
+	"io"
+	"os"
+)
+
+// MemLimit is how much is held in memory before the spool moves to a file.
+const MemLimit = 8 << 20
+
+// Spool is an io.Writer that can be read back, more than once.
+type Spool struct {
+	buf    bytes.Buffer
+	file   *os.File
+	size   int64
+	hasNUL bool
+}
+
+func (s *Spool) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, 0) >= 0 {
+		s.hasNUL = true
+	}
+	s.size += int64(len(p))
+	if s.file == nil && s.buf.Len()+len(p) <= MemLimit {
+		return s.buf.Write(p)
+	}
+	if s.file == nil {
+		f, err := os.CreateTemp("", "mailferry-spool-*") // 0600
+		if err != nil {
+			return 0, err
+		}
+		os.Remove(f.Name())
+		s.file = f
+		if _, err := f.Write(s.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		s.buf = bytes.Buffer{}
+	}
+	return s.file.Write(p)
+}
+
+// Size is the number of bytes written.
+func (s *Spool) Size() int64 { return s.size }
+
+// HasNUL reports whether a NUL byte was written.
+func (s *Spool) HasNUL() bool { return s.hasNUL }
+
+// Reader reads the spool from its start.
+func (s *Spool) Reader() (io.Reader, error) {
+	if s.file == nil {
+		return bytes.NewReader(s.buf.Bytes()), nil
+	}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return s.file, nil
+}
+
+// Close releases the file, if any.
+func (s *Spool) Close() error {
+	if s.file != nil {
+		return s.file.Close()
+	}
+	return nil
+}
