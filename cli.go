@@ -287,13 +287,9 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	if j.Workers < 0 {
 		return nil, usagef("--workers must be at least 1")
 	}
-	srcEP, err := endpoint.Parse(j.Source.URL)
+	srcEP, dstEP, err := j.endpoints()
 	if err != nil {
-		return nil, usageError{"source: " + err.Error()}
-	}
-	dstEP, err := endpoint.Parse(j.Destination.URL)
-	if err != nil {
-		return nil, usageError{"destination: " + err.Error()}
+		return nil, err
 	}
 	jobID := srcEP.String() + " -> " + dstEP.String()
 	ckptPath := j.Checkpoint
@@ -339,6 +335,17 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 
 // crashGrace: see plan.Options.CrashGrace.
 const crashGrace = 2 * time.Second
+
+// endpoints parses the job's two URLs; a bad one is a usage error.
+func (j Job) endpoints() (src, dst *endpoint.Endpoint, err error) {
+	if src, err = endpoint.Parse(j.Source.URL); err != nil {
+		return nil, nil, usageError{"source: " + err.Error()}
+	}
+	if dst, err = endpoint.Parse(j.Destination.URL); err != nil {
+		return nil, nil, usageError{"destination: " + err.Error()}
+	}
+	return src, dst, nil
+}
 
 // defaultCheckpoint is $XDG_STATE_HOME/mailferry/NAME.ckpt; a job given on
 // the command line is named after a hash of its endpoints.
@@ -532,13 +539,9 @@ func verifyJob(ctx context.Context, j Job, c *commonFlags, log *slog.Logger) (*p
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	srcEP, err := endpoint.Parse(j.Source.URL)
+	srcEP, dstEP, err := j.endpoints()
 	if err != nil {
-		return nil, usageError{"source: " + err.Error()}
-	}
-	dstEP, err := endpoint.Parse(j.Destination.URL)
-	if err != nil {
-		return nil, usageError{"destination: " + err.Error()}
+		return nil, err
 	}
 	src, err := openSource(ctx, srcEP, j.Source, log)
 	if err != nil {

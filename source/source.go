@@ -120,6 +120,20 @@ type Source interface {
 	Close() error
 }
 
+// Emit calls fn for each message in order, as List does: it stops at fn's
+// first error, or when ctx is done.
+func Emit(ctx context.Context, msgs []Message, fn func(Message) error) error {
+	for _, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // NormalizeFlags sorts flags, drops duplicates (system flags compared
 // case-insensitively, as IMAP does), drops \Recent (a session flag no store
 // can set) and returns the result. It does not modify its argument.

@@ -27,6 +27,7 @@ import (
 
 	gomaildir "github.com/emersion/go-maildir"
 
+	"github.com/mailferry/mailferry/internal/ctxio"
 	"github.com/mailferry/mailferry/internal/eol"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
@@ -281,7 +282,7 @@ func deliverTmp(ctx context.Context, tmp string, m source.Message, r io.Reader) 
 	if m.Size >= 0 {
 		src = io.LimitReader(r, m.Size+1) // +1 to notice a body longer than declared
 	}
-	n, err := io.Copy(lf, ctxReader{ctx, src})
+	n, err := io.Copy(lf, ctxio.Reader(ctx, src))
 	if err == nil {
 		err = lf.Close()
 	}
@@ -304,18 +305,6 @@ func deliverTmp(ctx context.Context, tmp string, m source.Message, r io.Reader) 
 		}
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // SetFlags implements sink.FlagSetter by renaming the message's file.

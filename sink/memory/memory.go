@@ -64,15 +64,7 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	if !ok {
 		return fmt.Errorf("folder %q: %w", folder, source.ErrFolderNotFound)
 	}
-	for _, m := range metas {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-	return nil
+	return source.Emit(ctx, metas, fn)
 }
 
 // Open implements source.Source.

@@ -154,6 +154,15 @@ func (ns *namespace) FolderName(server string) (string, bool) {
 	return strings.ReplaceAll(name, string(ns.delim), "/"), true
 }
 
+// Mailbox returns the server's name for folder.
+func (s *Store) Mailbox(ctx context.Context, folder string) (string, error) {
+	ns, err := s.Namespace(ctx)
+	if err != nil {
+		return "", err
+	}
+	return ns.ServerName(folder)
+}
+
 // Namespace returns the server's naming, connecting if needed.
 func (s *Store) Namespace(ctx context.Context) (*namespace, error) {
 	cn, err := s.Pool.Get(ctx, "")
@@ -257,11 +266,7 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ns, err := s.Namespace(ctx)
-	if err != nil {
-		return err
-	}
-	mailbox, err := ns.ServerName(folder)
+	mailbox, err := s.Mailbox(ctx, folder)
 	if err != nil {
 		return err
 	}
@@ -274,15 +279,7 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	if err != nil {
 		return Transport(err)
 	}
-	for _, m := range msgs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-	return nil
+	return source.Emit(ctx, msgs, fn)
 }
 
 func (s *Store) list(cn *Conn, folder, mailbox string) ([]source.Message, error) {
@@ -362,11 +359,7 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 	if err != nil {
 		return nil, err
 	}
-	ns, err := s.Namespace(ctx)
-	if err != nil {
-		return nil, err
-	}
-	mailbox, err := ns.ServerName(m.Folder)
+	mailbox, err := s.Mailbox(ctx, m.Folder)
 	if err != nil {
 		return nil, err
 	}

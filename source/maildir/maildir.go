@@ -130,15 +130,7 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	s.mu.Lock()
 	s.paths[folder] = paths
 	s.mu.Unlock()
-	for _, m := range msgs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-	return nil
+	return source.Emit(ctx, msgs, fn)
 }
 
 func scan(dir, folder string, kw *Keywords) ([]source.Message, map[string]string, error) {
