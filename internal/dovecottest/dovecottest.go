@@ -134,6 +134,10 @@ log_path = %[2]s/dovecot.log
 listen = 127.0.0.1
 protocols = imap pop3
 shutdown_clients = yes
+# Crash tests kill clients by the hundred; leave room for the sessions
+# Dovecot has not yet noticed are dead.
+default_process_limit = 1000
+default_client_limit = 10000
 default_internal_user = %[3]s
 default_login_user = %[4]s
 first_valid_uid = %[5]d
@@ -184,6 +188,8 @@ protocol pop3 {
   pop3_uidl_format = %%08Xu%%08Xv
 }
 service imap-login {
+  service_count = 0
+  process_min_avail = 2
   inet_listener imap {
     address = 127.0.0.1
     port = %[11]d
@@ -194,6 +200,8 @@ service imap-login {
   }
 }
 service pop3-login {
+  service_count = 0
+  process_min_avail = 1
   inet_listener pop3 {
     address = 127.0.0.1
     port = %[13]d

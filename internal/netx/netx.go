@@ -2,8 +2,14 @@
 package netx
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -63,3 +69,31 @@ func (d *DeadlineConn) Write(p []byte) (int, error) {
 func (d *DeadlineConn) SetDeadline(time.Time) error      { return nil }
 func (d *DeadlineConn) SetReadDeadline(time.Time) error  { return nil }
 func (d *DeadlineConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Retry runs dial until it succeeds, returns an error that another try
+// cannot fix, or has failed attempts times, waiting 0.5 s, 1 s, 2 s ...
+// between tries. Only network failures (reset, refused, EOF, timeout) are
+// retried: never a certificate or a login that was refused.
+func Retry[T any](ctx context.Context, attempts int, dial func() (T, error)) (T, error) {
+	v, err := dial()
+	for i := 1; i < attempts && err != nil && retryable(err) && ctx.Err() == nil; i++ {
+		select {
+		case <-time.After(time.Duration(1<<(i-1)) * 500 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		v, err = dial()
+	}
+	return v, err
+}
+
+func retryable(err error) bool {
+	var cert *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	if errors.As(err, &cert) || errors.As(err, &unknown) || errors.As(err, &hostname) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}

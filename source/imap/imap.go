@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/header"
+	"github.com/mailferry/mailferry/internal/netx"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -43,7 +44,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{Cfg: cfg}
 	s.Pool = newPool(&s.Cfg)
-	c, err := s.Pool.Get(ctx, "")
+	c, err := netx.Retry(ctx, 4, func() (*Conn, error) { return s.Pool.Get(ctx, "") })
 	if err != nil {
 		return nil, err
 	}

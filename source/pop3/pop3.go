@@ -114,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{cfg: cfg}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.session(ctx); err != nil {
+	if _, err := netx.Retry(ctx, 4, func() (*session, error) { return s.session(ctx) }); err != nil {
 		return nil, err
 	}
 	return s, nil
