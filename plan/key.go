@@ -24,13 +24,13 @@ const (
 	DedupNone Dedup = "none"
 )
 
-// ParseDedup reads a --dedup value.
+// ParseDedup reads a --dedup value; "" stays unset, for Run to choose.
 func ParseDedup(s string) (Dedup, error) {
 	switch d := Dedup(strings.ToLower(s)); d {
 	case DedupMessageID, DedupContent, DedupNone:
 		return d, nil
 	case "":
-		return DedupMessageID, nil
+		return "", nil // unset: message-id, or content for a move (see Options)
 	}
 	return "", fmt.Errorf("unknown dedup mode %q (want message-id, content or none)", s)
 }

@@ -55,19 +55,22 @@ type Options struct {
 
 // Summary is the outcome of a run, also printed by --json.
 type Summary struct {
-	DryRun            bool             `json:"dry_run,omitempty"`
-	Copied            int              `json:"copied"`
-	DuplicatesSkipped int              `json:"duplicates_skipped"`
-	AlreadyPresent    int              `json:"already_present"`
-	Failed            int              `json:"failed"`
-	FlagsUpdated      int              `json:"flags_updated"`
-	Vanished          int              `json:"vanished"`
-	Deleted           int              `json:"deleted,omitempty"`
-	Retries           int              `json:"retries"`
-	Bytes             int64            `json:"bytes"`
-	Folders           []*FolderSummary `json:"folders"`
-	ElapsedSeconds    float64          `json:"elapsed_seconds"`
-	Errors            []ErrorEntry     `json:"errors"`
+	DryRun            bool `json:"dry_run,omitempty"`
+	Copied            int  `json:"copied"`
+	DuplicatesSkipped int  `json:"duplicates_skipped"`
+	AlreadyPresent    int  `json:"already_present"`
+	Failed            int  `json:"failed"`
+	FlagsUpdated      int  `json:"flags_updated"`
+	Vanished          int  `json:"vanished"`
+	Deleted           int  `json:"deleted,omitempty"`
+	// KeptAtSource counts messages a move left at the source because they
+	// matched the destination by Message-ID only, not byte for byte.
+	KeptAtSource   int              `json:"kept_at_source,omitempty"`
+	Retries        int              `json:"retries"`
+	Bytes          int64            `json:"bytes"`
+	Folders        []*FolderSummary `json:"folders"`
+	ElapsedSeconds float64          `json:"elapsed_seconds"`
+	Errors         []ErrorEntry     `json:"errors"`
 }
 
 // FolderSummary is the outcome for one source folder.
@@ -128,6 +131,11 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 	}
 	if e.opt.Dedup == "" {
 		e.opt.Dedup = DedupMessageID
+		if opt.DeleteAfterCopy {
+			// A move deletes only what the destination holds byte for
+			// byte: keys must be content hashes (see markDone).
+			e.opt.Dedup = DedupContent
+		}
 	}
 	if e.opt.Retries == 0 {
 		e.opt.Retries = 4
@@ -161,6 +169,11 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 	}
 	// Move: delete only what the flushed checkpoint records, and only after
 	// a run that was not cut short.
+	if deleter == nil || opt.DryRun {
+		e.sum.KeptAtSource = 0 // not a move: nothing is kept back
+	} else if e.sum.KeptAtSource > 0 {
+		e.opt.Log.Warn("messages kept at the source: they match the destination by Message-ID only, not byte for byte (a move with --dedup content deletes them)", "count", e.sum.KeptAtSource)
+	}
 	if deleter != nil && err == nil && !opt.DryRun && len(e.doneMsgs) > 0 {
 		if derr := deleter.Delete(ctx, e.doneMsgs); derr != nil {
 			err = fmt.Errorf("delete copied messages from the source: %w", derr)
@@ -361,7 +374,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			continue
 		}
 		fs.AlreadyPresent++
-		e.markDone(m)
+		e.markDone(m, rec)
 		if !source.SameFlags(rec.Flags, m.Flags) && rec.DstID != "" {
 			flagUpdates = append(flagUpdates, flagUpdate{m: m, rec: rec})
 		}
@@ -886,23 +899,34 @@ func (e *engine) done(t *task, id string, size int64) {
 	if e.opt.DryRun {
 		return
 	}
-	e.record(t.m, state.Record{DstFolder: t.dstFolder, DstID: id, Key: t.key, Flags: t.m.Flags}, t.dstKeys)
+	e.record(t.m, state.Record{DstFolder: t.dstFolder, DstID: id, Key: t.key, Flags: t.m.Flags, Copied: true}, t.dstKeys)
 	for _, f := range t.followers {
 		e.record(f, state.Record{DstFolder: t.dstFolder, DstID: id, Key: t.key, Flags: f.Flags}, nil)
 	}
 }
 
-func (e *engine) markDone(m source.Message) {
+// markDone notes a message recorded as at the destination. A move may
+// delete it at the source only if the destination holds these very bytes
+// (line endings aside): its own bytes were copied, or it matched by content
+// hash. A message matched by Message-ID alone may be another message with
+// the same ID, so it is kept.
+func (e *engine) markDone(m source.Message, rec state.Record) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if k := m.Folder + "\x00" + m.ID; !e.doneSeen[k] {
-		e.doneSeen[k] = true
+	k := m.Folder + "\x00" + m.ID
+	if e.doneSeen[k] {
+		return
+	}
+	e.doneSeen[k] = true
+	if rec.Copied || strings.HasPrefix(rec.Key, contentPrefix) {
 		e.doneMsgs = append(e.doneMsgs, m)
+	} else {
+		e.sum.KeptAtSource++
 	}
 }
 
 func (e *engine) record(m source.Message, rec state.Record, dstKeys []string) {
-	e.markDone(m)
+	e.markDone(m, rec)
 	if err := e.ckpt.Add(state.Entry{SrcFolder: m.Folder, SrcID: m.ID, Record: rec, DstKeys: dstKeys}); err != nil {
 		// A checkpoint that cannot be written costs speed on the next run,
 		// not correctness; say so once per message rather than stopping.

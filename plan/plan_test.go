@@ -465,3 +465,34 @@ func TestHostileMessages(t *testing.T) {
 		t.Fatalf("verify: %+v, %v", sum2, err)
 	}
 }
+
+// A move deletes at the source only what the destination holds byte for
+// byte: by default it keys by content; with --dedup message-id a message
+// that matched another with the same Message-ID is kept.
+func TestMoveDeletesOnlyExactCopies(t *testing.T) {
+	a := "Message-ID: <same@x>\r\n\r\nfirst body\r\n"
+	b := "Message-ID: <same@x>\r\n\r\nsecond body, same ID\r\n"
+	c := "Subject: no id\r\n\r\nc\r\n"
+	for _, tt := range []struct {
+		dedup             plan.Dedup
+		copied, left, del int
+	}{
+		{"", 3, 0, 4},                  // content keys: a, b, c copied; the twin of a matches a byte for byte
+		{plan.DedupMessageID, 2, 2, 2}, // a and c copied: deleted; b matched a by ID only, and a's twin too: kept
+		{plan.DedupNone, 4, 0, 4},      // every message copied itself
+	} {
+		t.Run(string(tt.dedup), func(t *testing.T) {
+			src := memStore(t, msg{"INBOX", a}, msg{"INBOX", b}, msg{"INBOX", c}, msg{"INBOX", a})
+			dst := memory.New()
+			sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Dedup: tt.dedup, DeleteAfterCopy: true})
+			if sum.Copied != tt.copied || src.Count("INBOX") != tt.left || sum.Deleted != tt.del || sum.KeptAtSource != tt.left {
+				t.Fatalf("copied %d, left %d, deleted %d, kept %d; want %d, %d, %d, %d", sum.Copied, src.Count("INBOX"), sum.Deleted, sum.KeptAtSource, tt.copied, tt.left, tt.del, tt.left)
+			}
+			for _, body := range src.Bodies("INBOX") {
+				if tt.dedup == plan.DedupMessageID && string(body) != a && string(body) != b {
+					t.Fatalf("kept %q, which was copied itself", body)
+				}
+			}
+		})
+	}
+}

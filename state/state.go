@@ -51,6 +51,9 @@ type Record struct {
 	Key string
 	// Flags are the flags last carried to the destination copy.
 	Flags []string
+	// Copied is true when this message's own bytes were written to the
+	// destination, false when it matched a message already there.
+	Copied bool
 }
 
 // Entry is one change to record: a source message done, with the
@@ -523,12 +526,17 @@ func (c *Checkpoint) Close() error {
 
 // Records are encoded as uvarint-length-prefixed fields after a version
 // byte: compact, and decoded without reflection on the re-run path.
-const recordVersion = 1
+// Version 1 had no Copied field; it is read as Copied false.
+const recordVersion = 2
 
 func encodeRecord(r Record) []byte {
 	var b []byte
 	b = append(b, recordVersion)
-	for _, s := range []string{r.DstFolder, r.DstID, r.Key, strings.Join(r.Flags, " ")} {
+	copied := ""
+	if r.Copied {
+		copied = "1"
+	}
+	for _, s := range []string{r.DstFolder, r.DstID, r.Key, strings.Join(r.Flags, " "), copied} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -537,11 +545,11 @@ func encodeRecord(r Record) []byte {
 
 func decodeRecord(v []byte) (Record, error) {
 	var r Record
-	if len(v) == 0 || v[0] != recordVersion {
+	if len(v) == 0 || (v[0] != 1 && v[0] != recordVersion) {
 		return r, errors.New("unknown record version")
 	}
+	fields := make([]string, 4+int(v[0]-1))
 	v = v[1:]
-	var fields [4]string
 	for i := range fields {
 		n, k := binary.Uvarint(v)
 		if k <= 0 || uint64(len(v)-k) < n {
@@ -554,5 +562,6 @@ func decodeRecord(v []byte) (Record, error) {
 	if fields[3] != "" {
 		r.Flags = strings.Split(fields[3], " ")
 	}
+	r.Copied = len(fields) > 4 && fields[4] == "1"
 	return r, nil
 }

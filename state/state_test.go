@@ -119,13 +119,18 @@ func TestReadOnlyMissingIsEmpty(t *testing.T) {
 }
 
 func TestRecordCodec(t *testing.T) {
-	for _, r := range []Record{{}, {DstFolder: "a", DstID: "b", Key: "c", Flags: []string{"x", "y"}}} {
+	for _, r := range []Record{{}, {DstFolder: "a", DstID: "b", Key: "c", Flags: []string{"x", "y"}, Copied: true}} {
 		got, err := decodeRecord(encodeRecord(r))
-		if err != nil || got.DstFolder != r.DstFolder || got.DstID != r.DstID || got.Key != r.Key || len(got.Flags) != len(r.Flags) {
+		if err != nil || got.DstFolder != r.DstFolder || got.DstID != r.DstID || got.Key != r.Key || len(got.Flags) != len(r.Flags) || got.Copied != r.Copied {
 			t.Errorf("round trip %+v: %+v, %v", r, got, err)
 		}
 	}
-	for _, bad := range [][]byte{nil, {2}, {1, 5, 'a'}} {
+	// A version 1 record (no Copied field) still reads.
+	v1 := []byte{1, 1, 'a', 1, 'b', 1, 'c', 0}
+	if got, err := decodeRecord(v1); err != nil || got.Key != "c" || got.Copied {
+		t.Errorf("version 1 record: %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, {3}, {1, 5, 'a'}} {
 		if _, err := decodeRecord(bad); err == nil {
 			t.Errorf("decodeRecord(%q) succeeded", bad)
 		}

@@ -144,6 +144,14 @@ func (s *Store) SetFlags(_ context.Context, folder, id string, flags []string) e
 	return fmt.Errorf("folder %q message %q: %w", folder, id, source.ErrMessageNotFound)
 }
 
+// Delete implements source.Deleter, for move tests.
+func (s *Store) Delete(_ context.Context, msgs []source.Message) error {
+	for _, m := range msgs {
+		s.Remove(m.Folder, m.ID)
+	}
+	return nil
+}
+
 // Remove deletes a message, as a user or another client would.
 func (s *Store) Remove(folder, id string) {
 	s.mu.Lock()
