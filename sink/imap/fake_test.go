@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/testnet"
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/sink/memory"
@@ -40,21 +41,7 @@ var literalAtEnd = regexp.MustCompile(`\{(\d+)\}\r?\n$`)
 
 func startAppendServer(t *testing.T, refusals map[int]string) *appendServer {
 	s := &appendServer{refusals: refusals, stored: map[string][]string{}, folders: map[string]bool{"INBOX": true}, uidNext: 1}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	s.addr = ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
+	s.addr = testnet.Serve(t, s.serve)
 	return s
 }
 

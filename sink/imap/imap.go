@@ -298,26 +298,9 @@ func validAtom(f string) bool {
 
 // SetFlags implements sink.FlagSetter with UID STORE FLAGS.SILENT.
 func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) error {
-	uidValidity, uid, err := srcimap.ParseID(id)
+	cn, mailbox, uid, err := s.SelectMessage(ctx, folder, id, false)
 	if err != nil {
 		return err
-	}
-	mailbox, err := s.Mailbox(ctx, folder)
-	if err != nil {
-		return err
-	}
-	cn, err := s.Pool.Get(ctx, mailbox)
-	if err != nil {
-		return err
-	}
-	sel, err := cn.Select(mailbox, false)
-	if err != nil {
-		s.Pool.Put(cn, !isNO(err))
-		return fmt.Errorf("select %q: %w", folder, err)
-	}
-	if sel.UIDValidity != uidValidity {
-		s.Pool.Put(cn, false)
-		return fmt.Errorf("folder %q message %s: %w", folder, id, source.ErrMessageNotFound)
 	}
 	allowed, err := s.allowedFlags(cn, folder, mailbox, flags)
 	if err != nil {

@@ -314,7 +314,7 @@ func Transport(err error) error {
 	var ie *imap.Error
 	var te *source.TransientError
 	if err == nil || errors.As(err, &ie) || errors.As(err, &te) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrAuth) || errors.Is(err, ErrTLSSetup) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrAuth) || errors.Is(err, ErrTLSSetup) || errors.Is(err, ErrBadID) ||
 		errors.Is(err, source.ErrMessageNotFound) || errors.Is(err, source.ErrFolderNotFound) {
 		return err
 	}

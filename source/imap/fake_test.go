@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/testnet"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -29,24 +30,10 @@ type fakeServer struct {
 }
 
 func startFake(t *testing.T, f *fakeServer) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	f.addr = ln.Addr().String()
 	if f.caps == "" {
 		f.caps = "IMAP4rev1"
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.serve(c)
-		}
-	}()
+	f.addr = testnet.Serve(t, f.serve)
 }
 
 func (f *fakeServer) serve(c net.Conn) {

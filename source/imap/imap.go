@@ -249,13 +249,16 @@ func MessageID(uidValidity uint32, uid imap.UID) string {
 	return strconv.FormatUint(uint64(uidValidity), 10) + "/" + strconv.FormatUint(uint64(uid), 10)
 }
 
+// ErrBadID: a message ID this package did not make.
+var ErrBadID = errors.New("not an IMAP message ID")
+
 // ParseID splits an ID made by MessageID.
 func ParseID(id string) (uidValidity uint32, uid imap.UID, err error) {
 	a, b, ok := strings.Cut(id, "/")
 	v, err1 := strconv.ParseUint(a, 10, 32)
 	u, err2 := strconv.ParseUint(b, 10, 32)
 	if !ok || err1 != nil || err2 != nil || u == 0 {
-		return 0, 0, fmt.Errorf("not an IMAP message ID: %q", id)
+		return 0, 0, fmt.Errorf("%w: %q", ErrBadID, id)
 	}
 	return uint32(v), imap.UID(u), nil
 }
@@ -356,26 +359,9 @@ func flagStrings(flags []imap.Flag) []string {
 // Open implements source.Source: it streams BODY.PEEK[] from the server.
 // The connection is the reader's until Close.
 func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, error) {
-	uidValidity, uid, err := ParseID(m.ID)
-	if err != nil {
-		return nil, err
-	}
-	mailbox, err := s.Mailbox(ctx, m.Folder)
-	if err != nil {
-		return nil, err
-	}
-	cn, err := s.Pool.Get(ctx, mailbox)
+	cn, _, uid, err := s.SelectMessage(ctx, m.Folder, m.ID, true)
 	if err != nil {
 		return nil, Transport(err)
-	}
-	sel, err := cn.Select(mailbox, true)
-	if err != nil {
-		s.Pool.Put(cn, !isServerAnswer(err))
-		return nil, Transport(fmt.Errorf("folder %q: select: %w", m.Folder, err))
-	}
-	if sel.UIDValidity != uidValidity {
-		s.Pool.Put(cn, false)
-		return nil, fmt.Errorf("folder %q message %s: UIDVALIDITY is now %d: %w", m.Folder, m.ID, sel.UIDValidity, source.ErrMessageNotFound)
 	}
 	cn.dc.Begin()
 	fc := cn.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
@@ -385,6 +371,35 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 		return nil, Transport(err)
 	}
 	return r, nil
+}
+
+// SelectMessage takes a connection with the folder of message id selected
+// (readOnly: EXAMINE) and returns it with the folder's server name and the
+// message's UID. The caller puts the connection back. A folder whose
+// UIDVALIDITY changed no longer has the message: ErrMessageNotFound.
+func (s *Store) SelectMessage(ctx context.Context, folder, id string, readOnly bool) (*Conn, string, imap.UID, error) {
+	uidValidity, uid, err := ParseID(id)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	mailbox, err := s.Mailbox(ctx, folder)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	cn, err := s.Pool.Get(ctx, mailbox)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	sel, err := cn.Select(mailbox, readOnly)
+	if err != nil {
+		s.Pool.Put(cn, !isServerAnswer(err))
+		return nil, "", 0, fmt.Errorf("folder %q: select: %w", folder, err)
+	}
+	if sel.UIDValidity != uidValidity {
+		s.Pool.Put(cn, false)
+		return nil, "", 0, fmt.Errorf("folder %q message %s: UIDVALIDITY is now %d: %w", folder, id, sel.UIDValidity, source.ErrMessageNotFound)
+	}
+	return cn, mailbox, uid, nil
 }
 
 // bodyReader streams one message literal. It fails unless exactly the

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/testnet"
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/sink/memory"
 	"github.com/mailferry/mailferry/state"
@@ -39,23 +40,7 @@ type fakeMsg struct {
 	deleted    bool
 }
 
-func (f *fakePOP3) start(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	f.addr = ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.serve(c)
-		}
-	}()
-}
+func (f *fakePOP3) start(t *testing.T) { f.addr = testnet.Serve(t, f.serve) }
 
 func stuff(body string) string {
 	lines := strings.SplitAfter(body, "\r\n")
