@@ -212,7 +212,7 @@ func TestCrashMatrix(t *testing.T) {
 			d := filepath.Join(t.TempDir(), "dst")
 			src, dst := imapURL(srv, imapSrc), "maildir:"+d
 			return []string{"copy", src, dst, "--checkpoint", filepath.Join(t.TempDir(), "ckpt"), "--quiet"}, func(t *testing.T) {
-				if got := countFiles(t, d); got != n {
+				if got := sourcetest.CountMaildir(d); got != n {
 					t.Fatalf("destination holds %d messages, want %d", got, n)
 				}
 				verifyDeep(t, src, dst)
@@ -237,7 +237,7 @@ func TestCrashMatrix(t *testing.T) {
 				args = append(args, "--delete-after-copy")
 			}
 			return args, func(t *testing.T) {
-				if got := countFiles(t, d); got != n {
+				if got := sourcetest.CountMaildir(d); got != n {
 					t.Fatalf("destination holds %d messages, want %d", got, n)
 				}
 				remaining := 0

@@ -301,7 +301,7 @@ func TestPOP3EndToEnd(t *testing.T) {
 	if sum := copyJSON(t, "copy", pop3URL(srv, user), "maildir:"+backup, "--dedup", "none", "--checkpoint", ckpt); sum.AlreadyPresent+sum.Copied != 0 {
 		t.Fatalf("the mailbox still lists %d messages after the move", sum.AlreadyPresent+sum.Copied)
 	}
-	if n := countFiles(t, backup); n != len(fx) {
+	if n := sourcetest.CountMaildir(backup); n != len(fx) {
 		t.Fatalf("the backup holds %d messages, want %d", n, len(fx))
 	}
 }
@@ -344,18 +344,6 @@ func TestPOP3ToIMAP(t *testing.T) {
 			return imapStore(t, srv, dst)
 		},
 	})
-}
-
-// countFiles counts the messages of a Maildir tree.
-func countFiles(t *testing.T, root string) int {
-	n := 0
-	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && (filepath.Base(filepath.Dir(p)) == "cur" || filepath.Base(filepath.Dir(p)) == "new") {
-			n++
-		}
-		return err
-	})
-	return n
 }
 
 func fewFixtures(folder string, n int) []sourcetest.Fixture {

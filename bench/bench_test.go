@@ -29,6 +29,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/source/sourcetest"
 )
 
 type corpus struct {
@@ -191,17 +192,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-func countMaildir(root string) int {
-	n := 0
-	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && (filepath.Base(filepath.Dir(p)) == "cur" || filepath.Base(filepath.Dir(p)) == "new") {
-			n++
-		}
-		return nil
-	})
-	return n
-}
-
 func imapClient(t testing.TB, srv *dovecottest.Server, user string) *imapclient.Client {
 	c, err := imapclient.DialInsecure(dovecottest.Addr(srv.IMAPPort), nil)
 	if err != nil {
@@ -314,7 +304,7 @@ func TestBenchmark(t *testing.T) {
 	// mailferry, every path.
 	measure("mailferry", "IMAP→Maildir", func(i int) ([]string, func() int) {
 		d := filepath.Join(work, fmt.Sprintf("mf-i2m-%d", i))
-		return []string{bin, "copy", imapURL(src), "maildir:" + d, "--checkpoint", d + ".ckpt", "--quiet"}, func() int { return countMaildir(d) }
+		return []string{bin, "copy", imapURL(src), "maildir:" + d, "--checkpoint", d + ".ckpt", "--quiet"}, func() int { return sourcetest.CountMaildir(d) }
 	})
 	measure("mailferry", "IMAP→IMAP", func(i int) ([]string, func() int) {
 		u := srv.NewUser(t)
@@ -326,7 +316,7 @@ func TestBenchmark(t *testing.T) {
 	})
 	measure("mailferry", "POP3→Maildir", func(i int) ([]string, func() int) {
 		d := filepath.Join(work, fmt.Sprintf("mf-p2m-%d", i))
-		return []string{bin, "copy", pop3URL(popUser), "maildir:" + d, "--checkpoint", d + ".ckpt", "--quiet"}, func() int { return countMaildir(d) }
+		return []string{bin, "copy", pop3URL(popUser), "maildir:" + d, "--checkpoint", d + ".ckpt", "--quiet"}, func() int { return sourcetest.CountMaildir(d) }
 	})
 
 	if peers {
@@ -359,7 +349,7 @@ Create Near
 Sync Pull
 SyncState *
 `, srv.IMAPPort, src, dovecottest.Password, d, d)), 0o600)
-				return []string{"mbsync", "-q", "-c", rc, "-a"}, func() int { return countMaildir(d) }
+				return []string{"mbsync", "-q", "-c", rc, "-a"}, func() int { return sourcetest.CountMaildir(d) }
 			})
 		} else {
 			cell("mbsync", "IMAP→Maildir").note = "not installed"
@@ -387,7 +377,7 @@ remotepass = %s
 ssl = no
 starttls = no
 `, d, d, srv.IMAPPort, src, dovecottest.Password)), 0o600)
-				return []string{"offlineimap", "-c", rc, "-o", "-u", "quiet"}, func() int { return countMaildir(d) }
+				return []string{"offlineimap", "-c", rc, "-o", "-u", "quiet"}, func() int { return sourcetest.CountMaildir(d) }
 			})
 		} else {
 			cell("OfflineIMAP", "IMAP→Maildir").note = "not installed"
@@ -424,7 +414,7 @@ read_all = false
 delete = false
 verbose = 0
 `, srv.POP3Port, popUser, dovecottest.Password, d, deliverAs)), 0o600)
-				return []string{"getmail", "--getmaildir", gd, "--rcfile", "getmailrc"}, func() int { return countMaildir(d) }
+				return []string{"getmail", "--getmaildir", gd, "--rcfile", "getmailrc"}, func() int { return sourcetest.CountMaildir(d) }
 			})
 		} else {
 			cell("getmail", "POP3→Maildir").note = "not installed"

@@ -93,7 +93,7 @@ func TestRerunAndLostCheckpoint(t *testing.T) {
 			if first.Copied == 0 || first.Copied+first.DuplicatesSkipped != len(fx) || first.Failed != 0 {
 				t.Fatalf("first run: %d copied + %d duplicates of %d, %d failed", first.Copied, first.DuplicatesSkipped, len(fx), first.Failed)
 			}
-			copiedFiles := countFiles(t, dst.Root())
+			copiedFiles := sourcetest.CountMaildir(dst.Root())
 			if copiedFiles != first.Copied {
 				t.Fatalf("destination holds %d files, summary says %d copied", copiedFiles, first.Copied)
 			}
@@ -106,7 +106,7 @@ func TestRerunAndLostCheckpoint(t *testing.T) {
 			if lost.Copied != 0 || lost.AlreadyPresent+lost.DuplicatesSkipped != len(fx) {
 				t.Fatalf("run without checkpoint: %d copied, %d present, %d duplicates", lost.Copied, lost.AlreadyPresent, lost.DuplicatesSkipped)
 			}
-			if n := countFiles(t, dst.Root()); n != copiedFiles {
+			if n := sourcetest.CountMaildir(dst.Root()); n != copiedFiles {
 				t.Fatalf("destination holds %d files after re-runs, want %d", n, copiedFiles)
 			}
 			// And the re-run after that is fast again: everything is in
@@ -116,17 +116,6 @@ func TestRerunAndLostCheckpoint(t *testing.T) {
 			}
 		})
 	}
-}
-
-func countFiles(t *testing.T, root string) int {
-	n := 0
-	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && (filepath.Base(filepath.Dir(p)) == "cur" || filepath.Base(filepath.Dir(p)) == "new") {
-			n++
-		}
-		return err
-	})
-	return n
 }
 
 type msg struct{ folder, body string }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/ctxio"
 	"github.com/mailferry/mailferry/internal/eol"
@@ -51,21 +52,12 @@ func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
 	if done || strings.EqualFold(folder, "INBOX") {
 		return nil
 	}
-	mailbox, err := s.Mailbox(ctx, folder)
-	if err != nil {
-		return err
-	}
-	cn, err := s.Pool.Get(ctx, "")
-	if err != nil {
-		return err
-	}
-	err = cn.Do(func() error {
-		if err := cn.Client().Create(mailbox, nil).Wait(); err != nil && !alreadyExists(err) {
+	err := s.onMailbox(ctx, folder, func(c *imapclient.Client, mailbox string) error {
+		if err := c.Create(mailbox, nil).Wait(); err != nil && !alreadyExists(err) {
 			return err
 		}
 		return nil
 	})
-	s.Pool.Put(cn, err != nil && !isNO(err))
 	if err != nil {
 		return fmt.Errorf("create folder %q: %w", folder, err)
 	}
@@ -77,6 +69,19 @@ func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
 
 // Subscribe implements sink.Subscriber.
 func (s *Sink) Subscribe(ctx context.Context, folder string) error {
+	err := s.onMailbox(ctx, folder, func(c *imapclient.Client, mailbox string) error {
+		return c.Subscribe(mailbox).Wait()
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to %q: %w", folder, err)
+	}
+	return nil
+}
+
+// onMailbox runs fn with a pooled connection and folder's server name. The
+// connection goes back to the pool unless fn failed other than by the
+// server's NO.
+func (s *Sink) onMailbox(ctx context.Context, folder string, fn func(c *imapclient.Client, mailbox string) error) error {
 	mailbox, err := s.Mailbox(ctx, folder)
 	if err != nil {
 		return err
@@ -85,12 +90,9 @@ func (s *Sink) Subscribe(ctx context.Context, folder string) error {
 	if err != nil {
 		return err
 	}
-	err = cn.Do(func() error { return cn.Client().Subscribe(mailbox).Wait() })
+	err = cn.Do(func() error { return fn(cn.Client(), mailbox) })
 	s.Pool.Put(cn, err != nil && !isNO(err))
-	if err != nil {
-		return fmt.Errorf("subscribe to %q: %w", folder, err)
-	}
-	return nil
+	return err
 }
 
 func alreadyExists(err error) bool {

@@ -174,3 +174,18 @@ func Folders(fx []Fixture) []string {
 	slices.Sort(out)
 	return out
 }
+
+// CountMaildir counts the messages (files in cur/ and new/) of a Maildir
+// tree: how tests check that a destination holds each message once.
+func CountMaildir(root string) int {
+	n := 0
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			if d := filepath.Base(filepath.Dir(p)); d == "cur" || d == "new" {
+				n++
+			}
+		}
+		return nil
+	})
+	return n
+}
