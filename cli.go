@@ -18,10 +18,11 @@ import (
 
 	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/state"
 )
 
-const usage = `mailferry moves and backs up email between IMAP, POP3 and Maildir.
+const usage = `mailferry moves and backs up email between IMAP, POP3, Maildir and mbox.
 
 Usage:
   mailferry copy SRC DST [flags]      copy what is new from SRC to DST
@@ -36,6 +37,7 @@ Endpoints:
   maildir:PATH[?layout=fs]            a Maildir tree (Maildir++ by default)
   imaps://USER@HOST[:PORT]            IMAP over TLS (imap:// for STARTTLS)
   pop3s://USER@HOST[:PORT]            POP3 over TLS (pop3:// for STLS); a source only
+  mbox:PATH[?folder=NAME]             an mbox file or a Thunderbird tree; a source only
 
 Exit codes: 0 done, 1 run failed, 2 usage or config error,
 3 finished but some messages failed (each named in the summary).
@@ -315,6 +317,10 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 		return nil, err
 	}
 	defer ckpt.Close()
+
+	if c, ok := src.(source.CacheUser); ok {
+		c.UseCache(ckpt)
+	}
 
 	dst, err := openDestination(ctx, dstEP, j.Destination, dryRun, log)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+	srcmbox "github.com/mailferry/mailferry/source/mbox"
 	srcpop3 "github.com/mailferry/mailferry/source/pop3"
 )
 
@@ -39,6 +40,8 @@ func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, l
 			return nil, usageError{err.Error()}
 		}
 		return srcmaildir.Open(e.Path, layout)
+	case endpoint.Mbox:
+		return openMbox(e, log)
 	case endpoint.IMAP:
 		c, err := imapConfig(e, cfg, "src", log)
 		if err != nil {
@@ -56,6 +59,31 @@ func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, l
 		})
 	}
 	return nil, fmt.Errorf("%s: %w", e.Kind, errNotBuilt)
+}
+
+// openMbox reads the options of an mbox: endpoint.
+func openMbox(e *endpoint.Endpoint, log *slog.Logger) (source.Source, error) {
+	o := e.Options
+	opt := srcmbox.Options{Folder: o.Get("folder"), Format: o.Get("format"), Log: log}
+	switch o.Get("labels") {
+	case "", "on":
+	case "off":
+		opt.NoLabels = true
+	default:
+		return nil, usagef("%s: labels=%q (want on or off)", e, o.Get("labels"))
+	}
+	switch o.Get("expunged") {
+	case "", "skip":
+	case "keep":
+		opt.KeepExpunged = true
+	default:
+		return nil, usagef("%s: expunged=%q (want skip or keep)", e, o.Get("expunged"))
+	}
+	s, err := srcmbox.Open(e.Path, opt)
+	if errors.Is(err, srcmbox.ErrFormat) {
+		return nil, usageError{err.Error()}
+	}
+	return s, err
 }
 
 // openDestination opens an endpoint for writing, or, in a dry run, for
@@ -85,6 +113,8 @@ func openDestination(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConf
 		return sinkimap.Open(ctx, c)
 	case endpoint.POP3:
 		return nil, usagef("%s: POP3 can only be a source", e)
+	case endpoint.Mbox:
+		return nil, usagef("%s: mbox can only be a source (write to maildir: or imaps://)", e)
 	}
 	return nil, fmt.Errorf("%s: %w", e.Kind, errNotBuilt)
 }

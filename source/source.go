@@ -199,3 +199,19 @@ type Deleter interface {
 	// protocol allows (POP3: deletions take effect at QUIT).
 	Delete(ctx context.Context, msgs []Message) error
 }
+
+// Cache keeps what an adapter worked out about a store between runs (the
+// CLI keeps it in the checkpoint). An entry is a hint, never the truth:
+// adapters check it against the store before they rely on it, and a lost
+// cache only costs time.
+type Cache interface {
+	Cached(key string) ([]byte, error)
+	SetCached(key string, value []byte) error
+}
+
+// CacheUser is implemented by sources that can save work with a Cache
+// (mbox: the offsets of the messages in a file, so a re-run reads only
+// what was appended). UseCache is called before Folders.
+type CacheUser interface {
+	UseCache(Cache)
+}

@@ -39,6 +39,9 @@ var (
 	bucketSrc    = []byte("src")    // source folder -> source ID -> Record
 	bucketDst    = []byte("dst")    // destination folder -> destination ID -> keys
 	bucketFolder = []byte("folder") // source folder -> adapter folder state
+	// bucketCache holds source.Cache entries. It is made on first use, so
+	// checkpoints written before it existed stay valid.
+	bucketCache = []byte("cache")
 )
 
 // Record says where one source message went.
@@ -357,6 +360,42 @@ func (c *Checkpoint) SetFolderState(srcFolder string, state []byte) error {
 	return c.guard(func() error {
 		return c.db.Update(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketFolder).Put([]byte(srcFolder), state)
+		})
+	})
+}
+
+// Cached returns the source.Cache entry under key (nil if none). Cache
+// entries are hints an adapter checks before use (see source.Cache).
+func (c *Checkpoint) Cached(key string) ([]byte, error) {
+	if c.db == nil {
+		return nil, nil
+	}
+	var out []byte
+	err := c.guard(func() error {
+		return c.db.View(func(tx *bolt.Tx) error {
+			if b := tx.Bucket(bucketCache); b != nil {
+				out = bytes.Clone(b.Get([]byte(key)))
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SetCached saves a source.Cache entry. A read-only checkpoint (plan)
+// keeps nothing. No ordering rule applies: an entry says nothing about
+// what was copied.
+func (c *Checkpoint) SetCached(key string, value []byte) error {
+	if c.db == nil || c.db.IsReadOnly() {
+		return nil
+	}
+	return c.guard(func() error {
+		return c.db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(bucketCache)
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte(key), value)
 		})
 	})
 }

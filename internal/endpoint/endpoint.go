@@ -2,6 +2,8 @@
 // and in config files:
 //
 //	maildir:PATH[?layout=fs]
+//	mbox:PATH[?folder=NAME&format=mboxrd&labels=off&expunged=keep]
+//	                                          a file or a tree (source only)
 //	imap://[USER@]HOST[:PORT][?tls=none]      STARTTLS required (port 143)
 //	imaps://[USER@]HOST[:PORT]                TLS from the first byte (993)
 //	pop3://[USER@]HOST[:PORT][?tls=none]      STLS required (110)
@@ -23,6 +25,7 @@ import (
 // Kinds of store.
 const (
 	Maildir = "maildir"
+	Mbox    = "mbox"
 	IMAP    = "imap"
 	POP3    = "pop3"
 )
@@ -55,6 +58,7 @@ var ErrSyntax = errors.New("bad endpoint")
 // Options each kind accepts in its query string.
 var allowed = map[string][]string{
 	Maildir: {"layout"},
+	Mbox:    {"folder", "format", "labels", "expunged"},
 	IMAP:    {"tls", "ca_file", "insecure_skip_verify", "auth", "connections", "timeout"},
 	POP3:    {"tls", "ca_file", "insecure_skip_verify", "auth", "folder", "timeout"},
 }
@@ -63,18 +67,21 @@ var allowed = map[string][]string{
 func Parse(s string) (*Endpoint, error) {
 	scheme, rest, ok := strings.Cut(s, ":")
 	if !ok || scheme == "" {
-		return nil, fmt.Errorf("%w %q: want maildir:PATH, imaps://USER@HOST or pop3s://USER@HOST", ErrSyntax, s)
+		return nil, fmt.Errorf("%w %q: want maildir:PATH, mbox:PATH, imaps://USER@HOST or pop3s://USER@HOST", ErrSyntax, s)
 	}
 	switch strings.ToLower(scheme) {
 	case "maildir":
-		return parseMaildir(s, rest)
+		return parseLocal(Maildir, s, rest)
+	case "mbox":
+		return parseLocal(Mbox, s, rest)
 	case "imap", "imaps", "pop3", "pop3s":
 		return parseServer(s)
 	}
-	return nil, fmt.Errorf("%w %q: unknown scheme %q (want maildir, imap, imaps, pop3 or pop3s)", ErrSyntax, Redact(s), scheme)
+	return nil, fmt.Errorf("%w %q: unknown scheme %q (want maildir, mbox, imap, imaps, pop3 or pop3s)", ErrSyntax, Redact(s), scheme)
 }
 
-func parseMaildir(s, rest string) (*Endpoint, error) {
+// parseLocal parses maildir:PATH and mbox:PATH.
+func parseLocal(kind, s, rest string) (*Endpoint, error) {
 	path, query, _ := strings.Cut(rest, "?")
 	path = strings.TrimPrefix(path, "//") // maildir:///abs/path
 	if path == "" {
@@ -91,7 +98,7 @@ func parseMaildir(s, rest string) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
 	}
-	e := &Endpoint{Kind: Maildir, Path: filepath.Clean(path), Options: opts, Layout: opts.Get("layout")}
+	e := &Endpoint{Kind: kind, Path: filepath.Clean(path), Options: opts, Layout: opts.Get("layout")}
 	return e, e.checkOptions(s)
 }
 
@@ -154,10 +161,10 @@ func (e *Endpoint) Address() string { return net.JoinHostPort(e.Host, e.Port) }
 // String returns the endpoint without any password: safe for logs,
 // errors and checkpoints.
 func (e *Endpoint) String() string {
-	if e.Kind == Maildir {
-		s := "maildir:" + e.Path
-		if e.Layout != "" {
-			s += "?layout=" + e.Layout
+	if e.Kind == Maildir || e.Kind == Mbox {
+		s := e.Kind + ":" + e.Path
+		if len(e.Options) > 0 {
+			s += "?" + e.Options.Encode()
 		}
 		return s
 	}

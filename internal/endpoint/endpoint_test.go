@@ -19,6 +19,8 @@ func TestParse(t *testing.T) {
 		{"maildir:rel/dir/", Endpoint{Kind: Maildir, Path: "rel/dir"}, "maildir:rel/dir"},
 		{"maildir:///abs?layout=fs", Endpoint{Kind: Maildir, Path: "/abs", Layout: "fs"}, "maildir:/abs?layout=fs"},
 		{"maildir:~/Mail", Endpoint{Kind: Maildir, Path: filepath.Join(home, "Mail")}, "maildir:" + filepath.Join(home, "Mail")},
+		{"mbox:~/Takeout/All mail.mbox", Endpoint{Kind: Mbox, Path: filepath.Join(home, "Takeout/All mail.mbox")}, "mbox:" + filepath.Join(home, "Takeout/All mail.mbox")},
+		{"mbox:tb/Local Folders?format=mboxrd&folder=Old", Endpoint{Kind: Mbox, Path: "tb/Local Folders"}, "mbox:tb/Local Folders?folder=Old&format=mboxrd"},
 		{"imaps://alice@imap.example.com", Endpoint{Kind: IMAP, TLS: TLSImplicit, Host: "imap.example.com", Port: "993", User: "alice"}, "imaps://alice@imap.example.com:993"},
 		{"imap://bob@127.0.0.1:10143?tls=none", Endpoint{Kind: IMAP, TLS: TLSNone, Host: "127.0.0.1", Port: "10143", User: "bob"}, "imap://bob@127.0.0.1:10143?tls=none"},
 		{"imap://h", Endpoint{Kind: IMAP, TLS: TLSStart, Host: "h", Port: "143"}, "imap://h:143"},
@@ -45,6 +47,7 @@ func TestParseErrors(t *testing.T) {
 	for _, in := range []string{
 		"", "/just/a/path", "ftp://x", "maildir:", "maildir:/x?bogus=1", "imaps://", "imaps://u@h/INBOX",
 		"imaps://u@h?tls=none", "imap://h?tls=yes", "imap://h?layout=fs", "pop3://u@h:99999999999",
+		"mbox:", "mbox:/x?layout=fs",
 	} {
 		if _, err := Parse(in); !errors.Is(err, ErrSyntax) {
 			t.Errorf("Parse(%q): err = %v, want ErrSyntax", in, err)
