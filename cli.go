@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -54,7 +56,20 @@ type commonFlags struct {
 	deleteSrc  bool
 	deep       bool   // verify only
 	job        string // run, verify
+
+	include, exclude, folder stringList
+	prefix                   string
+	filters                  FilterConfig
+	logFormat                string
+	summaryFile, metricsFile string
+	progress                 string
 }
+
+// stringList is a flag that may be given more than once.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func newFlagSet(name, help string, stderr io.Writer, withJob bool) (*flag.FlagSet, *commonFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -66,7 +81,19 @@ func newFlagSet(name, help string, stderr io.Writer, withJob bool) (*flag.FlagSe
 	fs.IntVar(&c.workers, "workers", 0, "messages in flight at once (default 4)")
 	fs.BoolVar(&c.quiet, "quiet", false, "print only errors")
 	fs.BoolVar(&c.verbose, "verbose", false, "log every message")
-	fs.BoolVar(&c.deleteSrc, "delete-after-copy", false, "delete each message from the source once it is safely at the destination (POP3)")
+	fs.BoolVar(&c.deleteSrc, "delete-after-copy", false, "delete each message from the source once it is safely at the destination (move)")
+	fs.Var(&c.folder, "folder", "copy only the folder `NAME` (repeatable)")
+	fs.Var(&c.include, "include", "copy only folders matching `PATTERN` (* any, % any but /; repeatable)")
+	fs.Var(&c.exclude, "exclude", "never copy folders matching `PATTERN` (repeatable)")
+	fs.StringVar(&c.prefix, "prefix", "", "put every folder under the destination folder `NAME`")
+	fs.StringVar(&c.filters.MaxSize, "max-size", "", "skip messages larger than `SIZE` (like 25MB)")
+	fs.StringVar(&c.filters.MinSize, "min-size", "", "skip messages smaller than `SIZE`")
+	fs.StringVar(&c.filters.Since, "since", "", "copy only messages received on or after `DATE` (2024-01-31)")
+	fs.StringVar(&c.filters.Before, "before", "", "copy only messages received before `DATE`")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log lines as `text` or json")
+	fs.StringVar(&c.summaryFile, "summary-file", "", "also write the JSON summary to `FILE`")
+	fs.StringVar(&c.metricsFile, "metrics-file", "", "write the run's figures to `FILE` in the Prometheus text format")
+	fs.StringVar(&c.progress, "progress", "auto", "progress bar: auto (on a terminal), always or never")
 	if withJob {
 		fs.StringVar(&c.job, "job", "", "run only the job `NAME`")
 	}
@@ -116,10 +143,16 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		}
 		job := Job{Name: "", Source: EndpointConfig{URL: pos[0]}, Destination: EndpointConfig{URL: pos[1]}, Dedup: c.dedup, Checkpoint: c.checkpoint, Workers: c.workers, DeleteAfterCopy: c.deleteSrc}
 		sum, err := runJob(ctx, job, c, cmd == "plan", stderr)
+		code, err := outcome(sum, err)
+		var sums []namedSummary
 		if sum != nil {
-			printSummary(stdout, stderr, c, cmd == "plan", []namedSummary{{"", sum}})
+			sums = []namedSummary{{"", sum}}
+			printSummary(stdout, stderr, c, cmd == "plan", sums)
 		}
-		return outcome(sum, err)
+		if cmd == "copy" {
+			writeReports(c, sums, code, stderr)
+		}
+		return code, err
 	case "run":
 		help := "Usage: mailferry run CONFIG.yaml [--job NAME] [flags]\n\n"
 		fs, c := newFlagSet(cmd, help, stderr, true)
@@ -249,39 +282,50 @@ func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr 
 		return exitUsage, usagef("no job named %q in %s", c.job, path)
 	}
 	printSummary(stdout, stderr, c, false, sums)
+	writeReports(c, sums, worst, stderr)
 	return worst, nil
 }
 
-// worse orders exit codes by how bad they are: 2 > 1 > 3 > 0.
+// writeReports writes --summary-file and --metrics-file. A report that
+// cannot be written is an error on stderr, not a change of exit code: the
+// mail is where the exit code says.
+func writeReports(c *commonFlags, sums []namedSummary, code int, stderr io.Writer) {
+	if c.summaryFile != "" {
+		if err := writeFileAtomic(c.summaryFile, summaryJSON(sums)); err != nil {
+			report(stderr, fmt.Errorf("write --summary-file: %w", err))
+		}
+	}
+	if c.metricsFile != "" {
+		if err := writeFileAtomic(c.metricsFile, metricsText(sums, code, time.Now())); err != nil {
+			report(stderr, fmt.Errorf("write --metrics-file: %w", err))
+		}
+	}
+}
+
+// worse orders exit codes by how bad they are: 2 > 1 > 4 > 3 > 0.
 func worse(a, b int) int {
-	rank := map[int]int{exitOK: 0, exitIncomplete: 1, exitFailed: 2, exitUsage: 3}
+	rank := map[int]int{exitOK: 0, exitIncomplete: 1, exitLocked: 2, exitFailed: 3, exitUsage: 4}
 	if rank[b] > rank[a] {
 		return b
 	}
 	return a
 }
 
-func newLogger(c *commonFlags, stderr io.Writer) *slog.Logger {
-	level := slog.LevelWarn
-	if c.quiet {
-		level = slog.LevelError
-	}
-	if c.verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey {
-			return slog.Attr{} // cron and journald stamp lines themselves
-		}
-		return a
-	}}))
-}
-
 // runJob opens both ends and the checkpoint and runs one job. A dry run
 // (plan) writes nothing: the destination is opened read-only if it exists,
 // and the checkpoint only read.
 func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.Writer) (*plan.Summary, error) {
+	var progress plan.Progress
+	if !dryRun && progressFor(c, stderr) {
+		bar := newBarProgress(stderr, j.Name)
+		defer bar.Close()
+		progress, stderr = bar, bar
+	}
 	log := newLogger(c, stderr)
+	rules, filter, err := j.selection(c)
+	if err != nil {
+		return nil, err
+	}
 	dedup, err := plan.ParseDedup(j.Dedup)
 	if err != nil {
 		return nil, usageError{err.Error()}
@@ -332,11 +376,40 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	if dstEP.Kind == endpoint.IMAP {
 		grace = crashGrace // a server may commit a dead client's APPEND late
 	}
-	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: j.Workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace, Log: log})
+	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: j.Workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
+		Folders: rules, Filter: filter, Progress: progress, Log: log})
 	if cerr := ckpt.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	return sum, err
+}
+
+// selection is the job's folder rules and filters, with the command
+// line's on top: --folder and --include replace the file's include list,
+// --exclude adds to its exclude list, the others replace.
+func (j Job) selection(c *commonFlags) (plan.FolderRules, plan.Filter, error) {
+	rules := j.Folders.rules()
+	if len(c.folder)+len(c.include) > 0 {
+		rules.Include = append(slices.Clone([]string(c.folder)), c.include...)
+	}
+	rules.Exclude = append(slices.Clone(rules.Exclude), c.exclude...)
+	if c.prefix != "" {
+		rules.Prefix = c.prefix
+	}
+	fc := j.Filters
+	for _, f := range []struct{ flag, file *string }{{&c.filters.MaxSize, &fc.MaxSize}, {&c.filters.MinSize, &fc.MinSize}, {&c.filters.Since, &fc.Since}, {&c.filters.Before, &fc.Before}} {
+		if *f.flag != "" {
+			*f.file = *f.flag
+		}
+	}
+	filter, err := fc.filter()
+	if err != nil {
+		return rules, filter, usageError{err.Error()}
+	}
+	if _, err := plan.NewFolderRules(rules); err != nil {
+		return rules, filter, usageError{err.Error()}
+	}
+	return rules, filter, nil
 }
 
 // crashGrace: see plan.Options.CrashGrace.
@@ -373,13 +446,7 @@ func defaultCheckpoint(name, jobID string) (string, error) {
 
 func printSummary(stdout, stderr io.Writer, c *commonFlags, dryRun bool, sums []namedSummary) {
 	if c.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if len(sums) == 1 && sums[0].name == "" {
-			enc.Encode(sums[0].sum)
-			return
-		}
-		enc.Encode(totals(sums))
+		stdout.Write(summaryJSON(sums))
 		return
 	}
 	if dryRun {
@@ -400,29 +467,17 @@ func printSummary(stdout, stderr io.Writer, c *commonFlags, dryRun bool, sums []
 	}
 }
 
-// verdict is the one line a cron job prints.
-func verdict(s *plan.Summary) string {
-	v := fmt.Sprintf("%d copied, %d duplicates skipped, %d already present, %d failed", s.Copied, s.DuplicatesSkipped, s.AlreadyPresent, s.Failed)
-	if s.FlagsUpdated > 0 {
-		v += fmt.Sprintf(", %d flag updates", s.FlagsUpdated)
-	}
-	if s.Deleted > 0 {
-		v += fmt.Sprintf(", %d deleted at the source", s.Deleted)
-	}
-	return v + fmt.Sprintf(" (%s, %.1fs)", humanBytes(s.Bytes), s.ElapsedSeconds)
-}
-
 func printPlan(w io.Writer, s *plan.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "FOLDER\tDESTINATION\tMESSAGES\tTO COPY\tDUPLICATES\tPRESENT\tFLAGS\tBYTES\t")
+	fmt.Fprintln(tw, "FOLDER\tDESTINATION\tMESSAGES\tTO COPY\tDUPLICATES\tPRESENT\tFILTERED\tFLAGS\tBYTES\t")
 	for _, f := range s.Folders {
 		note := ""
 		if f.Error != "" {
 			note = "  error: " + f.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", f.Name, f.Destination, f.Messages, f.Copied, f.DuplicatesSkipped, f.AlreadyPresent, f.FlagsUpdated, humanBytes(f.Bytes), note)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", f.Name, f.Destination, f.Messages, f.Copied, f.DuplicatesSkipped, f.AlreadyPresent, f.Filtered, f.FlagsUpdated, humanBytes(f.Bytes), note)
 	}
-	fmt.Fprintf(tw, "total\t\t\t%d\t%d\t%d\t%d\t%s\t\n", s.Copied, s.DuplicatesSkipped, s.AlreadyPresent, s.FlagsUpdated, humanBytes(s.Bytes))
+	fmt.Fprintf(tw, "total\t\t\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.Copied, s.DuplicatesSkipped, s.AlreadyPresent, s.Filtered, s.FlagsUpdated, humanBytes(s.Bytes))
 	tw.Flush()
 }
 

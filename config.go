@@ -8,7 +8,9 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -31,8 +33,82 @@ type Job struct {
 	Workers     int            `yaml:"workers"`
 	// DeleteAfterCopy makes the job a move: see plan.Options.
 	DeleteAfterCopy bool `yaml:"delete_after_copy"`
+	// Folders and Filters choose what is copied, and where to.
+	Folders FolderConfig `yaml:"folders"`
+	Filters FilterConfig `yaml:"filters"`
 
 	line int // where the job starts in the file, for errors
+}
+
+// FolderConfig is plan.FolderRules as written in a config file.
+type FolderConfig struct {
+	Include []string          `yaml:"include"`
+	Exclude []string          `yaml:"exclude"`
+	Map     map[string]string `yaml:"map"`
+	Prefix  string            `yaml:"prefix"`
+}
+
+func (f FolderConfig) rules() plan.FolderRules {
+	return plan.FolderRules{Include: f.Include, Exclude: f.Exclude, Map: f.Map, Prefix: f.Prefix}
+}
+
+// FilterConfig is plan.Filter as written in a config file: sizes like
+// "25MB", dates like "2024-01-31" (UTC) or RFC 3339.
+type FilterConfig struct {
+	MaxSize string `yaml:"max_size"`
+	MinSize string `yaml:"min_size"`
+	Since   string `yaml:"since"`
+	Before  string `yaml:"before"`
+}
+
+func (f FilterConfig) filter() (plan.Filter, error) {
+	var out plan.Filter
+	var err error
+	if out.MaxSize, err = parseSize("max_size", f.MaxSize); err != nil {
+		return out, err
+	}
+	if out.MinSize, err = parseSize("min_size", f.MinSize); err != nil {
+		return out, err
+	}
+	if out.Since, err = parseDate("since", f.Since); err != nil {
+		return out, err
+	}
+	if out.Before, err = parseDate("before", f.Before); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+var reSize = regexp.MustCompile(`^(\d+)\s*([kKmMgG]?)(i?[bB])?$`)
+
+// parseSize reads "1048576", "500k", "25MB", "1GiB" (powers of 1024, as
+// mail servers count).
+func parseSize(what, s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	m := reSize.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%s: %q is not a size (like 25MB)", what, s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q: %v", what, s, err)
+	}
+	shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
+	return n << shift, nil
+}
+
+func parseDate(what, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.DateOnly, time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%s: %q is not a date (like 2024-01-31 or 2024-01-31T08:00:00Z)", what, s)
 }
 
 // EndpointConfig is an endpoint URL, written either as a string or as a
@@ -174,6 +250,12 @@ func (j *Job) check() error {
 	}
 	if j.Workers < 0 {
 		return fmt.Errorf("workers: %d is negative", j.Workers)
+	}
+	if _, err := j.Filters.filter(); err != nil {
+		return fmt.Errorf("filters: %v", err)
+	}
+	if _, err := plan.NewFolderRules(j.Folders.rules()); err != nil {
+		return fmt.Errorf("folders: %v", err)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ const (
 	exitFailed     = 1 // the run failed: cannot open a store, lock held, aborted
 	exitUsage      = 2 // usage or config error
 	exitIncomplete = 3 // finished, but some messages or folders failed (named in the summary)
+	exitLocked     = 4 // another run of the job holds its checkpoint: nothing was done
 )
 
 func main() {
@@ -53,6 +54,9 @@ func exitCode(err error) int {
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, ErrConfig) || errors.Is(err, plan.ErrCannotDelete) {
 		return exitUsage
+	}
+	if errors.Is(err, state.ErrLocked) {
+		return exitLocked
 	}
 	return exitFailed
 }

@@ -192,7 +192,7 @@ func TestLockHeld(t *testing.T) {
 	defer c.Close()
 	start := time.Now()
 	code, _, stderr := cli(t, "copy", "maildir:examples/sample-maildir", dst, "--checkpoint", ckpt)
-	if code != exitFailed || !strings.Contains(stderr, "in use by another mailferry run") || !strings.Contains(stderr, "hint:") {
+	if code != exitLocked || !strings.Contains(stderr, "in use by another mailferry run") || !strings.Contains(stderr, "hint:") {
 		t.Fatalf("exit %d, %q", code, stderr)
 	}
 	if time.Since(start) > 5*time.Second {

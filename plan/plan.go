@@ -50,8 +50,31 @@ type Options struct {
 	// that run's last checkpoint write, so such a message is seen and not
 	// copied again. Zero: no wait (a destination of our own, Maildir).
 	CrashGrace time.Duration
-	Log        *slog.Logger
+	// Folders chooses the folders and their destinations; Filter the
+	// messages.
+	Folders FolderRules
+	Filter  Filter
+	// Progress, if set, is told what the run is doing (a progress bar).
+	Progress Progress
+	Log      *slog.Logger
 }
+
+// Progress receives a run's progress as it happens. Its methods are called
+// from several goroutines and must not block.
+type Progress interface {
+	// Listing: the messages of a source folder are being listed.
+	Listing(folder string)
+	// Queued: a message of size bytes is to be copied.
+	Queued(size int64)
+	// Finished: a queued message is done (copied, failed or skipped).
+	Finished(size int64)
+}
+
+type noProgress struct{}
+
+func (noProgress) Listing(string) {}
+func (noProgress) Queued(int64)   {}
+func (noProgress) Finished(int64) {}
 
 // Summary is the outcome of a run, also printed by --json.
 type Summary struct {
@@ -62,7 +85,9 @@ type Summary struct {
 	Failed            int  `json:"failed"`
 	FlagsUpdated      int  `json:"flags_updated"`
 	Vanished          int  `json:"vanished"`
-	Deleted           int  `json:"deleted,omitempty"`
+	// Filtered counts messages the filters (size, date) left out.
+	Filtered int `json:"filtered"`
+	Deleted  int `json:"deleted,omitempty"`
 	// KeptAtSource counts messages a move left at the source because they
 	// matched the destination by Message-ID only, not byte for byte.
 	KeptAtSource   int              `json:"kept_at_source,omitempty"`
@@ -85,6 +110,7 @@ type FolderSummary struct {
 	AlreadyPresent    int    `json:"already_present"`
 	Failed            int    `json:"failed"`
 	FlagsUpdated      int    `json:"flags_updated"`
+	Filtered          int    `json:"filtered"`
 	Bytes             int64  `json:"bytes"`
 	Error             string `json:"error,omitempty"`
 }
@@ -129,6 +155,14 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 	if e.opt.Log == nil {
 		e.opt.Log = slog.New(slog.DiscardHandler)
 	}
+	if e.opt.Progress == nil {
+		e.opt.Progress = noProgress{}
+	}
+	sel, err := newFolderSelector(opt.Folders)
+	if err != nil {
+		return e.sum, err
+	}
+	e.sel = sel
 	if e.opt.Dedup == "" {
 		e.opt.Dedup = DedupMessageID
 		if opt.DeleteAfterCopy {
@@ -161,7 +195,7 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 	if unclean, last := ckpt.PreviousRun(); unclean && opt.CrashGrace > 0 && !opt.DryRun {
 		e.graceUntil = last.Add(opt.CrashGrace)
 	}
-	err := e.run(ctx)
+	err = e.run(ctx)
 	if ckpt != nil && !opt.DryRun {
 		if ferr := ckpt.Flush(); ferr != nil && err == nil {
 			err = ferr
@@ -186,6 +220,7 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 }
 
 type engine struct {
+	sel  *folderSelector
 	src  source.Source
 	dst  source.Source
 	sink sink.Sink
@@ -224,9 +259,17 @@ type task struct {
 }
 
 func (e *engine) run(ctx context.Context) error {
-	folders, err := e.src.Folders(ctx)
+	all, err := e.src.Folders(ctx)
 	if err != nil {
 		return fmt.Errorf("list source folders: %w", err)
+	}
+	var folders []source.Folder
+	for _, f := range all {
+		if e.sel.selected(f.Name) {
+			folders = append(folders, f)
+		} else {
+			e.opt.Log.Debug("folder not selected", "folder", f.Name)
+		}
 	}
 	slices.SortFunc(folders, func(a, b source.Folder) int {
 		// INBOX first, then by name: a stable, readable order.
@@ -275,17 +318,31 @@ func (e *engine) run(ctx context.Context) error {
 
 type folderMap struct{ name, why string }
 
-// mapFolders picks each source folder's destination: by default its own
-// name, but a folder with a special-use role (RFC 6154) goes to the
-// destination folder with the same role, whatever either is called, so
-// "Sent Items" lands in "Sent" and "[Gmail]/Sent Mail" too.
+// mapFolders picks each source folder's destination: an explicit map
+// entry; else, with a prefix, its name under the prefix; else the
+// destination folder with the same special-use role (RFC 6154, or the
+// role its name has in a common language, for servers without
+// SPECIAL-USE), so "Sent Items" and "Gesendete Elemente" land in "Sent";
+// else its own name.
 func (e *engine) mapFolders(ctx context.Context, folders []source.Folder) (map[string]folderMap, error) {
 	out := map[string]folderMap{}
+	rules := e.opt.Folders
 	byRole := map[string]string{}
+	guessed := map[string]string{}
 	if dst, err := e.dst.Folders(ctx); err == nil {
 		for _, f := range dst {
-			if f.SpecialUse != "" && byRole[f.SpecialUse] == "" {
-				byRole[f.SpecialUse] = f.Name
+			role, byName := roleOf(f)
+			switch {
+			case role == "":
+			case !byName && byRole[role] == "":
+				byRole[role] = f.Name
+			case byName && guessed[role] == "":
+				guessed[role] = f.Name
+			}
+		}
+		for role, name := range guessed {
+			if byRole[role] == "" {
+				byRole[role] = name
 			}
 		}
 	} else if ctx.Err() != nil {
@@ -296,8 +353,17 @@ func (e *engine) mapFolders(ctx context.Context, folders []source.Folder) (map[s
 	}
 	for _, f := range folders {
 		m := folderMap{name: f.Name}
-		if to := byRole[f.SpecialUse]; to != "" && to != f.Name && f.Name != "INBOX" {
-			m = folderMap{name: to, why: "special-use " + f.SpecialUse}
+		role, byName := roleOf(f)
+		switch to, mapped := rules.Map[f.Name]; {
+		case mapped:
+			m = folderMap{name: to, why: "folders.map"}
+		case rules.Prefix != "":
+			m = folderMap{name: strings.TrimSuffix(rules.Prefix, "/") + "/" + f.Name, why: "folders.prefix"}
+		case byRole[role] != "" && byRole[role] != f.Name && f.Name != "INBOX":
+			m = folderMap{name: byRole[role], why: "special-use " + role}
+			if byName {
+				m.why += " (by name)"
+			}
 		}
 		out[f.Name] = m
 	}
@@ -315,6 +381,7 @@ func boolInt(b bool) int {
 // It returns an error only for what ends the whole run; a folder that
 // cannot be read is recorded in the summary and skipped.
 func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, tasks chan<- *task) error {
+	e.opt.Progress.Listing(f.Name)
 	fs := &FolderSummary{Name: f.Name, Destination: to.name, MappedBy: to.why}
 	e.mu.Lock()
 	e.sum.Folders = append(e.sum.Folders, fs)
@@ -342,6 +409,17 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		return folderErr(fmt.Errorf("list: %w", err))
 	}
 	fs.Messages = len(msgs)
+	if e.opt.Filter.Active() {
+		kept := msgs[:0]
+		for _, m := range msgs {
+			if skip, _ := e.opt.Filter.skips(m); skip {
+				e.filtered(fs, m)
+				continue
+			}
+			kept = append(kept, m)
+		}
+		msgs = kept
+	}
 	if e.sink != nil {
 		if err := e.sink.CreateFolder(ctx, fs.Destination); err != nil {
 			return folderErr(fmt.Errorf("create destination folder %q: %w", fs.Destination, err))
@@ -412,6 +490,10 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 				e.fail(fs, m, fmt.Errorf("read header: %w", err))
 				continue
 			}
+			if skip, _ := e.opt.Filter.skips(m); skip {
+				e.filtered(fs, m)
+				continue
+			}
 		}
 		key, keys, err := e.sourceKey(ctx, &m)
 		if errors.Is(err, source.ErrMessageNotFound) {
@@ -433,9 +515,11 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			e.done(t, "", max(m.Size, 0))
 			continue
 		}
+		e.opt.Progress.Queued(max(m.Size, 0))
 		select {
 		case tasks <- t:
 		case <-ctx.Done():
+			e.opt.Progress.Finished(max(m.Size, 0))
 			return ctx.Err()
 		}
 	}
@@ -693,6 +777,7 @@ func (e *engine) destinationKeys(ctx context.Context, m source.Message) ([]strin
 // copy runs in a worker: it streams one message from source to sink and
 // records it.
 func (e *engine) copy(ctx context.Context, stop context.CancelCauseFunc, t *task) {
+	defer e.opt.Progress.Finished(max(t.m.Size, 0))
 	if ctx.Err() != nil {
 		return
 	}
@@ -941,6 +1026,14 @@ func (e *engine) fail(fs *FolderSummary, m source.Message, err error) {
 	e.sum.Errors = append(e.sum.Errors, ErrorEntry{Folder: fs.Name, Message: describe(m), Error: err.Error()})
 	e.mu.Unlock()
 	e.opt.Log.Error("message not copied", "folder", fs.Name, "message", describe(m), "error", err)
+}
+
+func (e *engine) filtered(fs *FolderSummary, m source.Message) {
+	e.mu.Lock()
+	fs.Filtered++
+	e.sum.Filtered++
+	e.mu.Unlock()
+	e.opt.Log.Debug("filtered out", "folder", fs.Name, "message", describe(m), "size", m.Size, "date", m.Date)
 }
 
 func (e *engine) vanished(fs *FolderSummary, m source.Message, err error) {

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPTY opens a pseudo-terminal pair: what is written to the returned
+// terminal end can be read from the controlling end.
+func openPTY(t *testing.T) (control, tty *os.File) {
+	t.Helper()
+	control, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	fd := int(control.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close(); control.Close() })
+	return control, tty
+}
+
+var verdictLine = regexp.MustCompile(`^[\d,]+ copied, [\d,]+ duplicates skipped, .*[\d,]+ failed \([\d.]+ [KMG]?i?B, [\dhms.]+\)$`)
+
+// On a terminal a progress bar is drawn on stderr, with the rate; off a
+// terminal (cron) stderr holds the verdict line and nothing else, and no
+// carriage return.
+func TestProgressOnlyOnATerminal(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	makeMaildir(src, 1500)
+
+	t.Run("terminal", func(t *testing.T) {
+		control, tty := openPTY(t)
+		got := make(chan string)
+		go func() {
+			b, _ := io.ReadAll(control) // ends when the tty side closes
+			got <- string(b)
+		}()
+		var stdout bytes.Buffer
+		code := run(context.Background(), []string{"copy", "maildir:" + src, "maildir:" + filepath.Join(t.TempDir(), "d"), "--checkpoint", filepath.Join(t.TempDir(), "c")}, &stdout, tty)
+		tty.Close()
+		out := <-got
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+		if !strings.Contains(out, "\r") || !strings.Contains(out, " msg/s)") || !regexp.MustCompile(`\(\d+/\d+, `).MatchString(out) {
+			t.Fatalf("no progress bar on the terminal: %q", out)
+		}
+		if !strings.Contains(out, "1,500 copied") {
+			t.Fatalf("no verdict after the bar: %q", out)
+		}
+		if stdout.Len() != 0 {
+			t.Fatalf("the bar went to stdout: %q", stdout.String())
+		}
+	})
+
+	t.Run("cron", func(t *testing.T) {
+		code, stdout, stderr := cli(t, "copy", "maildir:"+src, "maildir:"+filepath.Join(t.TempDir(), "d"), "--checkpoint", filepath.Join(t.TempDir(), "c"))
+		if code != exitOK || stdout != "" {
+			t.Fatalf("exit %d, stdout %q", code, stdout)
+		}
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		if len(lines) != 1 || !verdictLine.MatchString(lines[0]) || strings.Contains(stderr, "\r") || !strings.HasPrefix(stderr, "1,500 copied") {
+			t.Fatalf("cron output is not one verdict line: %q", stderr)
+		}
+	})
+
+	t.Run("quiet", func(t *testing.T) {
+		code, stdout, stderr := cli(t, "copy", "maildir:"+src, "maildir:"+filepath.Join(t.TempDir(), "d"), "--checkpoint", filepath.Join(t.TempDir(), "c"), "--quiet")
+		if code != exitOK || stdout != "" || stderr != "" {
+			t.Fatalf("--quiet: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+}
+
+// --log-format json: every log line is a JSON object.
+func TestJSONLogs(t *testing.T) {
+	code, _, stderr := cli(t, "copy", "maildir:examples/sample-maildir", "maildir:"+filepath.Join(t.TempDir(), "d"), "--checkpoint", filepath.Join(t.TempDir(), "c"), "--verbose", "--log-format", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	n := 0
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	for sc.Scan() {
+		line := sc.Text()
+		if verdictLine.MatchString(line) {
+			continue
+		}
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil || v["msg"] == nil || v["level"] == nil {
+			t.Fatalf("not a JSON log line: %q", line)
+		}
+		n++
+	}
+	if n < 4 {
+		t.Fatalf("%d JSON log lines; want one per copied message at least:\n%s", n, stderr)
+	}
+}
+
+// --summary-file and --metrics-file are written (0600, whole), and the
+// metrics are in the Prometheus text format with the run's figures.
+func TestSummaryAndMetricsFiles(t *testing.T) {
+	dir := t.TempDir()
+	summary, metrics := filepath.Join(dir, "summary.json"), filepath.Join(dir, "mailferry.prom")
+	code, _, stderr := cli(t, "copy", "maildir:examples/sample-maildir", "maildir:"+filepath.Join(dir, "d"), "--checkpoint", filepath.Join(dir, "c"), "--summary-file", summary, "--metrics-file", metrics)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var sum struct {
+		Copied int `json:"copied"`
+	}
+	b, err := os.ReadFile(summary)
+	if err != nil || json.Unmarshal(b, &sum) != nil || sum.Copied == 0 {
+		t.Fatalf("summary file: %v %q", err, b)
+	}
+	m, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := regexp.MustCompile(`(?m)^([a-z_]+)(\{job="[^"]*"\})? ([0-9.e+-]+)$`)
+	for _, line := range strings.Split(strings.TrimSpace(string(m)), "\n") {
+		if !strings.HasPrefix(line, "# HELP ") && !strings.HasPrefix(line, "# TYPE ") && !sample.MatchString(line) {
+			t.Errorf("not Prometheus text format: %q", line)
+		}
+	}
+	if want := `mailferry_messages_copied{job="copy"} ` + strconv.Itoa(sum.Copied); !strings.Contains(string(m), want) || !strings.Contains(string(m), "mailferry_last_run_exit_code 0") {
+		t.Errorf("metrics lack %q or the exit code:\n%s", want, m)
+	}
+	for _, p := range []string{summary, metrics} {
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v", p, fi.Mode().Perm())
+		}
+	}
+	// A second run replaces the files.
+	time.Sleep(time.Second)
+	cli(t, "copy", "maildir:examples/sample-maildir", "maildir:"+filepath.Join(dir, "d"), "--checkpoint", filepath.Join(dir, "c"), "--metrics-file", metrics)
+	if m2, _ := os.ReadFile(metrics); !strings.Contains(string(m2), `mailferry_messages_copied{job="copy"} 0`) {
+		t.Errorf("second run's metrics:\n%s", m2)
+	}
+}
+
+// Folder rules and filters from the command line do what plan shows.
+func TestFolderFlags(t *testing.T) {
+	dir := t.TempDir()
+	dst := "maildir:" + filepath.Join(dir, "d")
+	code, planOut, stderr := cli(t, "plan", "maildir:examples/sample-maildir", dst, "--exclude", "INBOX", "--prefix", "Restored/2026-11-26", "--checkpoint", filepath.Join(dir, "c"))
+	if code != exitOK || strings.Contains(planOut, "\nINBOX ") || !strings.Contains(planOut, "Restored/2026-11-26/") {
+		t.Fatalf("plan: exit %d\n%s%s", code, planOut, stderr)
+	}
+	sum := copyJSON(t, "copy", "maildir:examples/sample-maildir", dst, "--exclude", "INBOX", "--prefix", "Restored/2026-11-26", "--checkpoint", filepath.Join(dir, "c"))
+	for _, f := range sum.Folders {
+		if f.Name == "INBOX" || !strings.HasPrefix(f.Destination, "Restored/2026-11-26/") || !strings.Contains(planOut, f.Destination) {
+			t.Errorf("folder %q went to %q; plan said:\n%s", f.Name, f.Destination, planOut)
+		}
+	}
+	if code, _, stderr := cli(t, "copy", "maildir:examples/sample-maildir", dst, "--max-size", "lots"); code != exitUsage || !strings.Contains(stderr, "max_size") {
+		t.Fatalf("bad --max-size: exit %d, %q", code, stderr)
+	}
+}

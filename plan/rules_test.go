@@ -1,0 +1,116 @@
+package plan_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/sink/memory"
+	"github.com/mailferry/mailferry/source"
+)
+
+func folderTree(t *testing.T, names ...string) *memory.Store {
+	var msgs []msg
+	for _, n := range names {
+		msgs = append(msgs, msg{n, fmt.Sprintf("Message-ID: <%s@x>\r\n\r\nin %s\r\n", n, n)})
+	}
+	return memStore(t, msgs...)
+}
+
+// destinations runs a plan and returns "source -> destination (why)" for
+// every folder it selected.
+func destinations(t *testing.T, src, dst source.Source, rules plan.FolderRules) []string {
+	t.Helper()
+	sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Folders: rules, DryRun: true})
+	var out []string
+	for _, f := range sum.Folders {
+		s := f.Name + " -> " + f.Destination
+		if f.MappedBy != "" {
+			s += " (" + f.MappedBy + ")"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestFolderRules(t *testing.T) {
+	names := []string{"INBOX", "Archive/2023", "Archive/2024", "Archive/2024/Q1", "Gesendete Elemente", "Papierkorb", "Projects/Sent", "Spam"}
+	dst := memory.New()
+	for _, f := range []string{"Sent", "Trash", "Junk"} {
+		dst.CreateFolder(context.Background(), f)
+	}
+	dst.Roles = map[string]string{"Junk": `\Junk`} // Sent and Trash are known by name only
+	tests := []struct {
+		name  string
+		rules plan.FolderRules
+		want  []string
+	}{
+		{"default: roles by name on both sides", plan.FolderRules{}, []string{
+			"INBOX -> INBOX", "Archive/2023 -> Archive/2023", "Archive/2024 -> Archive/2024", "Archive/2024/Q1 -> Archive/2024/Q1",
+			`Gesendete Elemente -> Sent (special-use \Sent (by name))`, `Papierkorb -> Trash (special-use \Trash (by name))`,
+			"Projects/Sent -> Projects/Sent", `Spam -> Junk (special-use \Junk (by name))`}},
+		{"include with %", plan.FolderRules{Include: []string{"Archive/%"}}, []string{"Archive/2023 -> Archive/2023", "Archive/2024 -> Archive/2024"}},
+		{"include with *", plan.FolderRules{Include: []string{"Archive/*"}}, []string{"Archive/2023 -> Archive/2023", "Archive/2024 -> Archive/2024", "Archive/2024/Q1 -> Archive/2024/Q1"}},
+		{"exclude wins", plan.FolderRules{Include: []string{"*"}, Exclude: []string{"Archive*", "Spam", "Papierkorb"}}, []string{
+			"INBOX -> INBOX", `Gesendete Elemente -> Sent (special-use \Sent (by name))`, "Projects/Sent -> Projects/Sent"}},
+		{"inbox in any case", plan.FolderRules{Include: []string{"inbox"}}, []string{"INBOX -> INBOX"}},
+		{"map", plan.FolderRules{Include: []string{"INBOX", "Spam"}, Map: map[string]string{"INBOX": "Old/Inbox", "Spam": "Quarantine"}}, []string{
+			"INBOX -> Old/Inbox (folders.map)", "Spam -> Quarantine (folders.map)"}},
+		{"prefix", plan.FolderRules{Include: []string{"INBOX", "Gesendete Elemente"}, Prefix: "Restored/2026-11-26/"}, []string{
+			"INBOX -> Restored/2026-11-26/INBOX (folders.prefix)", "Gesendete Elemente -> Restored/2026-11-26/Gesendete Elemente (folders.prefix)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := destinations(t, folderTree(t, names...), dst, tt.rules)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+			}
+		})
+	}
+}
+
+// The rules do what plan said: a real run writes where the plan showed.
+func TestFolderRulesCopy(t *testing.T) {
+	src := folderTree(t, "INBOX", "Archive/2023", "Spam")
+	dst := memory.New()
+	rules := plan.FolderRules{Exclude: []string{"Spam"}, Prefix: "Restored"}
+	sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Folders: rules})
+	if sum.Copied != 2 || dst.Count("Restored/INBOX") != 1 || dst.Count("Restored/Archive/2023") != 1 || dst.Count("Spam") != 0 || dst.Count("Restored/Spam") != 0 {
+		t.Fatalf("copied %d; INBOX %d, Archive %d", sum.Copied, dst.Count("Restored/INBOX"), dst.Count("Restored/Archive/2023"))
+	}
+}
+
+func TestFilters(t *testing.T) {
+	src := memory.New()
+	day := func(d int) time.Time { return time.Date(2024, 1, d, 12, 0, 0, 0, time.UTC) }
+	for i, size := range []int{100, 1000, 10000, 100000} {
+		body := fmt.Sprintf("Message-ID: <%d@x>\r\n\r\n%s", i, strings.Repeat("x", size))
+		src.Put(context.Background(), "INBOX", source.Message{Size: int64(len(body)), Date: day(i + 1)}, strings.NewReader(body))
+	}
+	tests := []struct {
+		name   string
+		filter plan.Filter
+		copied int
+	}{
+		{"none", plan.Filter{}, 4},
+		{"max size", plan.Filter{MaxSize: 5000}, 2},
+		{"min size", plan.Filter{MinSize: 5000}, 2},
+		{"since", plan.Filter{Since: day(2)}, 3},
+		{"before", plan.Filter{Before: day(2)}, 1},
+		{"since and before, size", plan.Filter{Since: day(2), Before: day(4), MaxSize: 5000}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := memory.New()
+			sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Filter: tt.filter})
+			if sum.Copied != tt.copied || sum.Filtered != 4-tt.copied || dst.Count("INBOX") != tt.copied || sum.Folders[0].Filtered != 4-tt.copied {
+				t.Fatalf("copied %d, filtered %d (folder %d); want %d, %d", sum.Copied, sum.Filtered, sum.Folders[0].Filtered, tt.copied, 4-tt.copied)
+			}
+		})
+	}
+}
