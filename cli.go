@@ -63,6 +63,7 @@ type commonFlags struct {
 	logFormat                string
 	summaryFile, metricsFile string
 	progress                 string
+	mirror, forceDeletes     bool
 }
 
 // stringList is a flag that may be given more than once.
@@ -82,6 +83,8 @@ func newFlagSet(name, help string, stderr io.Writer, withJob bool) (*flag.FlagSe
 	fs.BoolVar(&c.quiet, "quiet", false, "print only errors")
 	fs.BoolVar(&c.verbose, "verbose", false, "log every message")
 	fs.BoolVar(&c.deleteSrc, "delete-after-copy", false, "delete each message from the source once it is safely at the destination (move)")
+	fs.BoolVar(&c.mirror, "mirror-deletes", false, "also delete at the destination what is gone from the source since the last run (guarded)")
+	fs.BoolVar(&c.forceDeletes, "force-deletes", false, "let --mirror-deletes delete more than max_delete_fraction (10%) of a folder")
 	fs.Var(&c.folder, "folder", "copy only the folder `NAME` (repeatable)")
 	fs.Var(&c.include, "include", "copy only folders matching `PATTERN` (* any, % any but /; repeatable)")
 	fs.Var(&c.exclude, "exclude", "never copy folders matching `PATTERN` (repeatable)")
@@ -141,7 +144,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		if len(pos) != 2 {
 			return exitUsage, usagef("%s takes a source and a destination, got %d arguments", cmd, len(pos))
 		}
-		job := Job{Name: "", Source: EndpointConfig{URL: pos[0]}, Destination: EndpointConfig{URL: pos[1]}, Dedup: c.dedup, Checkpoint: c.checkpoint, Workers: c.workers, DeleteAfterCopy: c.deleteSrc}
+		job := Job{Name: "", Source: EndpointConfig{URL: pos[0]}, Destination: EndpointConfig{URL: pos[1]}, Dedup: c.dedup, Checkpoint: c.checkpoint, Workers: c.workers, DeleteAfterCopy: c.deleteSrc, MirrorDeletes: c.mirror}
 		sum, err := runJob(ctx, job, c, cmd == "plan", stderr)
 		code, err := outcome(sum, err)
 		var sums []namedSummary
@@ -262,6 +265,7 @@ func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr 
 			j.Checkpoint = c.checkpoint
 		}
 		j.DeleteAfterCopy = j.DeleteAfterCopy || c.deleteSrc
+		j.MirrorDeletes = j.MirrorDeletes || c.mirror
 		sum, err := runJob(ctx, j, c, false, stderr)
 		if sum != nil {
 			sums = append(sums, namedSummary{j.Name, sum})
@@ -333,6 +337,9 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	if j.Workers < 0 {
 		return nil, usagef("--workers must be at least 1")
 	}
+	if j.MirrorDeletes && j.DeleteAfterCopy {
+		return nil, usagef("--mirror-deletes and --delete-after-copy together would delete the copies of what the move deleted")
+	}
 	srcEP, dstEP, err := j.endpoints()
 	if err != nil {
 		return nil, err
@@ -377,6 +384,7 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 		grace = crashGrace // a server may commit a dead client's APPEND late
 	}
 	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: j.Workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
+		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: c.forceDeletes,
 		Folders: rules, Filter: filter, Progress: progress, Log: log})
 	if cerr := ckpt.Close(); cerr != nil && err == nil {
 		err = cerr
@@ -516,6 +524,7 @@ func totals(sums []namedSummary) jobsSummary {
 		t.FlagsUpdated += s.sum.FlagsUpdated
 		t.Vanished += s.sum.Vanished
 		t.Deleted += s.sum.Deleted
+		t.MirrorDeleted += s.sum.MirrorDeleted
 		t.Bytes += s.sum.Bytes
 		t.ElapsedSeconds += s.sum.ElapsedSeconds
 		t.Folders = append(t.Folders, s.sum.Folders...)

@@ -33,6 +33,10 @@ type Job struct {
 	Workers     int            `yaml:"workers"`
 	// DeleteAfterCopy makes the job a move: see plan.Options.
 	DeleteAfterCopy bool `yaml:"delete_after_copy"`
+	// MirrorDeletes deletes at the destination what is gone from the
+	// source (guarded: see plan.Options).
+	MirrorDeletes     bool    `yaml:"mirror_deletes"`
+	MaxDeleteFraction float64 `yaml:"max_delete_fraction"`
 	// Folders and Filters choose what is copied, and where to.
 	Folders FolderConfig `yaml:"folders"`
 	Filters FilterConfig `yaml:"filters"`
@@ -250,6 +254,12 @@ func (j *Job) check() error {
 	}
 	if j.Workers < 0 {
 		return fmt.Errorf("workers: %d is negative", j.Workers)
+	}
+	if j.MaxDeleteFraction < 0 || j.MaxDeleteFraction > 1 {
+		return fmt.Errorf("max_delete_fraction: %v is not between 0 and 1", j.MaxDeleteFraction)
+	}
+	if j.MirrorDeletes && j.DeleteAfterCopy {
+		return errors.New("mirror_deletes and delete_after_copy together would delete the copies of what the move deleted")
 	}
 	if _, err := j.Filters.filter(); err != nil {
 		return fmt.Errorf("filters: %v", err)

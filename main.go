@@ -52,7 +52,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, ErrConfig) || errors.Is(err, plan.ErrCannotDelete) {
+	if errors.As(err, &ue) || errors.Is(err, ErrConfig) || errors.Is(err, plan.ErrCannotDelete) || errors.Is(err, plan.ErrCannotMirror) {
 		return exitUsage
 	}
 	if errors.Is(err, state.ErrLocked) {

@@ -197,7 +197,7 @@ func verdict(s *plan.Summary) string {
 	for _, p := range []struct {
 		n    int
 		what string
-	}{{s.AlreadyPresent, "already present"}, {s.FlagsUpdated, "flag updates"}, {s.Filtered, "filtered out"}, {s.Deleted, "deleted at the source"}} {
+	}{{s.AlreadyPresent, "already present"}, {s.FlagsUpdated, "flag updates"}, {s.Filtered, "filtered out"}, {s.Deleted, "deleted at the source"}, {s.MirrorDeleted, "deleted at the destination (mirror)"}} {
 		if p.n > 0 {
 			parts = append(parts, commas(p.n)+" "+p.what)
 		}
@@ -261,6 +261,7 @@ func metricsText(sums []namedSummary, code int, now time.Time) []byte {
 		{"mailferry_messages_failed", "Messages the last run failed to copy.", "gauge", func(s *plan.Summary) float64 { return float64(s.Failed) }},
 		{"mailferry_messages_filtered", "Messages the last run's filters left out.", "gauge", func(s *plan.Summary) float64 { return float64(s.Filtered) }},
 		{"mailferry_messages_deleted_at_source", "Messages the last run deleted at the source (move).", "gauge", func(s *plan.Summary) float64 { return float64(s.Deleted) }},
+		{"mailferry_messages_mirror_deleted", "Copies the last run deleted at the destination (mirror).", "gauge", func(s *plan.Summary) float64 { return float64(s.MirrorDeleted) }},
 		{"mailferry_flags_updated", "Flag updates the last run carried over.", "gauge", func(s *plan.Summary) float64 { return float64(s.FlagsUpdated) }},
 		{"mailferry_bytes_copied", "Bytes the last run copied.", "gauge", func(s *plan.Summary) float64 { return float64(s.Bytes) }},
 		{"mailferry_retries", "Transient failures the last run retried.", "gauge", func(s *plan.Summary) float64 { return float64(s.Retries) }},

@@ -50,6 +50,15 @@ type Options struct {
 	// that run's last checkpoint write, so such a message is seen and not
 	// copied again. Zero: no wait (a destination of our own, Maildir).
 	CrashGrace time.Duration
+	// MirrorDeletes deletes from the destination the copies of messages
+	// gone from the source since an earlier run (see mirror.go for its
+	// guards). The destination must implement source.Deleter.
+	MirrorDeletes bool
+	// MaxDeleteFraction is the largest share of a folder's recorded
+	// messages a mirror deletes in one run (default 0.10); ForceDeletes
+	// lifts it.
+	MaxDeleteFraction float64
+	ForceDeletes      bool
 	// Folders chooses the folders and their destinations; Filter the
 	// messages.
 	Folders FolderRules
@@ -88,6 +97,9 @@ type Summary struct {
 	// Filtered counts messages the filters (size, date) left out.
 	Filtered int `json:"filtered"`
 	Deleted  int `json:"deleted,omitempty"`
+	// MirrorDeleted counts copies deleted at the destination because their
+	// source message is gone (mirror).
+	MirrorDeleted int `json:"mirror_deleted,omitempty"`
 	// KeptAtSource counts messages a move left at the source because they
 	// matched the destination by Message-ID only, not byte for byte.
 	KeptAtSource   int              `json:"kept_at_source,omitempty"`
@@ -176,6 +188,14 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 	}
 	if e.opt.RetryBase <= 0 {
 		e.opt.RetryBase = 500 * time.Millisecond
+	}
+	if e.opt.MaxDeleteFraction <= 0 {
+		e.opt.MaxDeleteFraction = 0.10
+	}
+	if opt.MirrorDeletes {
+		if _, ok := dst.(source.Deleter); !ok {
+			return e.sum, ErrCannotMirror
+		}
 	}
 	if !opt.DryRun {
 		s, ok := dst.(sink.Sink)
@@ -409,6 +429,11 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		return folderErr(fmt.Errorf("list: %w", err))
 	}
 	fs.Messages = len(msgs)
+	if e.opt.MirrorDeletes {
+		if err := e.mirror(ctx, fs, msgs); err != nil {
+			return err
+		}
+	}
 	if e.opt.Filter.Active() {
 		kept := msgs[:0]
 		for _, m := range msgs {
@@ -453,7 +478,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		}
 		fs.AlreadyPresent++
 		e.markDone(m, rec)
-		if !source.SameFlags(rec.Flags, m.Flags) && rec.DstID != "" {
+		if !source.SameFlags(rec.Flags, e.syncedFlags(m.Flags)) && rec.DstID != "" {
 			flagUpdates = append(flagUpdates, flagUpdate{m: m, rec: rec})
 		}
 	}
@@ -526,6 +551,16 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 	return nil
 }
 
+// syncedFlags are the flags carried to the destination on a re-run. In a
+// move, \Deleted is the move's own mark (a run killed between flagging and
+// expunging leaves it): it must not travel to the copies.
+func (e *engine) syncedFlags(flags []string) []string {
+	if !e.opt.DeleteAfterCopy || !slices.Contains(flags, source.FlagDeleted) {
+		return flags
+	}
+	return slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == source.FlagDeleted })
+}
+
 type flagUpdate struct {
 	m   source.Message
 	rec state.Record
@@ -587,7 +622,8 @@ func (e *engine) updateFlags(ctx context.Context, fs *FolderSummary, m source.Me
 	if e.opt.DryRun {
 		return nil
 	}
-	if err := fsetter.SetFlags(ctx, rec.DstFolder, rec.DstID, m.Flags); err != nil {
+	flags := e.syncedFlags(m.Flags)
+	if err := fsetter.SetFlags(ctx, rec.DstFolder, rec.DstID, flags); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -600,7 +636,7 @@ func (e *engine) updateFlags(ctx context.Context, fs *FolderSummary, m source.Me
 		e.fail(fs, m, fmt.Errorf("set flags: %w", err))
 		return nil
 	}
-	rec.Flags = m.Flags
+	rec.Flags = flags
 	e.record(m, rec, nil)
 	return nil
 }

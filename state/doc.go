@@ -37,6 +37,10 @@
 //  6. A job's checkpoint is opened by one process at a time: bbolt takes an
 //     exclusive flock on the file, and a second run fails at once with
 //     ErrLocked instead of waiting.
+//  7. A record is forgotten (Forget, for mirror deletes) only after the
+//     destination message it names was deleted: a crash in between leaves
+//     a record whose source message is still gone, and the next run
+//     deletes its copy again, which finds nothing to do.
 //
 // # Storage
 //

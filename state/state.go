@@ -294,6 +294,54 @@ func (f *Folder) Get(id string) (rec Record, ok bool, err error) {
 	return rec, ok, err
 }
 
+// Each calls fn with every record of the folder, in ID order.
+func (f *Folder) Each(fn func(id string, rec Record) error) error {
+	if f.b == nil {
+		return nil
+	}
+	return f.c.guard(func() error {
+		return f.b.ForEach(func(k, v []byte) error {
+			rec, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("%w: %s: record of %q: %v", ErrCorrupt, f.c.path, k, err)
+			}
+			return fn(string(k), rec)
+		})
+	})
+}
+
+// Forget removes the records of srcIDs in srcFolder, and the destination
+// index entries of dstIDs (by destination folder): for messages deleted at
+// the destination because they are gone from the source (mirror). Called
+// after the deletions (rule 7): a crash in between leaves records that the
+// next run deletes again, harmlessly.
+func (c *Checkpoint) Forget(srcFolder string, srcIDs []string, dstIDs map[string][]string) error {
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	return c.guard(func() error {
+		return c.db.Update(func(tx *bolt.Tx) error {
+			if b := tx.Bucket(bucketSrc).Bucket([]byte(srcFolder)); b != nil {
+				for _, id := range srcIDs {
+					if err := b.Delete([]byte(id)); err != nil {
+						return err
+					}
+				}
+			}
+			for folder, ids := range dstIDs {
+				if b := tx.Bucket(bucketDst).Bucket([]byte(folder)); b != nil {
+					for _, id := range ids {
+						if err := b.Delete([]byte(id)); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return nil
+		})
+	})
+}
+
 // Close ends the read transaction.
 func (f *Folder) Close() error {
 	if f.tx == nil {

@@ -270,11 +270,7 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	mailbox, err := s.Mailbox(ctx, folder)
-	if err != nil {
-		return err
-	}
-	cn, err := s.Pool.Get(ctx, mailbox)
+	cn, mailbox, err := s.conn(ctx, folder)
 	if err != nil {
 		return err
 	}
@@ -284,6 +280,21 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 		return Transport(err)
 	}
 	return source.Emit(ctx, msgs, fn)
+}
+
+// conn takes a pooled connection for folder (preferring one that has its
+// mailbox selected) and returns it with the mailbox's server name. The
+// caller puts it back.
+func (s *Store) conn(ctx context.Context, folder string) (*Conn, string, error) {
+	mailbox, err := s.Mailbox(ctx, folder)
+	if err != nil {
+		return nil, "", err
+	}
+	cn, err := s.Pool.Get(ctx, mailbox)
+	if err != nil {
+		return nil, "", err
+	}
+	return cn, mailbox, nil
 }
 
 func (s *Store) list(cn *Conn, folder, mailbox string) ([]source.Message, error) {
@@ -382,11 +393,7 @@ func (s *Store) SelectMessage(ctx context.Context, folder, id string, readOnly b
 	if err != nil {
 		return nil, "", 0, err
 	}
-	mailbox, err := s.Mailbox(ctx, folder)
-	if err != nil {
-		return nil, "", 0, err
-	}
-	cn, err := s.Pool.Get(ctx, mailbox)
+	cn, mailbox, err := s.conn(ctx, folder)
 	if err != nil {
 		return nil, "", 0, err
 	}
