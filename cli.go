@@ -487,6 +487,9 @@ func printPlan(w io.Writer, s *plan.Summary) {
 	}
 	fmt.Fprintf(tw, "total\t\t\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.Copied, s.DuplicatesSkipped, s.AlreadyPresent, s.Filtered, s.FlagsUpdated, humanBytes(s.Bytes))
 	tw.Flush()
+	if s.MirrorDeleted > 0 {
+		fmt.Fprintf(w, "mirror: %d copies would be deleted at the destination (gone from the source)\n", s.MirrorDeleted)
+	}
 }
 
 func humanBytes(n int64) string {

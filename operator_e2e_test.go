@@ -199,6 +199,9 @@ func TestMirrorDeletes(t *testing.T) {
 		t.Fatalf("first run: exit %d\n%s\n%s", code, out, stderr)
 	}
 	expungeFirst(t, srv, src, "Work", 1)
+	if code, out, _ := cli(t, "plan", imapURL(srv, src), imapURL(srv, dst), "--checkpoint", ckpt, "--mirror-deletes", "--json"); code != exitOK || !strings.Contains(out, `"mirror_deleted": 1`) || dstCount() != 20 {
+		t.Fatalf("plan of one gone: exit %d, destination %d\n%s", code, dstCount(), out)
+	}
 	if code, out, _ := mirror(); code != exitOK || !strings.Contains(out, `"mirror_deleted": 1`) || dstCount() != 19 {
 		t.Fatalf("one gone: exit %d, destination %d\n%s", code, dstCount(), out)
 	}

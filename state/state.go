@@ -140,6 +140,15 @@ func OpenReadOnly(path, job string) (*Checkpoint, error) {
 		db.Close()
 		return nil, err
 	}
+	// A plan of a mirror needs to know there was an earlier run.
+	c.guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if v := tx.Bucket(bucketMeta).Get(keyHeartbeat); len(v) == 8 {
+				c.prevLastCommit = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+			}
+			return nil
+		})
+	})
 	return c, nil
 }
 
