@@ -192,7 +192,7 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 	if e.opt.MaxDeleteFraction <= 0 {
 		e.opt.MaxDeleteFraction = 0.10
 	}
-	if opt.MirrorDeletes {
+	if opt.MirrorDeletes && !opt.DryRun {
 		if _, ok := dst.(source.Deleter); !ok {
 			return e.sum, ErrCannotMirror
 		}
