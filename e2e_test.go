@@ -34,6 +34,17 @@ func imapURL(srv *dovecottest.Server, user string) string {
 	return fmt.Sprintf("imaps://%s@127.0.0.1:%d?ca_file=%s", user, srv.IMAPSPort, srv.CAFile)
 }
 
+// migrationPair starts a Dovecot with a source and a destination user,
+// and gives mailferry both passwords the way a user would (environment).
+func migrationPair(t *testing.T) (srv *dovecottest.Server, src, dst string) {
+	t.Helper()
+	srv = dovecottest.Start(t, dovecottest.Options{})
+	src, dst = srv.NewUser(t), srv.NewUser(t)
+	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
+	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	return srv, src, dst
+}
+
 func imapStore(t *testing.T, srv *dovecottest.Server, user string) *sinkimap.Sink {
 	t.Helper()
 	s, err := sinkimap.Open(context.Background(), srcimap.Config{Addr: dovecottest.Addr(srv.IMAPSPort), TLS: srcimap.TLSImplicit, CAFile: srv.CAFile, User: user, Password: dovecottest.Password})
@@ -309,10 +320,7 @@ func TestPOP3EndToEnd(t *testing.T) {
 // POP3 to IMAP with the whole corpus: what IMAP cannot carry (NUL bytes,
 // 0-byte messages) is named, exit 3; everything else arrives byte for byte.
 func TestPOP3ToIMAP(t *testing.T) {
-	srv := dovecottest.Start(t, dovecottest.Options{})
-	src, dst := srv.NewUser(t), srv.NewUser(t)
-	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
-	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	srv, src, dst := migrationPair(t)
 	all := inbox(sourcetest.DefaultFixtures(t))
 	deliverFixtures(t, srv, src, all)
 	var carried []sourcetest.Fixture
@@ -420,10 +428,7 @@ func sinkmaildirNew(dir string) (*sinkmaildir.Sink, error) {
 
 // verify reads both ends and changes nothing: unseen mail stays unseen.
 func TestVerifyIMAPReadOnly(t *testing.T) {
-	srv := dovecottest.Start(t, dovecottest.Options{})
-	src, dst := srv.NewUser(t), srv.NewUser(t)
-	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
-	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	srv, src, dst := migrationPair(t)
 	fx := fewFixtures("Box", 8)
 	for i := range fx {
 		fx[i].Flags = nil // unseen
@@ -467,10 +472,7 @@ func TestVerifyIMAPReadOnly(t *testing.T) {
 // every message exactly once, by retrying with backoff and looking at the
 // destination before each retry.
 func TestLossyNetwork(t *testing.T) {
-	srv := dovecottest.Start(t, dovecottest.Options{})
-	src, dst := srv.NewUser(t), srv.NewUser(t)
-	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
-	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	srv, src, dst := migrationPair(t)
 	var fx []sourcetest.Fixture
 	for i := range 400 {
 		body := strings.Repeat(fmt.Sprintf("line %d of message %d\r\n", i, i), 1+(i*37)%900)
@@ -641,10 +643,7 @@ func imapclientDial(s *dovecottest.Server, user string) (*imapclient.Client, err
 // Subscriptions carry over: subscribed at the source, subscribed at the
 // destination; not subscribed, not subscribed.
 func TestSubscriptionsCarryOver(t *testing.T) {
-	srv := dovecottest.Start(t, dovecottest.Options{})
-	src, dst := srv.NewUser(t), srv.NewUser(t)
-	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
-	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	srv, src, dst := migrationPair(t)
 	sinktest.Put(t, imapStore(t, srv, src), append(fewFixtures("Subscribed/Yes", 2), fewFixtures("Quiet", 2)...))
 	cl, err := imapclientDial(srv, src)
 	if err != nil {

@@ -106,10 +106,7 @@ func TestMoveFromMaildir(t *testing.T) {
 // mapping, copy does what plan showed; localised names find the server's
 // special-use folders.
 func TestFolderRulesIMAP(t *testing.T) {
-	srv := dovecottest.Start(t, dovecottest.Options{})
-	src, dst := srv.NewUser(t), srv.NewUser(t)
-	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
-	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	srv, src, dst := migrationPair(t)
 	var fx []sourcetest.Fixture
 	for _, f := range []string{"INBOX", "Gesendete Elemente", "Projekte/Alt", "Projekte/Neu", "Spam"} {
 		fx = append(fx, fewFixtures(f, 3)...)
@@ -180,10 +177,7 @@ func expungeFirst(t *testing.T, srv *dovecottest.Server, user, folder string, n 
 // not more than 10 % of a folder unless forced, never when the folder's
 // UIDVALIDITY changed.
 func TestMirrorDeletes(t *testing.T) {
-	srv := dovecottest.Start(t, dovecottest.Options{})
-	src, dst := srv.NewUser(t), srv.NewUser(t)
-	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
-	t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+	srv, src, dst := migrationPair(t)
 	fx := fewFixtures("Work", 20)
 	sinktest.Put(t, imapStore(t, srv, src), fx)
 	ckpt := filepath.Join(t.TempDir(), "c")
