@@ -8,13 +8,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -64,6 +67,15 @@ type commonFlags struct {
 	summaryFile, metricsFile string
 	progress                 string
 	mirror, forceDeletes     bool
+	limits                   LimitsConfig
+	folderParallelism        int
+
+	// run only: many accounts
+	parallel           int
+	shard              string
+	failedFile         string
+	jobsFrom           string
+	maxHostConnections int
 }
 
 // stringList is a flag that may be given more than once.
@@ -80,9 +92,13 @@ func newFlagSet(name, help string, stderr io.Writer, withJob bool) (*flag.FlagSe
 	fs.StringVar(&c.checkpoint, "checkpoint", "", "checkpoint `FILE` (default: under $XDG_STATE_HOME/mailferry/)")
 	fs.StringVar(&c.dedup, "dedup", "", "dedup `MODE`: message-id (default), content or none")
 	fs.IntVar(&c.workers, "workers", 0, "messages in flight at once (default 4)")
+	fs.IntVar(&c.folderParallelism, "folder-parallelism", 0, "folders copied at once, sharing the workers (default 3 into IMAP, 1 into Maildir)")
 	fs.BoolVar(&c.quiet, "quiet", false, "print only errors")
 	fs.BoolVar(&c.verbose, "verbose", false, "log every message")
 	fs.BoolVar(&c.deleteSrc, "delete-after-copy", false, "delete each message from the source once it is safely at the destination (move)")
+	fs.StringVar(&c.limits.MessagesPerSecond, "max-messages-per-second", "", "copy at most `N` messages a second")
+	fs.StringVar(&c.limits.BytesPerSecond, "max-bytes-per-second", "", "copy at most `SIZE` a second (like 2MB)")
+	fs.StringVar(&c.limits.DailyByteBudget, "daily-byte-budget", "", "stop cleanly (exit 5) once `SIZE` was copied this UTC day; the next run continues")
 	fs.BoolVar(&c.mirror, "mirror-deletes", false, "also delete at the destination what is gone from the source since the last run (guarded)")
 	fs.BoolVar(&c.forceDeletes, "force-deletes", false, "let --mirror-deletes delete more than max_delete_fraction (10%) of a folder")
 	fs.Var(&c.folder, "folder", "copy only the folder `NAME` (repeatable)")
@@ -99,6 +115,11 @@ func newFlagSet(name, help string, stderr io.Writer, withJob bool) (*flag.FlagSe
 	fs.StringVar(&c.progress, "progress", "auto", "progress bar: auto (on a terminal), always or never")
 	if withJob {
 		fs.StringVar(&c.job, "job", "", "run only the job `NAME`")
+		fs.IntVar(&c.parallel, "parallel", 1, "run up to `N` jobs at once")
+		fs.StringVar(&c.shard, "shard", "", "run only the jobs of shard `K/N` (K from 0, e.g. $JOB_COMPLETION_INDEX/4)")
+		fs.StringVar(&c.failedFile, "failed-file", "", "write the names of the jobs that failed to `FILE`, one per line")
+		fs.StringVar(&c.jobsFrom, "jobs-from", "", "run only the jobs named in `FILE` (one per line, as --failed-file writes)")
+		fs.IntVar(&c.maxHostConnections, "max-host-connections", 0, "at most `N` connections to any one server, across parallel jobs")
 	}
 	fs.Usage = func() {
 		fmt.Fprint(stderr, help)
@@ -236,6 +257,8 @@ func outcome(sum *plan.Summary, err error) (int, error) {
 		return exitCode(err), err
 	case sum.Incomplete():
 		return exitIncomplete, nil
+	case sum.BudgetReached:
+		return exitBudget, nil
 	}
 	return exitOK, nil
 }
@@ -245,15 +268,124 @@ func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr 
 	if err != nil {
 		return exitUsage, err
 	}
+	jobs, err := selectJobs(cfg.Jobs, c)
+	if err != nil {
+		return exitUsage, err
+	}
+	if len(jobs) == 0 && c.shard == "" {
+		return exitUsage, usagef("no job to run in %s (--job %q, --jobs-from %q)", path, c.job, c.jobsFrom)
+	}
+	par := max(1, min(c.parallel, len(jobs)))
+	jc := *c
+	if par > 1 {
+		jc.progress = "never" // one bar cannot show several jobs
+	}
+	// A cap on connections per server holds across the jobs running at
+	// once: each endpoint of each job gets its share (source and
+	// destination may be the same server), so the total cannot pass it.
+	maxConns := 0
+	if c.maxHostConnections > 0 {
+		maxConns = max(1, c.maxHostConnections/(2*par))
+	}
+
+	type result struct {
+		sum  *plan.Summary
+		code int
+	}
+	results := make([]result, len(jobs))
+	var mu sync.Mutex // stderr lines from parallel jobs
+	lockedStderr := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return stderr.Write(p)
+	})
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				j := jobs[i]
+				j.Source.MaxConns, j.Destination.MaxConns = maxConns, maxConns
+				sum, err := runJob(ctx, j, &jc, false, lockedStderr)
+				code, err := outcome(sum, err)
+				if err != nil {
+					report(lockedStderr, fmt.Errorf("job %q: %w", j.Name, err))
+				}
+				results[i] = result{sum, code}
+			}
+		}()
+	}
+feed:
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+
 	var sums []namedSummary
+	var failed []string
 	worst := exitOK
-	var firstErr error
-	found := false
-	for _, j := range cfg.Jobs {
-		if c.job != "" && j.Name != c.job {
+	for i, r := range results {
+		if r.sum != nil {
+			sums = append(sums, namedSummary{jobs[i].Name, r.sum})
+		}
+		if r.sum == nil && r.code == exitOK { // not started: interrupted
+			r.code = exitFailed
+		}
+		if r.code == exitFailed || r.code == exitIncomplete {
+			failed = append(failed, jobs[i].Name)
+		}
+		worst = worse(worst, r.code)
+	}
+	printSummary(stdout, stderr, c, false, sums)
+	writeReports(c, sums, worst, stderr)
+	if c.failedFile != "" {
+		data := strings.Join(failed, "\n")
+		if data != "" {
+			data += "\n"
+		}
+		if err := writeFileAtomic(c.failedFile, []byte(data)); err != nil {
+			report(stderr, fmt.Errorf("write --failed-file: %w", err))
+		}
+	}
+	return worst, nil
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// selectJobs applies --job, --jobs-from and --shard, and the command
+// line's overrides, to the jobs of a config file.
+func selectJobs(all []Job, c *commonFlags) ([]Job, error) {
+	var only map[string]bool
+	if c.jobsFrom != "" {
+		data, err := os.ReadFile(c.jobsFrom)
+		if err != nil {
+			return nil, usagef("--jobs-from: %v", err)
+		}
+		only = map[string]bool{}
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				only[l] = true
+			}
+		}
+	}
+	k, n, err := parseShard(c.shard)
+	if err != nil {
+		return nil, err
+	}
+	var jobs []Job
+	for _, j := range all {
+		if c.job != "" && j.Name != c.job || only != nil && !only[j.Name] || n > 0 && shardOf(j.Name, n) != k {
 			continue
 		}
-		found = true
 		// Flags given on the command line win over the file.
 		if c.dedup != "" {
 			j.Dedup = c.dedup
@@ -266,28 +398,34 @@ func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr 
 		}
 		j.DeleteAfterCopy = j.DeleteAfterCopy || c.deleteSrc
 		j.MirrorDeletes = j.MirrorDeletes || c.mirror
-		sum, err := runJob(ctx, j, c, false, stderr)
-		if sum != nil {
-			sums = append(sums, namedSummary{j.Name, sum})
-		}
-		code, err := outcome(sum, err)
-		if err != nil {
-			report(stderr, fmt.Errorf("job %q: %w", j.Name, err))
-			if firstErr == nil {
-				firstErr = err
-			}
-		}
-		worst = worse(worst, code)
-		if ctx.Err() != nil {
-			break
-		}
+		jobs = append(jobs, j)
 	}
-	if !found {
-		return exitUsage, usagef("no job named %q in %s", c.job, path)
+	if c.checkpoint != "" && len(jobs) > 1 {
+		return nil, usagef("--checkpoint names one file, but %d jobs would share it; each job has its own by default", len(jobs))
 	}
-	printSummary(stdout, stderr, c, false, sums)
-	writeReports(c, sums, worst, stderr)
-	return worst, nil
+	return jobs, nil
+}
+
+// parseShard reads "K/N" (0 <= K < N); "" is no sharding.
+func parseShard(s string) (k, n int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(s, "/")
+	k, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || k < 0 || k >= n {
+		return 0, 0, usagef("--shard %q: want K/N with 0 <= K < N, like 0/4", s)
+	}
+	return k, n, nil
+}
+
+// shardOf is the shard of a job: a stable hash of its name, so every
+// machine running the same batch splits it the same way.
+func shardOf(name string, n int) int {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return int(h.Sum64() % uint64(n))
 }
 
 // writeReports writes --summary-file and --metrics-file. A report that
@@ -306,9 +444,9 @@ func writeReports(c *commonFlags, sums []namedSummary, code int, stderr io.Write
 	}
 }
 
-// worse orders exit codes by how bad they are: 2 > 1 > 4 > 3 > 0.
+// worse orders exit codes by how bad they are: 2 > 1 > 4 > 3 > 5 > 0.
 func worse(a, b int) int {
-	rank := map[int]int{exitOK: 0, exitIncomplete: 1, exitLocked: 2, exitFailed: 3, exitUsage: 4}
+	rank := map[int]int{exitOK: 0, exitBudget: 1, exitIncomplete: 2, exitLocked: 3, exitFailed: 4, exitUsage: 5}
 	if rank[b] > rank[a] {
 		return b
 	}
@@ -329,6 +467,16 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	rules, filter, err := j.selection(c)
 	if err != nil {
 		return nil, err
+	}
+	lc := j.Limits
+	for _, f := range []struct{ flag, file *string }{{&c.limits.MessagesPerSecond, &lc.MessagesPerSecond}, {&c.limits.BytesPerSecond, &lc.BytesPerSecond}, {&c.limits.DailyByteBudget, &lc.DailyByteBudget}} {
+		if *f.flag != "" {
+			*f.file = *f.flag
+		}
+	}
+	limits, err := lc.limits()
+	if err != nil {
+		return nil, usageError{err.Error()}
 	}
 	dedup, err := plan.ParseDedup(j.Dedup)
 	if err != nil {
@@ -380,11 +528,22 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	defer dst.Close()
 
 	var grace time.Duration
+	folderPar := c.folderParallelism
 	if dstEP.Kind == endpoint.IMAP {
 		grace = crashGrace // a server may commit a dead client's APPEND late
+		// An IMAP server writes one mailbox at a time (Dovecot: 600-700
+		// APPENDs/s into one mailbox whatever the connections), so folders
+		// go in parallel. Into Maildir the disk is the limit and parallel
+		// folders measured no better.
+		if folderPar == 0 {
+			folderPar = 3
+		}
+	}
+	if folderPar == 0 {
+		folderPar = 1
 	}
 	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: j.Workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
-		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: c.forceDeletes,
+		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: c.forceDeletes, FolderParallelism: folderPar, Limits: limits,
 		Folders: rules, Filter: filter, Progress: progress, Log: log})
 	if cerr := ckpt.Close(); cerr != nil && err == nil {
 		err = cerr

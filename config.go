@@ -37,6 +37,8 @@ type Job struct {
 	// source (guarded: see plan.Options).
 	MirrorDeletes     bool    `yaml:"mirror_deletes"`
 	MaxDeleteFraction float64 `yaml:"max_delete_fraction"`
+	// Limits pace the job and cap its bytes per day.
+	Limits LimitsConfig `yaml:"limits"`
 	// Folders and Filters choose what is copied, and where to.
 	Folders FolderConfig `yaml:"folders"`
 	Filters FilterConfig `yaml:"filters"`
@@ -54,6 +56,33 @@ type FolderConfig struct {
 
 func (f FolderConfig) rules() plan.FolderRules {
 	return plan.FolderRules{Include: f.Include, Exclude: f.Exclude, Map: f.Map, Prefix: f.Prefix}
+}
+
+// LimitsConfig is plan.Limits as written in a config file.
+type LimitsConfig struct {
+	MessagesPerSecond string `yaml:"max_messages_per_second"`
+	BytesPerSecond    string `yaml:"max_bytes_per_second"`
+	DailyByteBudget   string `yaml:"daily_byte_budget"`
+}
+
+func (l LimitsConfig) limits() (plan.Limits, error) {
+	var out plan.Limits
+	if l.MessagesPerSecond != "" {
+		n, err := strconv.ParseFloat(l.MessagesPerSecond, 64)
+		if err != nil || n <= 0 {
+			return out, fmt.Errorf("max_messages_per_second: %q is not a positive number", l.MessagesPerSecond)
+		}
+		out.MessagesPerSecond = n
+	}
+	bps, err := parseSize("max_bytes_per_second", l.BytesPerSecond)
+	if err != nil {
+		return out, err
+	}
+	out.BytesPerSecond = float64(bps)
+	if out.ByteBudget, err = parseSize("daily_byte_budget", l.DailyByteBudget); err != nil {
+		return out, err
+	}
+	return out, nil
 }
 
 // FilterConfig is plan.Filter as written in a config file: sizes like
@@ -83,9 +112,9 @@ func (f FilterConfig) filter() (plan.Filter, error) {
 	return out, nil
 }
 
-var reSize = regexp.MustCompile(`^(\d+)\s*([kKmMgG]?)(i?[bB])?$`)
+var reSize = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB])?$`)
 
-// parseSize reads "1048576", "500k", "25MB", "1GiB" (powers of 1024, as
+// parseSize reads "1048576", "500k", "25MB", "2.5GB" (powers of 1024, as
 // mail servers count).
 func parseSize(what, s string) (int64, error) {
 	if s == "" {
@@ -95,12 +124,12 @@ func parseSize(what, s string) (int64, error) {
 	if m == nil {
 		return 0, fmt.Errorf("%s: %q is not a size (like 25MB)", what, s)
 	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
+	n, err := strconv.ParseFloat(m[1], 64)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %q: %v", what, s, err)
 	}
 	shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
-	return n << shift, nil
+	return int64(n * float64(int64(1)<<shift)), nil
 }
 
 func parseDate(what, s string) (time.Time, error) {
@@ -124,7 +153,10 @@ type EndpointConfig struct {
 	// OAuth2TokenCmd prints an OAuth2 access token (run by sh -c); login
 	// then uses OAUTHBEARER or XOAUTH2 instead of a password.
 	OAuth2TokenCmd string
-	line           int
+	// MaxConns caps the endpoint's connections (run --max-host-connections);
+	// not in the file.
+	MaxConns int `yaml:"-"`
+	line     int
 }
 
 var endpointKeys = []string{"url", "password_file", "password_cmd", "oauth2_token_cmd"}
@@ -260,6 +292,9 @@ func (j *Job) check() error {
 	}
 	if j.MirrorDeletes && j.DeleteAfterCopy {
 		return errors.New("mirror_deletes and delete_after_copy together would delete the copies of what the move deleted")
+	}
+	if _, err := j.Limits.limits(); err != nil {
+		return fmt.Errorf("limits: %v", err)
 	}
 	if _, err := j.Filters.filter(); err != nil {
 		return fmt.Errorf("filters: %v", err)

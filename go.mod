@@ -18,4 +18,5 @@ require (
 	github.com/emersion/go-message v0.18.2 // indirect
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
+	golang.org/x/time v0.16.0 // indirect
 )

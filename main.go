@@ -22,6 +22,7 @@ const (
 	exitUsage      = 2 // usage or config error
 	exitIncomplete = 3 // finished, but some messages or folders failed (named in the summary)
 	exitLocked     = 4 // another run of the job holds its checkpoint: nothing was done
+	exitBudget     = 5 // stopped cleanly at the day's byte budget; the next run continues
 )
 
 func main() {

@@ -146,6 +146,12 @@ func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logg
 		}
 		conns = n
 	}
+	if cfg.MaxConns > 0 {
+		if conns == 0 {
+			conns = srcimap.DefaultConns
+		}
+		conns = min(conns, cfg.MaxConns)
+	}
 	var timeout time.Duration
 	if v := e.Options.Get("timeout"); v != "" {
 		d, err := time.ParseDuration(v)

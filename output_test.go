@@ -178,3 +178,20 @@ func TestFolderFlags(t *testing.T) {
 		t.Fatalf("bad --max-size: exit %d, %q", code, stderr)
 	}
 }
+
+// A day's byte budget ends the run with exit code 5 and a warning, not an
+// error; the next run that day copies nothing more.
+func TestByteBudgetExit(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"copy", "maildir:examples/sample-maildir", "maildir:" + filepath.Join(dir, "d"), "--checkpoint", filepath.Join(dir, "c"), "--daily-byte-budget", "1k", "--workers", "1"}
+	code, _, stderr := cli(t, args...)
+	if code != exitBudget || strings.Contains(stderr, "error:") || !strings.Contains(stderr, "byte budget") {
+		t.Fatalf("exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, append(args, "--json")...); code != exitBudget || !strings.Contains(stderr, "byte budget") {
+		t.Fatalf("second run: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, "copy", "maildir:examples/sample-maildir", "maildir:"+filepath.Join(dir, "d"), "--daily-byte-budget", "lots"); code != exitUsage || !strings.Contains(stderr, "daily_byte_budget") {
+		t.Fatalf("bad budget: exit %d, %q", code, stderr)
+	}
+}

@@ -301,22 +301,25 @@ func TestBenchmark(t *testing.T) {
 		}
 	}
 
-	// mailferry, every path.
+	// mailferry, every path; MAILFERRY_BENCH_FLAGS adds flags to each run
+	// (an A/B of a setting, on the same data).
+	extra := strings.Fields(os.Getenv("MAILFERRY_BENCH_FLAGS"))
+	mf := func(args ...string) []string { return append(append([]string{bin}, args...), extra...) }
 	measure("mailferry", "IMAP→Maildir", func(i int) ([]string, func() int) {
 		d := filepath.Join(work, fmt.Sprintf("mf-i2m-%d", i))
-		return []string{bin, "copy", imapURL(src), "maildir:" + d, "--checkpoint", d + ".ckpt", "--quiet"}, func() int { return sourcetest.CountMaildir(d) }
+		return mf("copy", imapURL(src), "maildir:"+d, "--checkpoint", d+".ckpt", "--quiet"), func() int { return sourcetest.CountMaildir(d) }
 	})
 	measure("mailferry", "IMAP→IMAP", func(i int) ([]string, func() int) {
 		u := srv.NewUser(t)
-		return []string{bin, "copy", imapURL(src), imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt"), "--quiet"}, func() int { return countIMAP(t, srv, u) }
+		return mf("copy", imapURL(src), imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt"), "--quiet"), func() int { return countIMAP(t, srv, u) }
 	})
 	measure("mailferry", "Maildir→IMAP", func(i int) ([]string, func() int) {
 		u := srv.NewUser(t)
-		return []string{bin, "copy", "maildir:" + localMaildir, imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt"), "--quiet"}, func() int { return countIMAP(t, srv, u) }
+		return mf("copy", "maildir:"+localMaildir, imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt"), "--quiet"), func() int { return countIMAP(t, srv, u) }
 	})
 	measure("mailferry", "POP3→Maildir", func(i int) ([]string, func() int) {
 		d := filepath.Join(work, fmt.Sprintf("mf-p2m-%d", i))
-		return []string{bin, "copy", pop3URL(popUser), "maildir:" + d, "--checkpoint", d + ".ckpt", "--quiet"}, func() int { return sourcetest.CountMaildir(d) }
+		return mf("copy", pop3URL(popUser), "maildir:"+d, "--checkpoint", d+".ckpt", "--quiet"), func() int { return sourcetest.CountMaildir(d) }
 	})
 
 	if peers {

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,9 @@ import (
 type Options struct {
 	Dedup   Dedup
 	Workers int // messages in flight at once; default 4
+	// FolderParallelism is how many folders are copied at once (default
+	// 1), sharing the workers.
+	FolderParallelism int
 	// DryRun plans without writing anything: no message, folder, flag or
 	// checkpoint entry. The destination is only read.
 	DryRun bool
@@ -63,6 +67,8 @@ type Options struct {
 	// messages.
 	Folders FolderRules
 	Filter  Filter
+	// Limits pace the run and cap the bytes of a day.
+	Limits Limits
 	// Progress, if set, is told what the run is doing (a progress bar).
 	Progress Progress
 	Log      *slog.Logger
@@ -100,6 +106,9 @@ type Summary struct {
 	// MirrorDeleted counts copies deleted at the destination because their
 	// source message is gone (mirror).
 	MirrorDeleted int `json:"mirror_deleted,omitempty"`
+	// BudgetReached: the run stopped at Limits.ByteBudget, cleanly; the
+	// rest is for the next day's run.
+	BudgetReached bool `json:"budget_reached,omitempty"`
 	// KeptAtSource counts messages a move left at the source because they
 	// matched the destination by Message-ID only, not byte for byte.
 	KeptAtSource   int              `json:"kept_at_source,omitempty"`
@@ -164,6 +173,9 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 	if e.opt.Workers <= 0 {
 		e.opt.Workers = 4
 	}
+	if e.opt.FolderParallelism <= 0 {
+		e.opt.FolderParallelism = 1
+	}
 	if e.opt.Log == nil {
 		e.opt.Log = slog.New(slog.DiscardHandler)
 	}
@@ -175,6 +187,15 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 		return e.sum, err
 	}
 	e.sel = sel
+	e.lim = newLimiter(opt.Limits)
+	e.budgetLeft = -1
+	if opt.Limits.ByteBudget > 0 {
+		used, err := ckpt.Usage(budgetDay())
+		if err != nil {
+			return e.sum, err
+		}
+		e.budgetLeft = max(0, opt.Limits.ByteBudget-used)
+	}
 	if e.opt.Dedup == "" {
 		e.opt.Dedup = DedupMessageID
 		if opt.DeleteAfterCopy {
@@ -216,6 +237,16 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 		e.graceUntil = last.Add(opt.CrashGrace)
 	}
 	err = e.run(ctx)
+	if errors.Is(err, ErrBudget) {
+		e.sum.BudgetReached = true
+		e.opt.Log.Warn("stopped: " + ErrBudget.Error())
+		err = nil
+	}
+	if opt.Limits.ByteBudget > 0 && !opt.DryRun && e.sum.Bytes > 0 {
+		if uerr := ckpt.AddUsage(budgetDay(), e.sum.Bytes); uerr != nil && err == nil {
+			err = uerr
+		}
+	}
 	if ckpt != nil && !opt.DryRun {
 		if ferr := ckpt.Flush(); ferr != nil && err == nil {
 			err = ferr
@@ -240,12 +271,16 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 }
 
 type engine struct {
-	sel  *folderSelector
-	src  source.Source
-	dst  source.Source
-	sink sink.Sink
-	ckpt *state.Checkpoint
-	opt  Options
+	sel *folderSelector
+	lim *limiter
+	// budgetLeft is what the day's byte budget still allows (-1: none),
+	// under mu.
+	budgetLeft int64
+	src        source.Source
+	dst        source.Source
+	sink       sink.Sink
+	ckpt       *state.Checkpoint
+	opt        Options
 
 	mu       sync.Mutex // guards sum, idx contents, doneMsgs
 	sum      *Summary
@@ -301,31 +336,76 @@ func (e *engine) run(ctx context.Context) error {
 		return err
 	}
 
+	// Folders are copied FolderParallelism at a time, each with its share
+	// of the workers: a server serialises writes into one mailbox, so
+	// speed into IMAP comes from several mailboxes at once. Folders with
+	// the same destination stay in one group, in order, so a destination
+	// folder is only ever listed and written by one group. Each folder has
+	// its own workers, so a pooled source connection keeps serving the one
+	// mailbox it has selected instead of switching back and forth.
+	var groups [][]source.Folder
+	groupOf := map[string]int{}
+	for _, f := range folders {
+		to := mapping[f.Name].name
+		if g, ok := groupOf[to]; ok {
+			groups[g] = append(groups[g], f)
+			continue
+		}
+		groupOf[to] = len(groups)
+		groups = append(groups, []source.Folder{f})
+	}
+	par := max(1, min(e.opt.FolderParallelism, len(groups)))
+	workers := max(1, e.opt.Workers/par)
+
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	tasks := make(chan *task, e.opt.Workers)
-	var wg sync.WaitGroup
-	for range e.opt.Workers {
-		wg.Add(1)
+	var (
+		planErr   error
+		errOnce   sync.Once
+		next      = make(chan []source.Folder)
+		planners  sync.WaitGroup
+		budgetHit atomic.Bool // no new folders once the budget is used up
+	)
+	for range par {
+		planners.Add(1)
 		go func() {
-			defer wg.Done()
-			for t := range tasks {
-				e.copy(runCtx, stop, t)
+			defer planners.Done()
+			for group := range next {
+				for _, f := range group {
+					if runCtx.Err() != nil || budgetHit.Load() {
+						break // and keep taking groups, so the feeder never blocks
+					}
+					if err := e.copyFolder(runCtx, stop, f, mapping[f.Name], workers); errors.Is(err, ErrBudget) {
+						errOnce.Do(func() { planErr = err })
+						budgetHit.Store(true) // copies in flight finish
+					} else if err != nil {
+						errOnce.Do(func() { planErr = err })
+						stop(nil)
+					}
+				}
 			}
 		}()
 	}
-	var planErr error
-	for _, f := range folders {
-		if runCtx.Err() != nil {
+feed:
+	for _, g := range groups {
+		if budgetHit.Load() {
 			break
 		}
-		if err := e.planFolder(runCtx, f, mapping[f.Name], tasks); err != nil {
-			planErr = err
-			break
+		select {
+		case next <- g:
+		case <-runCtx.Done():
+			break feed
 		}
 	}
-	close(tasks)
-	wg.Wait()
+	close(next)
+	planners.Wait()
+	// The summary lists folders in the order they were found, whatever
+	// order the groups finished in.
+	order := map[string]int{}
+	for i, f := range folders {
+		order[f.Name] = i
+	}
+	slices.SortStableFunc(e.sum.Folders, func(a, b *FolderSummary) int { return cmp.Compare(order[a.Name], order[b.Name]) })
 
 	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause // a sink.ErrStop from a worker
@@ -334,6 +414,45 @@ func (e *engine) run(ctx context.Context) error {
 		return ErrInterrupted
 	}
 	return planErr
+}
+
+// takeBudget reserves size bytes of the day's budget; false when they do
+// not fit (a message larger than a whole day's budget is never copied
+// and says so through ErrBudget every day: raise the budget).
+func (e *engine) takeBudget(size int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.budgetLeft < 0 {
+		return true
+	}
+	if size > e.budgetLeft {
+		return false
+	}
+	e.budgetLeft -= size
+	return true
+}
+
+// budgetDay names the UTC day a byte budget counts in.
+func budgetDay() string { return time.Now().UTC().Format(time.DateOnly) }
+
+// copyFolder plans one folder and copies what it must with its own
+// workers, returning when they are done.
+func (e *engine) copyFolder(ctx context.Context, stop context.CancelCauseFunc, f source.Folder, to folderMap, workers int) error {
+	tasks := make(chan *task, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range tasks {
+				e.copy(ctx, stop, t)
+			}
+		}()
+	}
+	err := e.planFolder(ctx, f, to, tasks)
+	close(tasks)
+	wg.Wait()
+	return err
 }
 
 type folderMap struct{ name, why string }
@@ -539,6 +658,12 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		if e.opt.DryRun {
 			e.done(t, "", max(m.Size, 0))
 			continue
+		}
+		if !e.takeBudget(max(m.Size, 0)) {
+			e.mu.Lock()
+			delete(idx.inflight, key)
+			e.mu.Unlock()
+			return ErrBudget
 		}
 		e.opt.Progress.Queued(max(m.Size, 0))
 		select {
@@ -970,11 +1095,14 @@ func (e *engine) recheck(ctx context.Context, t *task) (string, bool, error) {
 // put copies one message and returns the bytes that crossed: a source may
 // not know sizes exactly (POP3), so the count comes from the copy itself.
 func (e *engine) put(ctx context.Context, t *task) (string, int64, error) {
+	if err := e.lim.message(ctx); err != nil {
+		return "", 0, err
+	}
 	r, err := e.src.Open(ctx, t.m)
 	if err != nil {
 		return "", 0, fmt.Errorf("open: %w", err)
 	}
-	cr := &countingReader{r: r}
+	cr := &countingReader{r: e.lim.reader(ctx, r)}
 	id, err := e.sink.Put(ctx, t.dstFolder, t.m, cr)
 	if cerr := r.Close(); err == nil && cerr != nil {
 		// A source that notices a problem only at the end (a short body)

@@ -114,3 +114,89 @@ func TestFilters(t *testing.T) {
 		})
 	}
 }
+
+// Folders copied in parallel: every message once, folders that share a
+// destination (here by special use) kept in one group, the summary in
+// the order the folders were found.
+func TestFolderParallelism(t *testing.T) {
+	var msgs []msg
+	names := []string{"INBOX", "A", "B", "C/D", "Gesendet", "Sent Items", "Z"}
+	for _, n := range names {
+		for i := range 40 {
+			msgs = append(msgs, msg{n, fmt.Sprintf("Message-ID: <%s-%d@x>\r\n\r\n%d\r\n", n, i, i)})
+		}
+	}
+	src := memStore(t, msgs...)
+	dst := memory.New()
+	dst.CreateFolder(context.Background(), "Sent")
+	dst.Roles = map[string]string{"Sent": `\Sent`}
+	sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{FolderParallelism: 3, Workers: 6})
+	if sum.Copied != len(msgs) || dst.Count("Sent") != 80 || dst.Count("INBOX") != 40 || dst.Count("C/D") != 40 {
+		t.Fatalf("copied %d of %d; Sent %d", sum.Copied, len(msgs), dst.Count("Sent"))
+	}
+	var got []string
+	for _, f := range sum.Folders {
+		got = append(got, f.Name)
+	}
+	if want := []string{"INBOX", "A", "B", "C/D", "Gesendet", "Sent Items", "Z"}; !slices.Equal(got, want) {
+		t.Fatalf("summary order %q, want %q", got, want)
+	}
+	if s := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt2"), plan.Options{FolderParallelism: 3}); s.Copied != 0 || s.AlreadyPresent != len(msgs) {
+		t.Fatalf("re-run without the checkpoint: %+v", s)
+	}
+}
+
+// A day's byte budget stops a run cleanly where it is reached; the next
+// run the same day copies nothing more; nothing is copied twice.
+func TestByteBudget(t *testing.T) {
+	var msgs []msg
+	for i := range 10 {
+		msgs = append(msgs, msg{"INBOX", fmt.Sprintf("Message-ID: <%d@x>\r\n\r\n%s", i, strings.Repeat("x", 1000))})
+	}
+	src, dst := memStore(t, msgs...), memory.New()
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	size := int64(len(msgs[0].body))
+	opt := plan.Options{Workers: 1, Limits: plan.Limits{ByteBudget: 3*size + size/2}}
+	sum := run(t, src, dst, ckpt, opt)
+	if !sum.BudgetReached || sum.Copied != 3 || dst.Count("INBOX") != 3 {
+		t.Fatalf("first run: copied %d, budget reached %v", sum.Copied, sum.BudgetReached)
+	}
+	sum = run(t, src, dst, ckpt, opt)
+	if !sum.BudgetReached || sum.Copied != 0 || sum.AlreadyPresent != 3 {
+		t.Fatalf("second run the same day: copied %d, present %d, budget reached %v", sum.Copied, sum.AlreadyPresent, sum.BudgetReached)
+	}
+	opt.Limits.ByteBudget = 0
+	if sum := run(t, src, dst, ckpt, opt); sum.BudgetReached || sum.Copied != 7 || dst.Count("INBOX") != 10 {
+		t.Fatalf("without a budget: copied %d, destination %d", sum.Copied, dst.Count("INBOX"))
+	}
+}
+
+// The rates hold: a run cannot go faster than its limits allow.
+func TestRateLimits(t *testing.T) {
+	var msgs []msg
+	for i := range 11 {
+		msgs = append(msgs, msg{"INBOX", fmt.Sprintf("Message-ID: <%d@x>\r\n\r\n%s", i, strings.Repeat("y", 10000))})
+	}
+	for _, tt := range []struct {
+		name    string
+		limits  plan.Limits
+		atLeast time.Duration
+	}{
+		// 11 messages at 20/s: 10 waits of 50 ms.
+		{"messages", plan.Limits{MessagesPerSecond: 20}, 450 * time.Millisecond},
+		// 110 KB at 40 KB/s, after a burst of 64 KiB: more than a second.
+		{"bytes", plan.Limits{BytesPerSecond: 40000}, time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src, dst := memStore(t, msgs...), memory.New()
+			start := time.Now()
+			sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Limits: tt.limits})
+			if sum.Copied != 11 {
+				t.Fatalf("copied %d", sum.Copied)
+			}
+			if took := time.Since(start); took < tt.atLeast {
+				t.Fatalf("took %v, less than the limits allow (%v)", took, tt.atLeast)
+			}
+		})
+	}
+}

@@ -30,11 +30,15 @@ type Store struct {
 	closed bool
 }
 
+// DefaultConns is the number of connections a store opens at most unless
+// Config.Conns says otherwise.
+const DefaultConns = 4
+
 // Open connects to the server and logs in once, so a wrong password or
 // certificate is reported before any work starts.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Conns <= 0 {
-		cfg.Conns = 4
+		cfg.Conns = DefaultConns
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Minute
