@@ -35,6 +35,8 @@ Usage:
   mailferry run CONFIG.yaml [flags]   run the jobs of a config file
   mailferry verify SRC DST [--deep]   check every source message is at DST
   mailferry verify CONFIG.yaml        ... for the jobs of a config file
+  mailferry oauth login --provider P --client-id ID --out FILE
+                                      get an OAuth2 refresh token (device flow)
   mailferry version                   print the version
   mailferry help [COMMAND]            show help
 
@@ -226,6 +228,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 			return exitUsage, usagef("verify takes a source and a destination, or one config file; got %d arguments", len(pos))
 		}
 		return verifyJobs(ctx, jobs, c, stdout, stderr)
+	case "oauth":
+		return oauthLogin(ctx, args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mailferry", version())
 		return exitOK, nil
@@ -556,6 +560,9 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 // --exclude adds to its exclude list, the others replace.
 func (j Job) selection(c *commonFlags) (plan.FolderRules, plan.Filter, error) {
 	rules := j.Folders.rules()
+	if p, _ := lookupProvider(j.Source.Provider); !j.Folders.AllMail {
+		rules.ExcludeRoles = p.skipRoles
+	}
 	if len(c.folder)+len(c.include) > 0 {
 		rules.Include = append(slices.Clone([]string(c.folder)), c.include...)
 	}

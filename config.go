@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -46,12 +47,19 @@ type Job struct {
 	line int // where the job starts in the file, for errors
 }
 
+func (e EndpointConfig) usesRefreshToken() bool {
+	return e.OAuth2RefreshTokenFile != "" || e.OAuth2RefreshTokenCmd != "" || e.OAuth2ClientID != ""
+}
+
 // FolderConfig is plan.FolderRules as written in a config file.
 type FolderConfig struct {
 	Include []string          `yaml:"include"`
 	Exclude []string          `yaml:"exclude"`
 	Map     map[string]string `yaml:"map"`
 	Prefix  string            `yaml:"prefix"`
+	// AllMail copies a Gmail source's All Mail, Important and Starred
+	// folders too (left out by default: the label folders hold the same).
+	AllMail bool `yaml:"all_mail"`
 }
 
 func (f FolderConfig) rules() plan.FolderRules {
@@ -153,13 +161,25 @@ type EndpointConfig struct {
 	// OAuth2TokenCmd prints an OAuth2 access token (run by sh -c); login
 	// then uses OAUTHBEARER or XOAUTH2 instead of a password.
 	OAuth2TokenCmd string
+	// Provider names a preset (gmail, office365): its IMAP server when the
+	// URL is left out (then User is the address), its OAuth2 endpoints and
+	// its limits.
+	Provider string
+	User     string
+	// OAuth2 with a refresh token: mailferry gets access tokens itself.
+	OAuth2ClientID         string
+	OAuth2ClientSecretFile string
+	OAuth2TokenURL         string
+	OAuth2RefreshTokenFile string
+	OAuth2RefreshTokenCmd  string
 	// MaxConns caps the endpoint's connections (run --max-host-connections);
 	// not in the file.
 	MaxConns int `yaml:"-"`
 	line     int
 }
 
-var endpointKeys = []string{"url", "password_file", "password_cmd", "oauth2_token_cmd"}
+var endpointKeys = []string{"url", "provider", "user", "password_file", "password_cmd", "oauth2_token_cmd",
+	"oauth2_client_id", "oauth2_client_secret_file", "oauth2_token_url", "oauth2_refresh_token_file", "oauth2_refresh_token_cmd"}
 
 // UnmarshalYAML accepts a scalar URL or a mapping. It checks the mapping's
 // keys itself: yaml.v3 does not apply KnownFields inside custom unmarshalers.
@@ -175,18 +195,28 @@ func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
 			if v.Kind != yaml.ScalarNode {
 				return fmt.Errorf("line %d: %q must be a string", v.Line, k.Value)
 			}
-			switch k.Value {
-			case "url":
-				e.URL = v.Value
-			case "password_file":
-				e.PasswordFile = v.Value
-			case "password_cmd":
-				e.PasswordCmd = v.Value
-			case "oauth2_token_cmd":
-				e.OAuth2TokenCmd = v.Value
+			field := map[string]*string{
+				"url": &e.URL, "provider": &e.Provider, "user": &e.User,
+				"password_file": &e.PasswordFile, "password_cmd": &e.PasswordCmd, "oauth2_token_cmd": &e.OAuth2TokenCmd,
+				"oauth2_client_id": &e.OAuth2ClientID, "oauth2_client_secret_file": &e.OAuth2ClientSecretFile, "oauth2_token_url": &e.OAuth2TokenURL,
+				"oauth2_refresh_token_file": &e.OAuth2RefreshTokenFile, "oauth2_refresh_token_cmd": &e.OAuth2RefreshTokenCmd,
+			}[k.Value]
+			switch {
+			case field != nil:
+				*field = v.Value
 			default:
 				return fmt.Errorf("line %d: unknown key %q (an endpoint takes: %s)", k.Line, k.Value, strings.Join(endpointKeys, ", "))
 			}
+		}
+		if e.URL == "" && e.Provider != "" {
+			p, err := lookupProvider(e.Provider)
+			if err != nil {
+				return fmt.Errorf("line %d: %v", n.Line, err)
+			}
+			if e.User == "" {
+				return fmt.Errorf("line %d: provider %s needs a user (the mail address)", n.Line, p.name)
+			}
+			e.URL = "imaps://" + url.PathEscape(e.User) + "@" + p.imapHost
 		}
 		return nil
 	}
@@ -277,7 +307,7 @@ func (j *Job) check() error {
 		if err != nil {
 			return fmt.Errorf("line %d: %s: %v", ep.e.line, ep.what, err)
 		}
-		if e.Kind == endpoint.Maildir && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "" || ep.e.OAuth2TokenCmd != "") {
+		if (e.Kind == endpoint.Maildir || e.Kind == endpoint.Mbox) && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "" || ep.e.OAuth2TokenCmd != "" || ep.e.usesRefreshToken()) {
 			return fmt.Errorf("line %d: %s: a maildir takes no password", ep.e.line, ep.what)
 		}
 	}

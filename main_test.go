@@ -278,6 +278,7 @@ func TestExamplesParse(t *testing.T) {
 	if len(files) < 3 {
 		t.Fatalf("examples/ has %d configs, want one per use", len(files))
 	}
+	files = append(files, "examples/kubernetes/batch.yaml")
 	for _, f := range files {
 		if _, err := LoadConfig(f); err != nil {
 			t.Errorf("%s: %v", f, err)

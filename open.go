@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,11 @@ func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, l
 		c, err := imapConfig(e, cfg, "src", log) // the same connection fields
 		if err != nil {
 			return nil, err
+		}
+		if c.TokenSource != nil { // one session: one token
+			if c.Token, err = c.TokenSource(); err != nil {
+				return nil, err
+			}
 		}
 		return srcpop3.Open(ctx, srcpop3.Config{
 			Addr: c.Addr, TLS: c.TLS, CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
@@ -126,8 +132,13 @@ func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logg
 		return srcimap.Config{}, usagef("%s: no user name: write it as imaps://USER@HOST", e)
 	}
 	var pass, token string
+	var tokens func() (string, error)
 	var err error
-	if cfg.OAuth2TokenCmd != "" {
+	if cfg.usesRefreshToken() {
+		if tokens, err = tokenSource(cfg); err != nil {
+			return srcimap.Config{}, usageError{fmt.Sprintf("%s: %v", e, err)}
+		}
+	} else if cfg.OAuth2TokenCmd != "" {
 		if token, err = runSecretCmd("oauth2_token_cmd", cfg.OAuth2TokenCmd); err != nil {
 			return srcimap.Config{}, err
 		}
@@ -145,6 +156,9 @@ func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logg
 			return srcimap.Config{}, usagef("%s: connections is a number from 1 to 64", e)
 		}
 		conns = n
+	}
+	if p, _ := lookupProvider(cfg.Provider); p.maxConns > 0 {
+		cfg.MaxConns = min(p.maxConns, cmp.Or(cfg.MaxConns, p.maxConns))
 	}
 	if cfg.MaxConns > 0 {
 		if conns == 0 {
@@ -165,7 +179,7 @@ func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logg
 	}
 	return srcimap.Config{
 		Addr: e.Address(), TLS: e.TLS, CAFile: e.Options.Get("ca_file"), InsecureSkipVerify: insecure == "true",
-		User: e.User, Password: pass, Token: token, Auth: e.Options.Get("auth"), Conns: conns, Timeout: timeout, Log: log,
+		User: e.User, Password: pass, Token: token, TokenSource: tokens, Auth: e.Options.Get("auth"), Conns: conns, Timeout: timeout, Log: log,
 	}, nil
 }
 

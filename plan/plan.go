@@ -320,7 +320,7 @@ func (e *engine) run(ctx context.Context) error {
 	}
 	var folders []source.Folder
 	for _, f := range all {
-		if e.sel.selected(f.Name) {
+		if e.sel.selected(f) {
 			folders = append(folders, f)
 		} else {
 			e.opt.Log.Debug("folder not selected", "folder", f.Name)

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,9 @@ type FolderRules struct {
 	// ("Restored/2026-11-26"): INBOX becomes "Restored/2026-11-26/INBOX".
 	// Special-use mapping is then off: a restore keeps its names.
 	Prefix string
+	// ExcludeRoles leaves out source folders with these special-use roles
+	// (Gmail's \All and \Important repeat what the label folders hold).
+	ExcludeRoles []string
 }
 
 // Filter chooses which messages are copied. Messages it leaves out are
@@ -90,10 +94,11 @@ func NewFolderRules(r FolderRules) (FolderRules, error) {
 
 type folderSelector struct {
 	include, exclude []*regexp.Regexp
+	roles            []string
 }
 
 func newFolderSelector(r FolderRules) (*folderSelector, error) {
-	s := &folderSelector{}
+	s := &folderSelector{roles: r.ExcludeRoles}
 	for _, list := range []struct {
 		pats []string
 		out  *[]*regexp.Regexp
@@ -109,7 +114,11 @@ func newFolderSelector(r FolderRules) (*folderSelector, error) {
 	return s, nil
 }
 
-func (s *folderSelector) selected(name string) bool {
+func (s *folderSelector) selected(f source.Folder) bool {
+	if f.SpecialUse != "" && slices.Contains(s.roles, f.SpecialUse) {
+		return false
+	}
+	name := f.Name
 	match := func(res []*regexp.Regexp) bool {
 		for _, re := range res {
 			if re.MatchString(name) {

@@ -12,11 +12,7 @@ import (
 // test ends. It returns the address.
 func Serve(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := Listen(t)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -27,4 +23,16 @@ func Serve(t testing.TB, handle func(net.Conn)) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// Listen listens on a free port of 127.0.0.1 until the test ends, for a
+// server that accepts connections itself (go-imap's imapserver).
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }

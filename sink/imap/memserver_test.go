@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"net"
 	"strings"
 	"testing"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
+	"github.com/mailferry/mailferry/internal/testnet"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/sink/sinktest"
 	srcimap "github.com/mailferry/mailferry/source/imap"
@@ -27,10 +27,7 @@ func memServer(t *testing.T, caps imap.CapSet) (addr string, newUser func() stri
 		Caps:         caps,
 		InsecureAuth: true,
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testnet.Listen(t)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	n := 0

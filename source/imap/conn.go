@@ -48,6 +48,10 @@ type Config struct {
 	// Token is an OAuth2 access token; with it, login uses OAUTHBEARER or
 	// XOAUTH2 (whichever the server offers) instead of a password.
 	Token string
+	// TokenSource, when set, gives the access token for each new
+	// connection instead of Token: a refreshing source keeps long runs,
+	// and their reconnects, logged in past a token's lifetime.
+	TokenSource func() (string, error)
 	// Auth forces a mechanism: "plain", "login", "xoauth2", "oauthbearer".
 	// Default: with a Token, OAUTHBEARER or XOAUTH2 as offered; else
 	// AUTHENTICATE PLAIN when offered, else LOGIN.
@@ -239,8 +243,14 @@ func (p *Pool) login(cn *Conn) error {
 	}
 	caps := c.Caps()
 	var err error
+	token := p.cfg.Token
+	if p.cfg.TokenSource != nil {
+		if token, err = p.cfg.TokenSource(); err != nil {
+			return fmt.Errorf("%s: OAuth2 token: %w", p.cfg.Addr, err)
+		}
+	}
 	mech := strings.ToLower(p.cfg.Auth)
-	if mech == "" && p.cfg.Token != "" {
+	if mech == "" && token != "" {
 		switch {
 		case caps.Has(imap.AuthCap("OAUTHBEARER")):
 			mech = "oauthbearer"
@@ -254,9 +264,9 @@ func (p *Pool) login(cn *Conn) error {
 	port, _ := strconv.Atoi(portStr)
 	switch {
 	case mech == "oauthbearer":
-		err = c.Authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: p.cfg.User, Token: p.cfg.Token, Host: host, Port: port}))
+		err = c.Authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: p.cfg.User, Token: token, Host: host, Port: port}))
 	case mech == "xoauth2":
-		err = c.Authenticate(netx.XOAUTH2(p.cfg.User, p.cfg.Token))
+		err = c.Authenticate(netx.XOAUTH2(p.cfg.User, token))
 	case mech == "plain" || (mech == "" && caps.Has(imap.AuthCap("PLAIN"))):
 		err = c.Authenticate(sasl.NewPlainClient("", p.cfg.User, p.cfg.Password))
 	case mech == "login" || mech == "":

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// provider is what mailferry knows of a mail provider: where its IMAP
+// server and OAuth2 endpoints are, and its limits.
+type provider struct {
+	name      string
+	imapHost  string
+	tokenURL  string
+	deviceURL string
+	scopes    []string
+	// maxConns is the provider's cap on simultaneous IMAP connections.
+	maxConns int
+	// skipRoles are source folders left out by default: Gmail's All Mail
+	// and Important hold copies of what the label folders hold.
+	skipRoles []string
+}
+
+var providers = map[string]provider{
+	"gmail": {
+		name: "gmail", imapHost: "imap.gmail.com",
+		tokenURL: "https://oauth2.googleapis.com/token", deviceURL: "https://oauth2.googleapis.com/device/code",
+		scopes: []string{"https://mail.google.com/"}, maxConns: 15,
+		skipRoles: []string{`\All`, `\Important`, `\Flagged`},
+	},
+	"office365": {
+		name: "office365", imapHost: "outlook.office365.com",
+		tokenURL:  "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+		deviceURL: "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode",
+		scopes:    []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"},
+		maxConns:  8,
+	},
+}
+
+func init() {
+	providers["google"] = providers["gmail"]
+	providers["microsoft"] = providers["office365"]
+}
+
+func lookupProvider(name string) (provider, error) {
+	if name == "" {
+		return provider{}, nil
+	}
+	p, ok := providers[strings.ToLower(name)]
+	if !ok {
+		return p, fmt.Errorf("provider %q: want gmail or office365", name)
+	}
+	return p, nil
+}
+
+// oauthConfig is the OAuth2 client of an endpoint: its own settings, with
+// the provider's endpoints where it names none.
+func oauthConfig(cfg EndpointConfig) (*oauth2.Config, error) {
+	p, err := lookupProvider(cfg.Provider)
+	if err != nil {
+		return nil, err
+	}
+	c := &oauth2.Config{ClientID: cfg.OAuth2ClientID, Scopes: p.scopes,
+		Endpoint: oauth2.Endpoint{TokenURL: p.tokenURL, DeviceAuthURL: p.deviceURL, AuthStyle: oauth2.AuthStyleInParams}}
+	if cfg.OAuth2TokenURL != "" {
+		c.Endpoint.TokenURL = cfg.OAuth2TokenURL
+	}
+	if cfg.OAuth2ClientSecretFile != "" {
+		b, err := os.ReadFile(cfg.OAuth2ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("oauth2_client_secret_file: %w", err)
+		}
+		c.ClientSecret = strings.TrimSpace(string(b))
+	}
+	if c.ClientID == "" || c.Endpoint.TokenURL == "" {
+		return nil, errors.New("OAuth2 needs oauth2_client_id, and oauth2_token_url or a provider")
+	}
+	return c, nil
+}
+
+// tokenSource gives fresh access tokens from the endpoint's refresh token
+// (oauth2_refresh_token_file or _cmd), refreshing a minute before one
+// expires; it is called for each new connection, so reconnects in a long
+// run log in with a valid token. The tokens never reach a log.
+func tokenSource(cfg EndpointConfig) (func() (string, error), error) {
+	conf, err := oauthConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var refresh string
+	switch {
+	case cfg.OAuth2RefreshTokenFile != "":
+		b, err := os.ReadFile(cfg.OAuth2RefreshTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("oauth2_refresh_token_file: %w", err)
+		}
+		refresh = strings.TrimSpace(string(b))
+	case cfg.OAuth2RefreshTokenCmd != "":
+		if refresh, err = runSecretCmd("oauth2_refresh_token_cmd", cfg.OAuth2RefreshTokenCmd); err != nil {
+			return nil, err
+		}
+	}
+	if refresh == "" {
+		return nil, errors.New("OAuth2 needs a refresh token: oauth2_refresh_token_file or oauth2_refresh_token_cmd (mailferry oauth login makes one)")
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Timeout: time.Minute})
+	ts := oauth2.ReuseTokenSourceWithExpiry(&oauth2.Token{RefreshToken: refresh}, conf.TokenSource(ctx, &oauth2.Token{RefreshToken: refresh}), time.Minute)
+	var mu sync.Mutex
+	return func() (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		t, err := ts.Token()
+		if err != nil {
+			var re *oauth2.RetrieveError
+			if errors.As(err, &re) {
+				// The provider's own words, without the request (which
+				// holds the refresh token).
+				return "", fmt.Errorf("refresh the access token: %s %s", re.ErrorCode, re.ErrorDescription)
+			}
+			return "", fmt.Errorf("refresh the access token: %w", err)
+		}
+		return t.AccessToken, nil
+	}, nil
+}
+
+// oauthLogin is "mailferry oauth login": the device authorization flow
+// (RFC 8628). It prints where to go and which code to enter, waits for the
+// user to allow access, and stores the refresh token in a 0600 file.
+func oauthLogin(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("oauth login", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg EndpointConfig
+	var out, deviceURL string
+	fs.StringVar(&cfg.Provider, "provider", "", "gmail (google) or office365 (microsoft)")
+	fs.StringVar(&cfg.OAuth2ClientID, "client-id", "", "the OAuth2 client `ID` registered with the provider")
+	fs.StringVar(&cfg.OAuth2ClientSecretFile, "client-secret-file", "", "a `FILE` holding the client secret, if the client has one")
+	fs.StringVar(&cfg.OAuth2TokenURL, "token-url", "", "the token endpoint `URL` (default: the provider's)")
+	fs.StringVar(&deviceURL, "device-url", "", "the device authorization endpoint `URL` (default: the provider's)")
+	fs.StringVar(&out, "out", "", "write the refresh token to `FILE` (0600)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: mailferry oauth login --provider gmail|office365 --client-id ID --out FILE\n\n")
+		fs.PrintDefaults()
+	}
+	if len(args) == 0 || args[0] != "login" {
+		fs.Usage()
+		return exitUsage, nil
+	}
+	if _, err := parseArgs(fs, args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, nil
+	}
+	if out == "" {
+		return exitUsage, usagef("oauth login: --out FILE is needed: it receives the refresh token")
+	}
+	conf, err := oauthConfig(cfg)
+	if err != nil {
+		return exitUsage, usageError{"oauth login: " + err.Error()}
+	}
+	if deviceURL != "" {
+		conf.Endpoint.DeviceAuthURL = deviceURL
+	}
+	if conf.Endpoint.DeviceAuthURL == "" {
+		return exitUsage, usagef("oauth login: no device authorization endpoint: give --provider or --device-url")
+	}
+	resp, err := conf.DeviceAuth(ctx)
+	if err != nil {
+		return exitFailed, fmt.Errorf("oauth login: device authorization: %w", err)
+	}
+	fmt.Fprintf(stderr, "To let mailferry read and write your mail, open\n\n    %s\n\nand enter the code  %s\n\nWaiting...\n", resp.VerificationURI, resp.UserCode)
+	tok, err := conf.DeviceAccessToken(ctx, resp)
+	if err != nil {
+		return exitFailed, fmt.Errorf("oauth login: %w", err)
+	}
+	if tok.RefreshToken == "" {
+		return exitFailed, errors.New("oauth login: the provider gave no refresh token (for Microsoft, the offline_access scope is needed)")
+	}
+	if err := writeFileAtomic(out, []byte(tok.RefreshToken+"\n")); err != nil {
+		return exitFailed, fmt.Errorf("oauth login: %w", err)
+	}
+	fmt.Fprintf(stderr, "Done: the refresh token is in %s; point oauth2_refresh_token_file at it.\n", out)
+	return exitOK, nil
+}
