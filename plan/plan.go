@@ -276,6 +276,9 @@ type engine struct {
 	// budgetLeft is what the day's byte budget still allows (-1: none),
 	// under mu.
 	budgetLeft int64
+	// holdUntil: no new message is started before it (a server's backoff
+	// request), under mu.
+	holdUntil time.Time
 	src        source.Source
 	dst        source.Source
 	sink       sink.Sink
@@ -1008,6 +1011,7 @@ func (e *engine) retry(ctx context.Context, what string, fn func() error) error 
 		e.sum.Retries++
 		e.mu.Unlock()
 		delay := backoff(e.opt.RetryBase, attempt, err)
+		e.holdAll(err)
 		e.opt.Log.Warn("retrying", "what", what, "attempt", attempt, "after", delay.Round(time.Millisecond), "error", err)
 		select {
 		case <-time.After(delay):
@@ -1047,6 +1051,37 @@ func backoff(base time.Duration, attempt int, err error) time.Duration {
 	}
 	d := min(base<<(attempt-1), time.Minute)
 	return d*3/4 + time.Duration(rand.Int64N(int64(d)/2+1))
+}
+
+// holdAll: a server that names a backoff time (Microsoft 365's
+// "Suggested Backoff Time") throttles the account, not one message, so
+// every worker holds off until then, not only the one that was told.
+func (e *engine) holdAll(err error) {
+	var te *source.TransientError
+	if !errors.As(err, &te) || te.Delay <= 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if until := time.Now().Add(te.Delay); until.After(e.holdUntil) {
+		e.holdUntil = until
+	}
+}
+
+// waitHold waits out a backoff the server asked of the whole account.
+func (e *engine) waitHold(ctx context.Context) error {
+	e.mu.Lock()
+	wait := time.Until(e.holdUntil)
+	e.mu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(wait):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // recheck lists t's destination folder again and reports whether a message
@@ -1095,6 +1130,9 @@ func (e *engine) recheck(ctx context.Context, t *task) (string, bool, error) {
 // put copies one message and returns the bytes that crossed: a source may
 // not know sizes exactly (POP3), so the count comes from the copy itself.
 func (e *engine) put(ctx context.Context, t *task) (string, int64, error) {
+	if err := e.waitHold(ctx); err != nil {
+		return "", 0, err
+	}
 	if err := e.lim.message(ctx); err != nil {
 		return "", 0, err
 	}
@@ -1104,6 +1142,7 @@ func (e *engine) put(ctx context.Context, t *task) (string, int64, error) {
 	}
 	cr := &countingReader{r: e.lim.reader(ctx, r)}
 	id, err := e.sink.Put(ctx, t.dstFolder, t.m, cr)
+	e.holdAll(err) // at once, before other workers start more
 	if cerr := r.Close(); err == nil && cerr != nil {
 		// A source that notices a problem only at the end (a short body)
 		// says so here; the sink has already stored it, which Put's size

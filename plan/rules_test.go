@@ -2,10 +2,12 @@ package plan_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,5 +200,39 @@ func TestRateLimits(t *testing.T) {
 				t.Fatalf("took %v, less than the limits allow (%v)", took, tt.atLeast)
 			}
 		})
+	}
+}
+
+// A server's backoff request holds the whole account: after one message
+// is told to wait, no other message starts before the time is up.
+func TestBackoffHoldsEveryWorker(t *testing.T) {
+	var msgs []msg
+	for i := range 20 {
+		msgs = append(msgs, msg{"INBOX", fmt.Sprintf("Message-ID: <%d@x>\r\n\r\n%d\r\n", i, i)})
+	}
+	src, dst := memStore(t, msgs...), memory.New()
+	var mu sync.Mutex
+	var told time.Time
+	var startedDuring int
+	const hold = 300 * time.Millisecond
+	dst.BeforePut = func(string, source.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if told.IsZero() {
+			told = now
+			return &source.TransientError{Err: errors.New("BAD Request is throttled. Suggested Backoff Time: 300 milliseconds"), Delay: hold}
+		}
+		if now.Sub(told) < hold-20*time.Millisecond {
+			startedDuring++
+		}
+		return nil
+	}
+	sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Workers: 4, RetryBase: time.Millisecond})
+	if sum.Copied != 20 || sum.Retries != 1 {
+		t.Fatalf("copied %d, retries %d", sum.Copied, sum.Retries)
+	}
+	if startedDuring > 3 { // at most the three already past the hold check
+		t.Fatalf("%d messages started while the server had asked to back off", startedDuring)
 	}
 }
