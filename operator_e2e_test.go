@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -235,5 +236,77 @@ func TestMirrorDeletes(t *testing.T) {
 	}
 	if code, out, _ := mirror(); code != exitOK || !strings.Contains(out, `"mirror_deleted": 1`) || dstCount() != 14 {
 		t.Fatalf("mirror after the renumbering: exit %d, destination %d\n%s", code, dstCount(), out)
+	}
+}
+
+// A re-run does not list a folder that has not changed since a run that
+// completed it (STATUS with CONDSTORE's HIGHESTMODSEQ), and does list one
+// whose flags or messages changed.
+func TestUnchangedFoldersSkipped(t *testing.T) {
+	srv, src, dst := migrationPair(t)
+	sinktest.Put(t, imapStore(t, srv, src), append(fewFixtures("INBOX", 5), fewFixtures("Archive", 5)...))
+	ckpt := filepath.Join(t.TempDir(), "c")
+	args := []string{"copy", imapURL(srv, src), imapURL(srv, dst), "--checkpoint", ckpt, "--json", "--verbose"}
+	rerun := func() (plan string, stderr string) {
+		t.Helper()
+		code, out, stderr := cli(t, args...)
+		if code != exitOK {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		return out, stderr
+	}
+	if out, _ := rerun(); !strings.Contains(out, `"copied": 10`) {
+		t.Fatalf("first run:\n%s", out)
+	}
+	out, stderr := rerun()
+	if strings.Count(stderr, "not listed") != 2 || !strings.Contains(out, `"already_present": 10`) {
+		t.Fatalf("unchanged re-run listed folders:\n%s\n%s", out, stderr)
+	}
+	// A flag set by another client: INBOX is listed again and the flag
+	// carried; Archive is still skipped.
+	c, err := imapclientDial(srv, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Select("INBOX", nil).Wait()
+	if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	out, stderr = rerun()
+	if strings.Count(stderr, "not listed") != 1 || !strings.Contains(out, `"flags_updated": 1`) || !strings.Contains(out, `"already_present": 10`) {
+		t.Fatalf("after a flag change:\n%s\n%s", out, stderr)
+	}
+	sinktest.Put(t, imapStore(t, srv, src), fewFixtures("Archive", 6)[5:])
+	if out, _ := rerun(); !strings.Contains(out, `"copied": 1`) {
+		t.Fatalf("after a new message:\n%s", out)
+	}
+	// With other settings (a filter), the recorded state does not apply.
+	if code, _, stderr := cli(t, append(args, "--max-size", "1MB")...); code != exitOK || strings.Contains(stderr, "not listed") {
+		t.Fatalf("with a filter: exit %d\n%s", code, stderr)
+	}
+}
+
+// The same for a Maildir source, by the directories' mtimes; a folder
+// changed within the last second is listed, as its mtime could still
+// change unseen within the same clock tick.
+func TestUnchangedMaildirSkipped(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	makeMaildir(src, 30)
+	args := []string{"copy", "maildir:" + src, "maildir:" + filepath.Join(dir, "d"), "--checkpoint", filepath.Join(dir, "c"), "--verbose"}
+	if code, _, stderr := cli(t, args...); code != exitOK || strings.Contains(stderr, "not listed") {
+		t.Fatalf("first run (folders just written): exit %d\n%s", code, stderr)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	cli(t, args...) // lists again (states were too fresh to record) and records them
+	_, _, stderr := cli(t, args...)
+	if n := strings.Count(stderr, "not listed"); n != 3 {
+		t.Fatalf("%d folders skipped, want 3:\n%s", n, stderr)
+	}
+	os.WriteFile(filepath.Join(src, "cur", "1999999999.new.host:2,S"), []byte("Message-ID: <late@x>\n\nlate\n"), 0o600)
+	_, _, stderr = cli(t, args...)
+	if n := strings.Count(stderr, "not listed"); n != 2 || !strings.Contains(stderr, "1 copied") {
+		t.Fatalf("after a new message in INBOX: %d skipped\n%s", n, stderr)
 	}
 }

@@ -279,11 +279,11 @@ type engine struct {
 	// holdUntil: no new message is started before it (a server's backoff
 	// request), under mu.
 	holdUntil time.Time
-	src        source.Source
-	dst        source.Source
-	sink       sink.Sink
-	ckpt       *state.Checkpoint
-	opt        Options
+	src       source.Source
+	dst       source.Source
+	sink      sink.Sink
+	ckpt      *state.Checkpoint
+	opt       Options
 
 	mu       sync.Mutex // guards sum, idx contents, doneMsgs
 	sum      *Summary
@@ -441,6 +441,10 @@ func budgetDay() string { return time.Now().UTC().Format(time.DateOnly) }
 // copyFolder plans one folder and copies what it must with its own
 // workers, returning when they are done.
 func (e *engine) copyFolder(ctx context.Context, stop context.CancelCauseFunc, f source.Folder, to folderMap, workers int) error {
+	token, skipped, err := e.unchanged(ctx, f, to)
+	if skipped || err != nil {
+		return err
+	}
 	tasks := make(chan *task, workers)
 	var wg sync.WaitGroup
 	for range workers {
@@ -452,10 +456,72 @@ func (e *engine) copyFolder(ctx context.Context, stop context.CancelCauseFunc, f
 			}
 		}()
 	}
-	err := e.planFolder(ctx, f, to, tasks)
+	err = e.planFolder(ctx, f, to, tasks)
 	close(tasks)
 	wg.Wait()
+	if err == nil && token != "" && ctx.Err() == nil {
+		err = e.saveUnchanged(f, token)
+	}
 	return err
+}
+
+// unchanged skips a folder that has not changed since a run that left it
+// complete: the source's state token (source.Stater, taken before the
+// listing) and the run's settings that decide what is copied where must
+// be those the checkpoint recorded then. It returns the token to record
+// if this run completes the folder. A move lists always: a deletion that
+// failed last time must be tried again.
+func (e *engine) unchanged(ctx context.Context, f source.Folder, to folderMap) (token string, skipped bool, err error) {
+	st, ok := e.src.(source.Stater)
+	if !ok || e.opt.DeleteAfterCopy {
+		return "", false, nil
+	}
+	tok, err := st.State(ctx, f.Name)
+	if err != nil || tok == "" {
+		return "", false, nil // not fatal: list as usual
+	}
+	token = fmt.Sprintf("%s\x00to=%s dedup=%s filter=%+v mirror=%v", tok, to.name, e.opt.Dedup, e.opt.Filter, e.opt.MirrorDeletes)
+	saved, err := e.ckpt.FolderState(f.Name)
+	if err != nil {
+		return "", false, fmt.Errorf("read checkpoint: %w", err)
+	}
+	prefix, counts, found := strings.Cut(string(saved), "\x00counts=")
+	var messages, filtered int
+	if !found || prefix != token {
+		return token, false, nil
+	}
+	if _, err := fmt.Sscanf(counts, "%d %d", &messages, &filtered); err != nil {
+		return token, false, nil
+	}
+	fs := &FolderSummary{Name: f.Name, Destination: to.name, MappedBy: to.why, Messages: messages, AlreadyPresent: messages - filtered, Filtered: filtered}
+	e.mu.Lock()
+	e.sum.Folders = append(e.sum.Folders, fs)
+	e.sum.AlreadyPresent += fs.AlreadyPresent
+	e.sum.Filtered += filtered
+	e.mu.Unlock()
+	e.opt.Log.Debug("folder unchanged since the last complete run; not listed", "folder", f.Name, "state", tok)
+	return "", true, nil
+}
+
+// saveUnchanged records that the folder is complete as of token, if the
+// run left nothing of it undone. SetFolderState flushes the records first,
+// so the state never runs ahead of them.
+func (e *engine) saveUnchanged(f source.Folder, token string) error {
+	if e.opt.DryRun {
+		return nil
+	}
+	e.mu.Lock()
+	var fs *FolderSummary
+	for _, s := range e.sum.Folders {
+		if s.Name == f.Name {
+			fs = s
+		}
+	}
+	e.mu.Unlock()
+	if fs == nil || fs.Failed > 0 || fs.Error != "" || e.sum.BudgetReached {
+		return nil
+	}
+	return e.ckpt.SetFolderState(f.Name, []byte(fmt.Sprintf("%s\x00counts=%d %d", token, fs.Messages, fs.Filtered)))
 }
 
 type folderMap struct{ name, why string }

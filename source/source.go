@@ -215,3 +215,12 @@ type Cache interface {
 type CacheUser interface {
 	UseCache(Cache)
 }
+
+// Stater is implemented by sources that can tell cheaply whether a folder
+// changed, so a re-run can skip listing an unchanged one (IMAP: STATUS
+// with CONDSTORE's HIGHESTMODSEQ; Maildir: the directories' mtimes).
+type Stater interface {
+	// State returns a token that differs whenever a message of folder is
+	// added, removed or has its flags changed; "" when it cannot tell now.
+	State(ctx context.Context, folder string) (string, error)
+}
