@@ -47,7 +47,8 @@ Endpoints:
   mbox:PATH[?folder=NAME]             an mbox file or a Thunderbird tree; a source only
 
 Exit codes: 0 done, 1 run failed, 2 usage or config error,
-3 finished but some messages failed (each named in the summary).
+3 finished but some messages failed (each named in the summary),
+4 another run of the job is still going, 5 stopped at the daily byte budget.
 `
 
 // commonFlags are the flags copy, plan and run share.
