@@ -255,12 +255,21 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 		os.Remove(tmp)
 		return "", err
 	}
+	if haveSyncFS {
+		// The file is written and closed: one syncfs shared by the
+		// deliveries waiting makes it durable before it is published.
+		tmpDir := filepath.Join(dir, "tmp")
+		if err := s.syncer(tmpDir, func() error { return syncFS(tmpDir) }).Sync(); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("sync message: %w", err)
+		}
+	}
 	final := filepath.Join(dir, "cur", key+":2,"+letters)
 	if err := os.Rename(tmp, final); err != nil {
 		os.Remove(tmp)
 		return "", fmt.Errorf("publish message: %w", err)
 	}
-	if err := s.syncer(filepath.Join(dir, "cur")).Sync(); err != nil {
+	if err := s.dirSyncer(filepath.Join(dir, "cur")).Sync(); err != nil {
 		// The message is in place but not known to be durable. Leave it:
 		// the next run finds it by listing, and removing it could lose
 		// the only copy if the rename did reach the disk.
@@ -270,7 +279,9 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 	return key, nil
 }
 
-// deliverTmp writes the message to the new file tmp and makes it durable.
+// deliverTmp writes the message to the new file tmp, with its date; the
+// caller makes it durable (syncFS), or, where there is no syncfs, it
+// fsyncs the file itself.
 func deliverTmp(ctx context.Context, tmp string, m source.Message, r io.Reader) error {
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -292,8 +303,10 @@ func deliverTmp(ctx context.Context, tmp string, m source.Message, r io.Reader) 
 	if m.Size >= 0 && n != m.Size {
 		return fmt.Errorf("read %d bytes of a message declared as %d: %w", n, m.Size, source.ErrSizeMismatch)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync message: %w", err)
+	if !haveSyncFS {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("sync message: %w", err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close message: %w", err)
@@ -329,7 +342,7 @@ func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) 
 		return fmt.Errorf("set flags of %q: %w", id, err)
 	}
 	s.Remember(folder, id, final)
-	if err := s.syncer(filepath.Join(dir, "cur")).Sync(); err != nil {
+	if err := s.dirSyncer(filepath.Join(dir, "cur")).Sync(); err != nil {
 		return err
 	}
 	if filepath.Dir(old) != filepath.Join(dir, "cur") {
@@ -338,22 +351,30 @@ func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) 
 	return nil
 }
 
-func (s *Sink) syncer(dir string) *groupSync {
+// syncer returns the group sync for key, which runs sync for everyone
+// waiting at once.
+func (s *Sink) syncer(key string, sync func() error) *groupSync {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := s.syncers[dir]
+	g := s.syncers[key]
 	if g == nil {
-		g = &groupSync{dir: dir}
-		s.syncers[dir] = g
+		g = &groupSync{sync: sync}
+		s.syncers[key] = g
 	}
 	return g
 }
 
-// groupSync fsyncs one directory on behalf of every caller waiting. A caller
+// dirSyncer fsyncs directory dir for everyone waiting.
+func (s *Sink) dirSyncer(dir string) *groupSync {
+	return s.syncer(dir, func() error { return srcmaildir.SyncDir(dir) })
+}
+
+// groupSync runs one sync (a directory's fsync, a filesystem's syncfs) on
+// behalf of every caller waiting. A caller
 // that arrives while an fsync runs waits for the next one, since its rename
 // may have come after the running fsync began.
 type groupSync struct {
-	dir     string
+	sync    func() error
 	mu      sync.Mutex
 	running bool
 	waiting []chan error
@@ -382,7 +403,7 @@ func (g *groupSync) loop() {
 			return
 		}
 		g.mu.Unlock()
-		err := srcmaildir.SyncDir(g.dir)
+		err := g.sync()
 		for _, ch := range batch {
 			ch <- err
 		}
