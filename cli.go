@@ -24,6 +24,7 @@ import (
 	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/source"
+	srcmaildir "github.com/mailferry/mailferry/source/maildir"
 	"github.com/mailferry/mailferry/state"
 )
 
@@ -355,7 +356,7 @@ feed:
 		if data != "" {
 			data += "\n"
 		}
-		if err := writeFileAtomic(c.failedFile, []byte(data)); err != nil {
+		if err := srcmaildir.WriteFileAtomic(c.failedFile, []byte(data)); err != nil {
 			report(stderr, fmt.Errorf("write --failed-file: %w", err))
 		}
 	}
@@ -438,12 +439,12 @@ func shardOf(name string, n int) int {
 // mail is where the exit code says.
 func writeReports(c *commonFlags, sums []namedSummary, code int, stderr io.Writer) {
 	if c.summaryFile != "" {
-		if err := writeFileAtomic(c.summaryFile, summaryJSON(sums)); err != nil {
+		if err := srcmaildir.WriteFileAtomic(c.summaryFile, summaryJSON(sums)); err != nil {
 			report(stderr, fmt.Errorf("write --summary-file: %w", err))
 		}
 	}
 	if c.metricsFile != "" {
-		if err := writeFileAtomic(c.metricsFile, metricsText(sums, code, time.Now())); err != nil {
+		if err := srcmaildir.WriteFileAtomic(c.metricsFile, metricsText(sums, code, time.Now())); err != nil {
 			report(stderr, fmt.Errorf("write --metrics-file: %w", err))
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	srcmaildir "github.com/mailferry/mailferry/source/maildir"
 )
 
 // provider is what mailferry knows of a mail provider: where its IMAP
@@ -185,7 +187,7 @@ func oauthLogin(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if tok.RefreshToken == "" {
 		return exitFailed, errors.New("oauth login: the provider gave no refresh token (for Microsoft, the offline_access scope is needed)")
 	}
-	if err := writeFileAtomic(out, []byte(tok.RefreshToken+"\n")); err != nil {
+	if err := srcmaildir.WriteFileAtomic(out, []byte(tok.RefreshToken+"\n")); err != nil {
 		return exitFailed, fmt.Errorf("oauth login: %w", err)
 	}
 	fmt.Fprintf(stderr, "Done: the refresh token is in %s; point oauth2_refresh_token_file at it.\n", out)

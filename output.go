@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,28 +209,6 @@ func verdict(s *plan.Summary) string {
 		d = d.Round(time.Millisecond)
 	}
 	return strings.Join(parts, ", ") + fmt.Sprintf(" (%s, %s)", humanBytes(s.Bytes), d)
-}
-
-// writeFileAtomic writes data to path through a temporary file and a
-// rename, 0600: a monitoring agent never reads half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // summaryJSON is what --json prints and --summary-file writes.
