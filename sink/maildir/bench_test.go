@@ -42,12 +42,7 @@ func BenchmarkPut(b *testing.B) {
 // BenchmarkBaselineDelivery: write, fsync and rename a file and fsync the
 // directory, nothing else: the floor the disk sets for a safe delivery.
 func BenchmarkBaselineDelivery(b *testing.B) {
-	dir := b.TempDir()
-	os.MkdirAll(filepath.Join(dir, "tmp"), 0o700)
-	os.MkdirAll(filepath.Join(dir, "cur"), 0o700)
-	lf := bytes.ReplaceAll(benchMessage, []byte("\r\n"), []byte("\n"))
-	b.SetBytes(int64(len(benchMessage)))
-	b.ResetTimer()
+	dir, lf := baselineSetup(b)
 	for i := range b.N {
 		tmp := filepath.Join(dir, "tmp", fmt.Sprint(i))
 		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
@@ -69,12 +64,7 @@ func BenchmarkBaselineDelivery(b *testing.B) {
 // all, then 16 renames and one directory fsync. Every message is still
 // durable before it becomes visible.
 func BenchmarkBaselineBatchSyncfs(b *testing.B) {
-	dir := b.TempDir()
-	os.MkdirAll(filepath.Join(dir, "tmp"), 0o700)
-	os.MkdirAll(filepath.Join(dir, "cur"), 0o700)
-	lf := bytes.ReplaceAll(benchMessage, []byte("\r\n"), []byte("\n"))
-	b.SetBytes(int64(len(benchMessage)))
-	b.ResetTimer()
+	dir, lf := baselineSetup(b)
 	const batch = 16
 	for i := 0; i < b.N; i += batch {
 		var names []string
@@ -91,4 +81,16 @@ func BenchmarkBaselineBatchSyncfs(b *testing.B) {
 		d.Sync()
 		d.Close()
 	}
+}
+
+// baselineSetup makes a bare tmp/ and cur/ and the message with LF line
+// ends, for the baselines, and starts the timer.
+func baselineSetup(b *testing.B) (dir string, lf []byte) {
+	dir = b.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o700)
+	os.MkdirAll(filepath.Join(dir, "cur"), 0o700)
+	lf = bytes.ReplaceAll(benchMessage, []byte("\r\n"), []byte("\n"))
+	b.SetBytes(int64(len(benchMessage)))
+	b.ResetTimer()
+	return dir, lf
 }
