@@ -58,13 +58,21 @@ func imapStore(t *testing.T, srv *dovecottest.Server, user string) *sinkimap.Sin
 // imapSafe is the corpus and generated set less what IMAP cannot carry
 // (NUL bytes, 0-byte messages), which sink/imap tests refuse by name.
 func imapSafe(t *testing.T) []sourcetest.Fixture {
-	var out []sourcetest.Fixture
-	for _, f := range sourcetest.DefaultFixtures(t) {
-		if !f.HasNUL() && len(f.Content) > 0 {
-			out = append(out, f)
+	out, _ := imapCarried(sourcetest.DefaultFixtures(t))
+	return out
+}
+
+// imapCarried splits fixtures into those IMAP carries and the number it
+// refuses (NUL bytes, 0 bytes).
+func imapCarried(fx []sourcetest.Fixture) (carried []sourcetest.Fixture, refused int) {
+	for _, f := range fx {
+		if f.HasNUL() || len(f.Content) == 0 {
+			refused++
+		} else {
+			carried = append(carried, f)
 		}
 	}
-	return out
+	return carried, refused
 }
 
 func copyJSON(t *testing.T, args ...string) plan.Summary {
@@ -323,15 +331,7 @@ func TestPOP3ToIMAP(t *testing.T) {
 	srv, src, dst := migrationPair(t)
 	all := inbox(sourcetest.DefaultFixtures(t))
 	deliverFixtures(t, srv, src, all)
-	var carried []sourcetest.Fixture
-	refused := 0
-	for _, f := range all {
-		if f.HasNUL() || len(f.Content) == 0 {
-			refused++
-		} else {
-			carried = append(carried, f)
-		}
-	}
+	carried, refused := imapCarried(all)
 	sourcetest.Run(t, sourcetest.Opt{
 		Fixtures: func(*testing.T) []sourcetest.Fixture { return carried },
 		NoFlags:  true, NoDates: true,

@@ -85,15 +85,7 @@ func TestMboxEndToEnd(t *testing.T) {
 		srv := dovecottest.Start(t, dovecottest.Options{})
 		user := srv.NewUser(t)
 		t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
-		var carried []sourcetest.Fixture
-		refused := 0
-		for _, f := range fx {
-			if f.HasNUL() || len(f.Content) == 0 {
-				refused++
-			} else {
-				carried = append(carried, f)
-			}
-		}
+		carried, refused := imapCarried(fx)
 		ckpt := filepath.Join(dir, "i.ckpt")
 		sourcetest.Run(t, sourcetest.Opt{
 			Fixtures: func(*testing.T) []sourcetest.Fixture { return carried },
