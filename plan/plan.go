@@ -691,6 +691,36 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 	} else {
 		idx = e.emptyIndex(fs.Destination)
 	}
+	// A source that reads faster in bulk is told what comes, a batch at a
+	// time, before the batch goes to the workers.
+	pf, _ := e.src.(source.Prefetcher)
+	var batch []*task
+	send := func(ts ...*task) error {
+		for i, t := range ts {
+			select {
+			case tasks <- t:
+			case <-ctx.Done():
+				for _, t := range ts[i:] {
+					e.opt.Progress.Finished(max(t.m.Size, 0))
+				}
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		msgs := make([]source.Message, len(batch))
+		for i, t := range batch {
+			msgs[i] = t.m
+		}
+		pf.Prefetch(ctx, f.Name, msgs)
+		err := send(batch...)
+		batch = batch[:0]
+		return err
+	}
 	for _, m := range pending {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -732,18 +762,31 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			e.mu.Lock()
 			delete(idx.inflight, key)
 			e.mu.Unlock()
+			if err := flush(); err != nil {
+				return err
+			}
 			return ErrBudget
 		}
 		e.opt.Progress.Queued(max(m.Size, 0))
-		select {
-		case tasks <- t:
-		case <-ctx.Done():
-			e.opt.Progress.Finished(max(m.Size, 0))
-			return ctx.Err()
+		if pf == nil {
+			if err := send(t); err != nil {
+				return err
+			}
+			continue
+		}
+		if batch = append(batch, t); len(batch) >= prefetchBatch {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
 }
+
+// prefetchBatch is how many copies a source.Prefetcher hears of at once:
+// enough that it reads in long runs, few enough that copying starts at
+// once.
+const prefetchBatch = 512
 
 // syncedFlags are the flags carried to the destination on a re-run. In a
 // move, \Deleted is the move's own mark (a run killed between flagging and

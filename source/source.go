@@ -190,6 +190,19 @@ type Describer interface {
 	Describe(ctx context.Context, m *Message) error
 }
 
+// Prefetcher is implemented by sources that read faster in bulk than one
+// message at a time (IMAP: one UID FETCH for many messages instead of a
+// round trip each). The planner calls Prefetch with the messages of one
+// folder it is about to Open, in the order it will open them.
+type Prefetcher interface {
+	// Prefetch returns at once; reading ahead happens in the background,
+	// within a memory bound, and stops when ctx ends. It is only a hint:
+	// Open must still return any message, read ahead or not, exactly as
+	// it would without it, and a message read ahead but never opened must
+	// not be lost or leak memory beyond the bound.
+	Prefetch(ctx context.Context, folder string, msgs []Message)
+}
+
 // Deleter is implemented by sources that can delete what was copied, for
 // move semantics (--delete-after-copy).
 type Deleter interface {

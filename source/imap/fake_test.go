@@ -25,6 +25,9 @@ type fakeServer struct {
 	fetch     func(w *bufio.Writer, tag string) (closeConn bool)
 	gotLogin  atomic.Bool
 	searchHit bool
+	// mailbox, when set, answers UID FETCH and UID SEARCH instead of
+	// fetch and searchHit, from the UID set asked for.
+	mailbox *fakeMailbox
 	// sasl records the decoded initial response of AUTHENTICATE.
 	sasl atomic.Value
 }
@@ -77,11 +80,19 @@ func (f *fakeServer) serve(c net.Conn) {
 		case "SELECT", "EXAMINE":
 			fmt.Fprintf(w, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 6] n\r\n* FLAGS (\\Seen)\r\n%s OK [READ-ONLY] done\r\n", tag)
 		case "UID FETCH":
+			if f.mailbox != nil {
+				f.mailbox.fetch(w, tag, fields[3])
+				break
+			}
 			if f.fetch(w, tag) {
 				w.Flush()
 				return
 			}
 		case "UID SEARCH":
+			if f.mailbox != nil {
+				f.mailbox.search(w, tag, fields[len(fields)-1])
+				break
+			}
 			if f.searchHit {
 				fmt.Fprintf(w, "* SEARCH 5\r\n")
 			} else {

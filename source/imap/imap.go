@@ -28,6 +28,13 @@ type Store struct {
 	mu     sync.Mutex
 	ns     *namespace
 	closed bool
+	ahead  ahead
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // DefaultConns is the number of connections a store opens at most unless
@@ -371,9 +378,13 @@ func flagStrings(flags []imap.Flag) []string {
 	return source.NormalizeFlags(out)
 }
 
-// Open implements source.Source: it streams BODY.PEEK[] from the server.
-// The connection is the reader's until Close.
+// Open implements source.Source: it streams BODY.PEEK[] from the server,
+// unless the message was read ahead (Prefetch). The connection is the
+// reader's until Close.
 func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, error) {
+	if r, ok := s.ahead.take(ctx, m); ok {
+		return r, nil
+	}
 	cn, _, uid, err := s.SelectMessage(ctx, m.Folder, m.ID, true)
 	if err != nil {
 		return nil, Transport(err)

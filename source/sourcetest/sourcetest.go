@@ -88,8 +88,15 @@ func Run(t *testing.T, opt Opt) {
 
 	var listed []source.Message
 	t.Run("ListAndOpen", func(t *testing.T) {
-		listed = checkContents(t, src, fx, opt)
+		listed = checkContents(t, src, fx, opt, false)
 	})
+
+	// A source that reads ahead must give the same bytes with it.
+	if _, ok := src.(source.Prefetcher); ok {
+		t.Run("ListAndOpenPrefetched", func(t *testing.T) {
+			checkContents(t, src, fx, opt, true)
+		})
+	}
 
 	t.Run("StableIDs", func(t *testing.T) {
 		again := listAll(t, src, Folders(fx))
@@ -177,8 +184,9 @@ func sameIDs(a, b []source.Message) bool {
 
 // checkContents lists every folder and matches each message to a fixture
 // by its content (line endings aside): every fixture exactly once, nothing
-// else, with flags, dates and sizes.
-func checkContents(t *testing.T, src source.Source, fx []Fixture, opt Opt) []source.Message {
+// else, with flags, dates and sizes. With prefetch, each folder's messages
+// are first handed to the source's Prefetch, in the order they are opened.
+func checkContents(t *testing.T, src source.Source, fx []Fixture, opt Opt, prefetch bool) []source.Message {
 	t.Helper()
 	type slot struct {
 		f    Fixture
@@ -194,6 +202,15 @@ func checkContents(t *testing.T, src source.Source, fx []Fixture, opt Opt) []sou
 		byHash[k] = append(byHash[k], &slot{f: f})
 	}
 	listed := listAll(t, src, Folders(fx))
+	if pf, ok := src.(source.Prefetcher); ok && prefetch {
+		byFolder := map[string][]source.Message{}
+		for _, m := range listed {
+			byFolder[m.Folder] = append(byFolder[m.Folder], m)
+		}
+		for folder, msgs := range byFolder {
+			pf.Prefetch(context.Background(), folder, msgs)
+		}
+	}
 	ids := map[string]bool{}
 	for _, m := range listed {
 		if ids[m.Folder+"\x00"+m.ID] {
