@@ -168,6 +168,26 @@ func TestExpungedIsNotFound(t *testing.T) {
 	}
 }
 
+// Dovecot answers BODY[] NIL for a message another session expunged that
+// this session has not been told of yet: it is gone, not an empty body
+// (and not a nil literal to read from, which crashed Read).
+func TestNILBodyIsNotFound(t *testing.T) {
+	for _, hit := range []bool{false, true} {
+		s := fakeStore(t, &fakeServer{searchHit: hit, fetch: func(w *bufio.Writer, tag string) bool {
+			fmt.Fprintf(w, "* 1 FETCH (UID 5 BODY[] NIL)\r\n%s OK done\r\n", tag)
+			return false
+		}})
+		r, err := s.Open(context.Background(), msg5)
+		if err == nil {
+			r.Close()
+			t.Fatalf("search finds it: %v; Open of a NIL body succeeded", hit)
+		}
+		if errors.Is(err, source.ErrMessageNotFound) == hit {
+			t.Errorf("search finds it: %v; Open gave %v", hit, err)
+		}
+	}
+}
+
 // Audit #5: a literal cut short by the peer reads as a clean EOF in
 // go-imap. Reading it must fail.
 func TestLiteralCutShortFails(t *testing.T) {

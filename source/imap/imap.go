@@ -448,28 +448,43 @@ func (r *bodyReader) start() error {
 			return fmt.Errorf("folder %q message %s: fetch: %w", r.folder, r.id, err)
 		}
 		// No response: expunged, or a response go-imap dropped because the
-		// server sent UID after the literal (audit #4). Only the server can
-		// tell which; a message that still exists must not pass as gone.
-		data, err := r.cn.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(r.uid)}}, nil).Wait()
-		if err != nil {
-			r.err = err
-			return fmt.Errorf("folder %q message %s: search: %w", r.folder, r.id, err)
-		}
-		if len(data.AllUIDs()) > 0 {
-			r.err = errors.New("no body")
-			return fmt.Errorf("folder %q message %s: the server answered the FETCH in a form go-imap drops (UID after the body); message not read", r.folder, r.id)
-		}
-		r.lit = emptyLiteral{} // a clean answer: the connection stays usable
-		return fmt.Errorf("folder %q message %s: %w", r.folder, r.id, source.ErrMessageNotFound)
+		// server sent UID after the literal (audit #4).
+		return r.gone("the server answered the FETCH in a form go-imap drops (UID after the body)")
 	}
 	for it := r.md.Next(); it != nil; it = r.md.Next() {
 		if b, ok := it.(imapclient.FetchItemDataBodySection); ok {
+			if b.Literal == nil {
+				// BODY[] NIL: Dovecot's answer for a message another
+				// session expunged that this one has not been told of.
+				if err := r.fc.Close(); err != nil {
+					r.err = err
+					return fmt.Errorf("folder %q message %s: fetch: %w", r.folder, r.id, err)
+				}
+				return r.gone("the server sent NIL for its body")
+			}
 			r.lit = b.Literal
 			return nil
 		}
 	}
 	r.err = errors.New("no body in the response")
 	return fmt.Errorf("folder %q message %s: the server sent no body", r.folder, r.id)
+}
+
+// gone is for a FETCH that cleanly gave no body: the message is reported
+// missing (ErrMessageNotFound) only if the server's search no longer finds
+// it; a message that still exists must not pass as gone.
+func (r *bodyReader) gone(why string) error {
+	data, err := r.cn.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(r.uid)}}, nil).Wait()
+	if err != nil {
+		r.err = err
+		return fmt.Errorf("folder %q message %s: search: %w", r.folder, r.id, err)
+	}
+	r.lit = emptyLiteral{} // a clean answer: the connection stays usable
+	if len(data.AllUIDs()) > 0 {
+		r.err = errors.New("no body")
+		return fmt.Errorf("folder %q message %s: %s; message not read", r.folder, r.id, why)
+	}
+	return fmt.Errorf("folder %q message %s: %w", r.folder, r.id, source.ErrMessageNotFound)
 }
 
 func (r *bodyReader) Read(p []byte) (int, error) {

@@ -201,6 +201,9 @@ func (s *Store) fetchAhead(ctx context.Context, folder string, chunk []*aheadEnt
 				case imapclient.FetchItemDataBodySection:
 					// Exactly the announced size, or nothing: a literal
 					// cut short reads as a clean EOF (audit #5).
+					if it.Literal == nil {
+						break // BODY[] NIL: Open finds out why
+					}
 					if n := it.Literal.Size(); n > 4*prefetchMaxMsg {
 						berr = fmt.Errorf("a %d-byte body where the listing said at most %d", n, prefetchMaxMsg)
 					} else {

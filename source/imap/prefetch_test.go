@@ -23,12 +23,13 @@ type fakeMailbox struct {
 	mu       sync.Mutex
 	bodies   map[imap.UID]string
 	uidAfter map[imap.UID]bool // answered with UID after the literal (audit #4)
+	nilBody  map[imap.UID]bool // answered BODY[] NIL (expunged elsewhere, Dovecot)
 	fetches  []string
 	fetched  chan string
 }
 
 func newFakeMailbox(n int) *fakeMailbox {
-	m := &fakeMailbox{bodies: map[imap.UID]string{}, uidAfter: map[imap.UID]bool{}, fetched: make(chan string, 100)}
+	m := &fakeMailbox{bodies: map[imap.UID]string{}, uidAfter: map[imap.UID]bool{}, nilBody: map[imap.UID]bool{}, fetched: make(chan string, 100)}
 	for uid := 1; uid <= n; uid++ {
 		m.bodies[imap.UID(uid)] = fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", uid, strings.Repeat("x", 80))
 	}
@@ -57,6 +58,8 @@ func (m *fakeMailbox) fetch(w *bufio.Writer, tag, set string) {
 	for _, uid := range parseUIDs(set) {
 		b, ok := m.bodies[uid]
 		switch {
+		case m.nilBody[uid]:
+			fmt.Fprintf(w, "* %d FETCH (UID %d BODY[] NIL)\r\n", uid, uid)
 		case !ok: // expunged: no response
 		case m.uidAfter[uid]:
 			fmt.Fprintf(w, "* %d FETCH (BODY[] {%d}\r\n%s UID %d)\r\n", uid, len(b), b, uid)
@@ -165,12 +168,14 @@ func TestPrefetchReadsManyInOneFetch(t *testing.T) {
 
 // What the read-ahead does not get, Open reads itself, with the same
 // outcome as without a read-ahead: a response go-imap drops (audit #4) is
-// an error, an expunged message is ErrMessageNotFound.
+// an error, an expunged message is ErrMessageNotFound, whether the server
+// leaves it out or answers NIL.
 func TestPrefetchFallsBackPerMessage(t *testing.T) {
 	mb := newFakeMailbox(3)
 	mb.uidAfter[2] = true
 	s := fakeStore(t, &fakeServer{mailbox: mb})
-	msgs := mb.list(1, 2, 3, 4) // 4 is expunged
+	mb.nilBody[5] = true
+	msgs := mb.list(1, 2, 3, 4, 5) // 4 and 5 are expunged
 	s.Prefetch(context.Background(), "INBOX", msgs)
 	mb.waitFetch(t)
 	readMsg(t, s, msgs[0], mb.bodies[1])
@@ -184,7 +189,10 @@ func TestPrefetchFallsBackPerMessage(t *testing.T) {
 	if _, err := s.Open(context.Background(), msgs[3]); !errors.Is(err, source.ErrMessageNotFound) {
 		t.Errorf("message 4, expunged: Open gave %v; want ErrMessageNotFound", err)
 	}
-	if want := []string{"1:4", "2", "4"}; strings.Join(mb.fetches, " ") != strings.Join(want, " ") {
+	if _, err := s.Open(context.Background(), msgs[4]); !errors.Is(err, source.ErrMessageNotFound) {
+		t.Errorf("message 5, BODY[] NIL: Open gave %v; want ErrMessageNotFound", err)
+	}
+	if want := []string{"1:5", "2", "4", "5"}; strings.Join(mb.fetches, " ") != strings.Join(want, " ") {
 		t.Errorf("UID FETCHes %q, want %q", mb.fetches, want)
 	}
 	waitIdle(t, s)
