@@ -32,6 +32,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/faultproxy"
 	"github.com/mailferry/mailferry/source/sourcetest"
 )
 
@@ -283,12 +284,18 @@ func TestBenchmark(t *testing.T) {
 		return r
 	}
 	// measure runs fresh() then the command, runs times, checking each
-	// result; then the no-op re-run on the last destination.
+	// result; then the no-op re-run on the last destination. measureN
+	// does it for a corpus of n messages other than the main one.
+	var measureN func(tool, path string, n int, mb float64, fresh func(i int) (cmd []string, check func() int))
 	measure := func(tool, path string, fresh func(i int) (cmd []string, check func() int)) {
+		measureN(tool, path, n, mb, fresh)
+	}
+	measureN = func(tool, path string, n int, mb float64, fresh func(i int) (cmd []string, check func() int)) {
 		if !wantPath(path) {
 			return
 		}
 		full, noop := cell(tool, path), cell(tool, path+" (no-op re-run)")
+		full.msgs, full.mb, noop.msgs, noop.mb = n, mb, n, mb
 		var cmd []string
 		var check func() int
 		for i := range runs {
@@ -474,7 +481,111 @@ verbose = 0
 		return appendAll(t, srv, appendUser, c)
 	}, func() int { return countIMAP(t, srv, appendUser) })
 
+	// With latency: IMAP→IMAP through a proxy that holds every byte 20 ms
+	// each way (a 40 ms round trip, as tc netem would on loopback), on the
+	// first MAILFERRY_BENCH_LATENCY_N messages (default 500), beside a
+	// client doing what imapsync does: one message at a time, a UID FETCH
+	// then an APPEND. imapsync does more per message, so this baseline is
+	// if anything faster than imapsync would be.
+	if ln := min(envInt("MAILFERRY_BENCH_LATENCY_N", 500), n); ln > 0 && wantPath("latency") {
+		sub := &corpus{n: ln, msgs: c.msgs[:ln]}
+		for _, m := range sub.msgs {
+			sub.bytes += int64(len(m.content))
+		}
+		smb := float64(sub.bytes) / (1 << 20)
+		latSrc := srv.NewUser(t)
+		sub.writeMaildir(t, srv.Maildir(latSrc), false)
+		srv.Own(t, latSrc)
+		if got := countIMAP(t, srv, latSrc); got != ln {
+			t.Fatalf("latency source holds %d messages, want %d", got, ln)
+		}
+		px := faultproxy.Start(t, dovecottest.Addr(srv.IMAPPort), &faultproxy.Proxy{Delay: 20 * time.Millisecond})
+		viaProxy := func(user string) string { return fmt.Sprintf("imap://%s@%s?tls=none", user, px.Addr) }
+		path := "IMAP→IMAP, latency 20 ms each way"
+		measureN("mailferry", path, ln, smb, func(i int) ([]string, func() int) {
+			u := srv.NewUser(t)
+			return mf("copy", viaProxy(latSrc), viaProxy(u), "--checkpoint", filepath.Join(work, u+".ckpt"), "--quiet"), func() int { return countIMAP(t, srv, u) }
+		})
+		r := cell("(baseline)", path+": one message at a time, FETCH then APPEND (imapsync's way), 1 run")
+		r.msgs, r.mb = ln, smb
+		u := srv.NewUser(t)
+		start := time.Now()
+		if err := oneByOne(t, px.Addr, latSrc, u); err != nil {
+			r.note = "failed: " + err.Error()
+		} else if got := countIMAP(t, srv, u); got != ln {
+			r.note = fmt.Sprintf("INCOMPLETE: %d of %d", got, ln)
+		} else {
+			r.walls = append(r.walls, time.Since(start))
+		}
+	}
+
 	printTable(t, results, runs)
+}
+
+// oneByOne copies every folder of srcUser to dstUser through addr the way
+// imapsync does: list a folder's UIDs, then for each message a UID FETCH of
+// its body, flags and date, then an APPEND, waiting for each answer.
+func oneByOne(t testing.TB, addr, srcUser, dstUser string) error {
+	dial := func(user string) (*imapclient.Client, error) {
+		c, err := imapclient.DialInsecure(addr, nil)
+		if err != nil {
+			return nil, err
+		}
+		return c, c.Login(user, dovecottest.Password).Wait()
+	}
+	src, err := dial(srcUser)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := dial(dstUser)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	boxes, err := src.List("", "*", nil).Collect()
+	if err != nil {
+		return err
+	}
+	for _, b := range boxes {
+		if slices.Contains(b.Attrs, imap.MailboxAttrNoSelect) {
+			continue
+		}
+		if _, err := src.Select(b.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			return err
+		}
+		if b.Mailbox != "INBOX" {
+			dst.Create(b.Mailbox, nil).Wait()
+		}
+		list, err := src.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true}).Collect()
+		if err != nil {
+			return err
+		}
+		for _, l := range list {
+			msgs, err := src.Fetch(imap.UIDSetNum(l.UID), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+			if err != nil || len(msgs) != 1 {
+				return fmt.Errorf("fetch %s %d: %d messages, %v", b.Mailbox, l.UID, len(msgs), err)
+			}
+			m := msgs[0]
+			var body []byte
+			for _, v := range m.BodySection {
+				body = v.Bytes
+			}
+			var flags []imap.Flag
+			for _, f := range m.Flags {
+				if f != `\Recent` {
+					flags = append(flags, f)
+				}
+			}
+			cmd := dst.Append(b.Mailbox, int64(len(body)), &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
+			cmd.Write(body)
+			cmd.Close()
+			if _, err := cmd.Wait(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func fetchAll(t testing.TB, srv *dovecottest.Server, user string) error {

@@ -1,7 +1,9 @@
 // Package faultproxy is a TCP proxy for tests that breaks connections on
 // purpose: it drops a connection after a random number of bytes, or stalls
 // it (forwards nothing more, closes nothing) so the client's timeout must
-// notice. It listens on loopback and forwards to one address only.
+// notice. It can also delay every byte, to show what latency costs (the
+// benchmark's 20 ms run). It listens on loopback and forwards to one
+// address only.
 package faultproxy
 
 import (
@@ -22,6 +24,10 @@ type Proxy struct {
 	MaxBytes int64
 	// StallEvery makes every Nth broken connection stall instead of drop.
 	StallEvery int64
+	// Delay holds every byte this long in each direction, as a link with
+	// that one-way latency and no bandwidth limit would (a round trip
+	// costs 2×Delay).
+	Delay time.Duration
 
 	broken, stalled atomic.Int64
 	mu              sync.Mutex
@@ -78,25 +84,30 @@ func (p *Proxy) serve(c net.Conn, target string, done chan struct{}) {
 	cut := make(chan struct{})
 	var once sync.Once
 	pipe := func(dst, src net.Conn) {
-		buf := make([]byte, 4096)
+		write, flush := dst.Write, func() {}
+		if p.Delay > 0 {
+			write, flush = delayed(dst, p.Delay, cut)
+		}
+		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)
 			if n > 0 && budget >= 0 {
 				if rem := left.Add(-int64(n)); rem < 0 {
 					n += int(rem) // forward only up to the budget
 					if n > 0 {
-						dst.Write(buf[:n])
+						write(buf[:n])
 					}
 					once.Do(func() { close(cut) })
 					return
 				}
 			}
 			if n > 0 {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
+				if _, werr := write(buf[:n]); werr != nil {
 					return
 				}
 			}
 			if err != nil {
+				flush() // what is on its way still arrives
 				once.Do(func() { close(cut) })
 				return
 			}
@@ -112,4 +123,43 @@ func (p *Proxy) serve(c net.Conn, target string, done chan struct{}) {
 		case <-time.After(10 * time.Minute):
 		}
 	}
+}
+
+// delayed returns a writer that hands each write to dst d after it was
+// made, in order, without blocking the caller (the bytes are copied), and
+// a flush that waits until everything written has been handed on.
+func delayed(dst net.Conn, d time.Duration, cut <-chan struct{}) (write func([]byte) (int, error), flush func()) {
+	type chunk struct {
+		at time.Time
+		b  []byte
+	}
+	ch := make(chan chunk, 4096)
+	drained := make(chan struct{})
+	var failed atomic.Bool
+	go func() {
+		defer close(drained)
+		for c := range ch {
+			select {
+			case <-time.After(time.Until(c.at.Add(d))):
+			case <-cut:
+				return
+			}
+			if _, err := dst.Write(c.b); err != nil {
+				failed.Store(true)
+				return
+			}
+		}
+	}()
+	flush = func() { close(ch); <-drained }
+	return func(b []byte) (int, error) {
+		if failed.Load() {
+			return 0, net.ErrClosed
+		}
+		select {
+		case ch <- chunk{at: time.Now(), b: append([]byte(nil), b...)}:
+			return len(b), nil
+		case <-cut:
+			return 0, net.ErrClosed
+		}
+	}, flush
 }

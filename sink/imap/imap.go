@@ -207,25 +207,27 @@ func (s *Sink) append(ctx context.Context, folder, mailbox string, m source.Mess
 		s.Pool.Put(cn, !isNO(err))
 		return "", err
 	}
-	var data *imap.AppendData
-	broken := false
+	var cmd *imapclient.AppendCommand
 	err = cn.Do(func() error {
-		cmd := cn.Client().Append(mailbox, sp.Size(), &imap.AppendOptions{Flags: flags, Time: m.Date})
+		cmd = cn.Client().Append(mailbox, sp.Size(), &imap.AppendOptions{Flags: flags, Time: m.Date})
 		_, werr := io.Copy(cmd, ctxio.Reader(ctx, body))
-		cerr := cmd.Close()
-		if werr != nil || cerr != nil {
-			// The server may take the next command as message bytes
-			// (audit #6): this connection is done.
-			broken = true
-			return errors.Join(werr, cerr)
-		}
-		data, err = cmd.Wait()
-		if err != nil && !isNO(err) {
-			broken = true
-		}
-		return err
+		return errors.Join(werr, cmd.Close())
 	})
-	s.Pool.Put(cn, broken)
+	if err != nil {
+		// The server may take the next command as message bytes
+		// (audit #6): this connection is done.
+		s.Pool.Put(cn, true)
+		return "", fmt.Errorf("append to %q: %w", folder, err)
+	}
+	// The whole message is sent: the connection goes on to the next
+	// APPEND while the server stores this one, so a message costs one
+	// round trip instead of two (go-imap waits for the continuation of
+	// every literal over 4 KB). A broken connection fails every command
+	// on it, and the pool no longer hands it out.
+	done := cn.Awaiting()
+	s.Pool.Put(cn, false)
+	data, err := cmd.Wait()
+	done()
 	if err != nil {
 		return "", fmt.Errorf("append to %q: %w", folder, err)
 	}

@@ -291,6 +291,14 @@ func (cn *Conn) Do(fn func() error) error {
 	return fn()
 }
 
+// Awaiting keeps cn's timeout on while a command's answer is awaited
+// outside Do, after the connection went back to the pool (a pipelined
+// APPEND); call the returned func once the answer is in.
+func (cn *Conn) Awaiting() (done func()) {
+	cn.dc.Begin()
+	return cn.dc.End
+}
+
 // Select selects (or, readOnly, examines) mailbox unless it is
 // already selected that way.
 func (cn *Conn) Select(mailbox string, readOnly bool) (*imap.SelectData, error) {
