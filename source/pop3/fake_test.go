@@ -33,6 +33,7 @@ type fakePOP3 struct {
 	auth     string          // the decoded AUTH initial response received
 	addr     string
 	retrs    int
+	tops     int
 }
 
 type fakeMsg struct {
@@ -135,6 +136,7 @@ func (f *fakePOP3) serve(c net.Conn) {
 			m := f.msgs[visible[n-1]]
 			body := m.body
 			if strings.ToUpper(fields[0]) == "TOP" {
+				f.tops++
 				if i := strings.Index(body, "\r\n\r\n"); i >= 0 {
 					body = body[:i+4]
 				}
@@ -327,6 +329,30 @@ func TestFakeLargeMessage(t *testing.T) {
 	}
 	if !bytes.Equal(dst.Bodies("INBOX")[0], big.Bytes()) {
 		t.Fatal("30 MB message altered")
+	}
+}
+
+// A new message is retrieved once: Describe's RETR is kept for the copy.
+// One over describeWhole is described by TOP and retrieved by Open, and
+// a duplicate (same Message-ID) costs its RETR but is not copied.
+func TestFakeOneRETRPerMessage(t *testing.T) {
+	f := &fakePOP3{msgs: msgs(5)}
+	big := "Message-ID: <big@fake>\r\n\r\n" + strings.Repeat("a longer line of the big message body\r\n", (describeWhole/38)+10)
+	f.msgs = append(f.msgs, fakeMsg{uidl: "big", body: big}, fakeMsg{uidl: "dup", body: f.msgs[0].body})
+	f.start(t)
+	dst := memory.New()
+	sum, err := copyRun(t, f, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{})
+	if err != nil || sum.Copied != 6 || sum.DuplicatesSkipped != 1 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	if f.retrs != 7 || f.tops != 1 {
+		t.Errorf("%d RETRs and %d TOPs; want 7 (one each) and 1 (the big one)", f.retrs, f.tops)
+	}
+	got := bodies(dst)
+	for _, m := range f.msgs[:6] {
+		if got[m.body] != 1 {
+			t.Errorf("%s at the destination %d times", m.uidl, got[m.body])
+		}
 	}
 }
 

@@ -90,6 +90,51 @@ type Store struct {
 	sizes  map[int]int64  // message number -> LIST size
 	noUIDL bool
 	warn   sync.Once
+	// kept holds messages Describe retrieved whole, by ID, for the Open
+	// that follows; keptOrder is oldest first (see Describe).
+	kept      map[string][]byte
+	keptOrder []string
+	keptBytes int64
+}
+
+// Describe retrieves a message of at most describeWhole bytes (by LIST)
+// whole instead of asking TOP for its header, and keeps it, within
+// keptMax bytes, for the Open that follows: a new message is almost
+// always copied, and Dovecot spends nearly as long on a TOP as on a RETR.
+// Bigger messages still get TOP, so a size filter or a duplicate costs
+// no download.
+const (
+	describeWhole = 1 << 20
+	keptMax       = 16 << 20
+)
+
+// keep holds body for id's Open, dropping the oldest kept bodies beyond
+// keptMax (a message described but not copied: a duplicate, or filtered).
+func (s *Store) keep(id string, body []byte) {
+	if s.kept == nil {
+		s.kept = map[string][]byte{}
+	}
+	s.take(id)
+	s.kept[id] = body
+	s.keptOrder = append(s.keptOrder, id)
+	s.keptBytes += int64(len(body))
+	for s.keptBytes > keptMax && len(s.keptOrder) > 0 {
+		s.take(s.keptOrder[0])
+		s.keptOrder = s.keptOrder[1:]
+	}
+	if len(s.keptOrder) > 2*len(s.kept)+64 { // IDs already taken
+		s.keptOrder = slices.DeleteFunc(s.keptOrder, func(id string) bool { _, ok := s.kept[id]; return !ok })
+	}
+}
+
+// take returns and forgets id's kept body.
+func (s *Store) take(id string) ([]byte, bool) {
+	b, ok := s.kept[id]
+	if ok {
+		s.keptBytes -= int64(len(b))
+		delete(s.kept, id)
+	}
+	return b, ok
 }
 
 type session struct {
@@ -411,15 +456,26 @@ type serverError struct{ text string }
 
 func (e *serverError) Error() string { return "server said: " + e.text }
 
-// Describe implements source.Describer with TOP n 0: the Message-ID, and
-// the date POP3 lacks, taken from the newest Received header, else the Date
-// header, else now (the time of retrieval).
+// Describe implements source.Describer with RETR (see describeWhole) or
+// TOP n 0: the Message-ID, and the date POP3 lacks, taken from the newest
+// Received header, else the Date header, else now (the time of retrieval).
 func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, err := s.number(ctx, m)
 	if err != nil {
 		return err
+	}
+	if size := s.listSize(n); size >= 0 && size <= describeWhole {
+		var msg bytes.Buffer
+		if err := s.read(ctx, "RETR", n, &msg); err != nil {
+			return retrError(m, err)
+		}
+		m.MessageID, _, _ = header.MessageID(bytes.NewReader(msg.Bytes()))
+		m.MessageIDKnown = true
+		m.Date = Date(msg.Bytes(), time.Now())
+		s.keep(m.ID, msg.Bytes())
+		return nil
 	}
 	var hdr bytes.Buffer
 	if err := s.read(ctx, "TOP", n, &hdr, "0"); err != nil {
@@ -487,6 +543,9 @@ func (s *Store) number(ctx context.Context, m *source.Message) (int, error) {
 func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if b, ok := s.take(m.ID); ok {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
 	n, err := s.number(ctx, &m)
 	if err != nil {
 		return nil, err
@@ -494,11 +553,7 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 	sp := &spool.Spool{}
 	if err := s.read(ctx, "RETR", n, sp); err != nil {
 		sp.Close()
-		var se *serverError
-		if errors.As(err, &se) {
-			return nil, fmt.Errorf("message %s: %w", m.ID, err)
-		}
-		return nil, &source.TransientError{Err: fmt.Errorf("message %s: %w", m.ID, err)}
+		return nil, retrError(&m, err)
 	}
 	r, err := sp.Reader()
 	if err != nil {
@@ -506,6 +561,16 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 		return nil, err
 	}
 	return spoolReader{r, sp}, nil
+}
+
+// retrError says what a failed RETR of m means: the server's refusal
+// stays as it is; anything else broke the session and is worth a retry.
+func retrError(m *source.Message, err error) error {
+	var se *serverError
+	if errors.As(err, &se) {
+		return fmt.Errorf("message %s: %w", m.ID, err)
+	}
+	return &source.TransientError{Err: fmt.Errorf("message %s: %w", m.ID, err)}
 }
 
 type spoolReader struct {
