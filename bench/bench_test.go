@@ -30,6 +30,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/sys/unix"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/internal/faultproxy"
@@ -475,6 +476,11 @@ verbose = 0
 	}
 	limit("IMAP FETCH, ranged, a connection per folder", func() error { return fetchAll(t, srv, src) }, nil)
 	limit("POP3 RETR, one connection", func() error { return retrAll(srv, popUser, n) }, nil)
+	deliverDir := 0
+	limit("Maildir delivery from memory: write, one syncfs per 16, rename (the disk)", func() error {
+		deliverDir++
+		return deliverAll(filepath.Join(work, fmt.Sprintf("deliver-%d", deliverDir)), c)
+	}, nil)
 	var appendUser string
 	limit("APPEND, pipelined, a connection per folder", func() error {
 		appendUser = srv.NewUser(t)
@@ -616,6 +622,45 @@ func fetchAll(t testing.TB, srv *dovecottest.Server, user string) error {
 	close(errs)
 	for err := range errs {
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliverAll writes the corpus into a fresh Maildir the way a safe
+// delivery must, from memory and with nothing else to do: the floor the
+// disk sets for any tool that fsyncs what it stores.
+func deliverAll(dir string, c *corpus) error {
+	for _, sub := range []string{"tmp", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return err
+		}
+	}
+	cur, err := os.Open(filepath.Join(dir, "cur"))
+	if err != nil {
+		return err
+	}
+	defer cur.Close()
+	const batch = 16
+	for i := 0; i < len(c.msgs); i += batch {
+		var names []string
+		for k := i; k < min(i+batch, len(c.msgs)); k++ {
+			tmp := filepath.Join(dir, "tmp", strconv.Itoa(k))
+			if err := os.WriteFile(tmp, c.msgs[k].content, 0o600); err != nil {
+				return err
+			}
+			names = append(names, tmp)
+		}
+		if err := unix.Syncfs(int(cur.Fd())); err != nil {
+			return err
+		}
+		for _, tmp := range names {
+			if err := os.Rename(tmp, filepath.Join(dir, "cur", filepath.Base(tmp)+":2,S")); err != nil {
+				return err
+			}
+		}
+		if err := cur.Sync(); err != nil {
 			return err
 		}
 	}
