@@ -7,8 +7,10 @@
 // MAILFERRY_BENCH_RUNS timed runs per cell (default 3, median reported),
 // MAILFERRY_BENCH_PEERS=0 to time mailferry alone, MAILFERRY_BENCH_PATHS
 // to time only some paths (comma-separated, matched against the path with
-// "→" written "-": "imap-maildir,limit"). Without MAILFERRY_BENCH_N the
-// test is skipped: it is a benchmark, run on purpose.
+// "→" written "-": "imap-maildir,limit"), MAILFERRY_BENCH_LATENCY_N
+// messages for the 20 ms latency run (default 500, 0 to leave it out).
+// Without MAILFERRY_BENCH_N the test is skipped: it is a benchmark, run on
+// purpose.
 package bench
 
 import (

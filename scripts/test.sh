@@ -31,7 +31,9 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 # The benchmark runs as a smoke test here (500 messages, once, mailferry
-# alone): it fails only if a run loses or duplicates messages, never on
-# timing. bench/run.sh is the full benchmark.
+# alone; 100 of them through the 20 ms latency proxy): it fails only if a
+# run loses or duplicates messages, never on timing. bench/run.sh is the
+# full benchmark.
 export MAILFERRY_BENCH_N="${MAILFERRY_BENCH_N:-500}" MAILFERRY_BENCH_RUNS="${MAILFERRY_BENCH_RUNS:-1}" MAILFERRY_BENCH_PEERS="${MAILFERRY_BENCH_PEERS:-0}"
+export MAILFERRY_BENCH_LATENCY_N="${MAILFERRY_BENCH_LATENCY_N:-100}"
 go test -count=1 -timeout 60m "$@" ./...
