@@ -218,14 +218,24 @@ func tail(s string, n int) string {
 }
 
 func imapClient(t testing.TB, srv *dovecottest.Server, user string) *imapclient.Client {
-	c, err := imapclient.DialInsecure(dovecottest.Addr(srv.IMAPPort), nil)
+	c, err := dialIMAP(dovecottest.Addr(srv.IMAPPort), user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login(user, dovecottest.Password).Wait(); err != nil {
-		t.Fatal(err)
-	}
 	return c
+}
+
+// dialIMAP connects to addr in plain text and logs in as user.
+func dialIMAP(addr, user string) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Login(user, dovecottest.Password).Wait(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 func countIMAP(t testing.TB, srv *dovecottest.Server, user string) int {
@@ -518,7 +528,7 @@ verbose = 0
 		r.msgs, r.mb = ln, smb
 		u := srv.NewUser(t)
 		start := time.Now()
-		if err := oneByOne(t, px.Addr, latSrc, u); err != nil {
+		if err := oneByOne(px.Addr, latSrc, u); err != nil {
 			r.note = "failed: " + err.Error()
 		} else if got := countIMAP(t, srv, u); got != ln {
 			r.note = fmt.Sprintf("INCOMPLETE: %d of %d", got, ln)
@@ -533,20 +543,13 @@ verbose = 0
 // oneByOne copies every folder of srcUser to dstUser through addr the way
 // imapsync does: list a folder's UIDs, then for each message a UID FETCH of
 // its body, flags and date, then an APPEND, waiting for each answer.
-func oneByOne(t testing.TB, addr, srcUser, dstUser string) error {
-	dial := func(user string) (*imapclient.Client, error) {
-		c, err := imapclient.DialInsecure(addr, nil)
-		if err != nil {
-			return nil, err
-		}
-		return c, c.Login(user, dovecottest.Password).Wait()
-	}
-	src, err := dial(srcUser)
+func oneByOne(addr, srcUser, dstUser string) error {
+	src, err := dialIMAP(addr, srcUser)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := dial(dstUser)
+	dst, err := dialIMAP(addr, dstUser)
 	if err != nil {
 		return err
 	}
