@@ -54,13 +54,14 @@ type aheadEntry struct {
 // ahead is a store's read-ahead: one queue and at most one reader
 // goroutine per folder.
 type ahead struct {
-	mu      sync.Mutex
-	limit   int64 // bytes held at once; prefetchBytes unless a test sets it
-	used    int64
-	peak    int64                    // the most used ever was, for tests
-	freed   chan struct{}            // a token whenever room is freed
-	queues  map[string][]*aheadEntry // folder -> entries, in hint order
-	running map[string]bool
+	mu    sync.Mutex
+	limit int64 // bytes held at once; prefetchBytes unless a test sets it
+	used  int64
+	peak  int64         // the most used ever was, for tests
+	freed chan struct{} // a token whenever room is freed
+	// queues holds, by folder, the entries in hint order; a folder has
+	// one while, and only while, its reader goroutine runs.
+	queues  map[string][]*aheadEntry
 	entries map[string]*aheadEntry // folder+"\x00"+ID
 }
 
@@ -77,9 +78,9 @@ func (s *Store) Prefetch(ctx context.Context, folder string, msgs []source.Messa
 	if a.entries == nil {
 		a.freed = make(chan struct{}, 1)
 		a.queues = map[string][]*aheadEntry{}
-		a.running = map[string]bool{}
 		a.entries = map[string]*aheadEntry{}
 	}
+	_, running := a.queues[folder]
 	for _, m := range msgs {
 		if m.Size < 0 || m.Size > prefetchMaxMsg || m.Folder != folder {
 			continue
@@ -93,8 +94,7 @@ func (s *Store) Prefetch(ctx context.Context, folder string, msgs []source.Messa
 		a.entries[k] = e
 		a.queues[folder] = append(a.queues[folder], e)
 	}
-	if !a.running[folder] && len(a.queues[folder]) > 0 {
-		a.running[folder] = true
+	if !running && len(a.queues[folder]) > 0 {
 		go s.readAhead(ctx, folder)
 	}
 }
@@ -123,7 +123,6 @@ func (s *Store) readAhead(ctx context.Context, folder string) {
 		a.queues[folder] = q
 		if len(chunk) == 0 && len(q) == 0 {
 			delete(a.queues, folder)
-			delete(a.running, folder)
 			a.mu.Unlock()
 			return
 		}
@@ -145,7 +144,6 @@ func (s *Store) readAhead(ctx context.Context, folder string) {
 		}
 		// Cancelled or failed: what is still queued is left to Open.
 		a.mu.Lock()
-		delete(a.running, folder)
 		delete(a.queues, folder)
 		a.mu.Unlock()
 		return

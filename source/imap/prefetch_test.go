@@ -136,7 +136,7 @@ func waitIdle(t *testing.T, s *Store) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		s.ahead.mu.Lock()
-		running, used, entries := len(s.ahead.running), s.ahead.used, len(s.ahead.entries)
+		running, used, entries := len(s.ahead.queues), s.ahead.used, len(s.ahead.entries)
 		s.ahead.mu.Unlock()
 		if running == 0 && used == 0 && entries == 0 {
 			return
