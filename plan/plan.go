@@ -317,7 +317,11 @@ type task struct {
 }
 
 func (e *engine) run(ctx context.Context) error {
-	all, err := e.src.Folders(ctx)
+	var all []source.Folder
+	err := e.retry(ctx, "list source folders", func() (err error) {
+		all, err = e.src.Folders(ctx)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("list source folders: %w", err)
 	}
@@ -537,7 +541,12 @@ func (e *engine) mapFolders(ctx context.Context, folders []source.Folder) (map[s
 	rules := e.opt.Folders
 	byRole := map[string]string{}
 	guessed := map[string]string{}
-	if dst, err := e.dst.Folders(ctx); err == nil {
+	var dst []source.Folder
+	err := e.retry(ctx, "list destination folders", func() (err error) {
+		dst, err = e.dst.Folders(ctx)
+		return err
+	})
+	if err == nil {
 		for _, f := range dst {
 			role, byName := roleOf(f)
 			switch {
@@ -634,7 +643,9 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		msgs = kept
 	}
 	if e.sink != nil {
-		if err := e.sink.CreateFolder(ctx, fs.Destination); err != nil {
+		if err := e.retry(ctx, "create folder "+fs.Destination, func() error {
+			return e.sink.CreateFolder(ctx, fs.Destination)
+		}); err != nil {
 			return folderErr(fmt.Errorf("create destination folder %q: %w", fs.Destination, err))
 		}
 		// Subscriptions carry over: a folder subscribed at the source (or
@@ -860,7 +871,9 @@ func (e *engine) updateFlags(ctx context.Context, fs *FolderSummary, m source.Me
 		return nil
 	}
 	flags := e.syncedFlags(m.Flags)
-	if err := fsetter.SetFlags(ctx, rec.DstFolder, rec.DstID, flags); err != nil {
+	if err := e.retry(ctx, "set flags in "+rec.DstFolder, func() error {
+		return fsetter.SetFlags(ctx, rec.DstFolder, rec.DstID, flags)
+	}); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -374,6 +374,38 @@ func TestSpecialUseMapping(t *testing.T) {
 	}
 }
 
+// flakyFolders fails its first Folders call as a dropped connection does.
+type flakyFolders struct {
+	*memory.Store
+	failed *atomic.Bool
+}
+
+func (f flakyFolders) Folders(ctx context.Context) ([]source.Folder, error) {
+	if f.failed.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("list folders: %w", io.ErrUnexpectedEOF)
+	}
+	return f.Store.Folders(ctx)
+}
+
+// A connection dropped while folders are listed is retried at either end:
+// on the source it would end the run, on the destination it would quietly
+// turn special-use mapping off and file Sent mail under another name.
+func TestFolderListingRetried(t *testing.T) {
+	src := memStore(t, msg{"Sent Items", "Message-ID: <s@x>\r\n\r\ns\r\n"})
+	src.Roles = map[string]string{"Sent Items": `\Sent`}
+	dst := memory.New()
+	dst.CreateFolder(context.Background(), "Sent")
+	dst.Roles = map[string]string{"Sent": `\Sent`}
+	var sf, df atomic.Bool
+	sum := run(t, flakyFolders{src, &sf}, flakyFolders{dst, &df}, filepath.Join(t.TempDir(), "ckpt"), plan.Options{RetryBase: time.Millisecond})
+	if !sf.Load() || !df.Load() || sum.Retries != 2 {
+		t.Fatalf("failures injected: source %v, destination %v; retries %d, want 2", sf.Load(), df.Load(), sum.Retries)
+	}
+	if dst.Count("Sent") != 1 || dst.Count("Sent Items") != 0 {
+		t.Fatalf("Sent %d, Sent Items %d: the mapping did not survive the retry", dst.Count("Sent"), dst.Count("Sent Items"))
+	}
+}
+
 // A transient failure is retried with backoff; when the failed attempt had
 // in fact stored the message (its answer lost with the connection), the
 // retry finds it at the destination instead of writing it twice.

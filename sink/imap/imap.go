@@ -84,15 +84,15 @@ func (s *Sink) Subscribe(ctx context.Context, folder string) error {
 func (s *Sink) onMailbox(ctx context.Context, folder string, fn func(c *imapclient.Client, mailbox string) error) error {
 	mailbox, err := s.Mailbox(ctx, folder)
 	if err != nil {
-		return err
+		return srcimap.Transport(err)
 	}
 	cn, err := s.Pool.Get(ctx, "")
 	if err != nil {
-		return err
+		return srcimap.Transport(err)
 	}
 	err = cn.Do(func() error { return fn(cn.Client(), mailbox) })
 	s.Pool.Put(cn, err != nil && !isNO(err))
-	return err
+	return srcimap.Transport(err)
 }
 
 func alreadyExists(err error) bool {
@@ -304,19 +304,19 @@ func validAtom(f string) bool {
 func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) error {
 	cn, mailbox, uid, err := s.SelectMessage(ctx, folder, id, false)
 	if err != nil {
-		return err
+		return srcimap.Transport(err)
 	}
 	allowed, err := s.allowedFlags(cn, folder, mailbox, flags)
 	if err != nil {
 		s.Pool.Put(cn, !isNO(err))
-		return err
+		return srcimap.Transport(err)
 	}
 	err = cn.Do(func() error {
 		return cn.Client().Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: allowed}, nil).Close()
 	})
 	s.Pool.Put(cn, err != nil && !isNO(err))
 	if err != nil {
-		return fmt.Errorf("set flags in %q: %w", folder, err)
+		return srcimap.Transport(fmt.Errorf("set flags in %q: %w", folder, err))
 	}
 	return nil
 }

@@ -226,7 +226,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("greeting from %s: %w", p.cfg.Addr, err)
+		return nil, Transport(fmt.Errorf("greeting from %s: %w", p.cfg.Addr, err))
 	}
 	cn := &Conn{c: c, dc: dc}
 	if err := p.login(cn); err != nil {

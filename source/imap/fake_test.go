@@ -264,6 +264,28 @@ func TestByeMidFetchIsTransient(t *testing.T) {
 	}
 }
 
+// The whole body arrives but the connection drops before the command's
+// tagged OK (what failed TestLossyNetwork in CI): Close fails as a
+// transient error, so the planner looks at the destination and retries,
+// rather than giving the message up.
+func TestDropAfterBodyIsTransient(t *testing.T) {
+	s := fakeStore(t, &fakeServer{fetch: func(w *bufio.Writer, tag string) bool {
+		fmt.Fprintf(w, "* 1 FETCH (UID 5 BODY[] {10}\r\n0123456789)\r\n")
+		return true // no tagged OK
+	}})
+	r, err := s.Open(context.Background(), source.Message{Folder: "INBOX", ID: "7/5", Size: 10})
+	if err == nil {
+		if b, rerr := io.ReadAll(r); rerr != nil || len(b) != 10 {
+			t.Fatalf("read %q, %v", b, rerr)
+		}
+		err = r.Close()
+	}
+	var te *source.TransientError
+	if !errors.As(err, &te) {
+		t.Fatalf("err = %v (%T), want a source.TransientError", err, err)
+	}
+}
+
 // With an OAuth2 token, login uses the bearer mechanism the server offers,
 // and sends no password.
 func TestOAuth2(t *testing.T) {

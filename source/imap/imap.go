@@ -115,7 +115,7 @@ func (s *Store) namespace(ctx context.Context, cn *Conn) (*namespace, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("namespace: %w", err)
+		return nil, Transport(fmt.Errorf("namespace: %w", err))
 	}
 	if ns.delim == 0 {
 		ns.delim = '/'
@@ -215,7 +215,7 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 	})
 	s.Pool.Put(cn, err != nil)
 	if err != nil {
-		return nil, fmt.Errorf("list folders: %w", err)
+		return nil, Transport(fmt.Errorf("list folders: %w", err))
 	}
 	var out []source.Folder
 	for _, l := range list {
@@ -529,7 +529,10 @@ func (r *bodyReader) Close() error {
 	err := r.fc.Close()
 	r.s.Pool.Put(r.cn, err != nil)
 	if err != nil {
-		return fmt.Errorf("folder %q message %s: fetch: %w", r.folder, r.id, err)
+		// The body came whole but the command's end did not (a dropped
+		// connection, most likely): transient, so the planner looks at the
+		// destination before it tries again.
+		return Transport(fmt.Errorf("folder %q message %s: fetch: %w", r.folder, r.id, err))
 	}
 	return nil
 }

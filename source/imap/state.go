@@ -30,7 +30,7 @@ func (s *Store) State(ctx context.Context, folder string) (string, error) {
 	})
 	s.Pool.Put(cn, err != nil && !isServerAnswer(err))
 	if err != nil {
-		return "", fmt.Errorf("folder %q: status: %w", folder, err)
+		return "", Transport(fmt.Errorf("folder %q: status: %w", folder, err))
 	}
 	if st.NumMessages == nil || st.HighestModSeq == 0 {
 		return "", nil
