@@ -35,12 +35,28 @@ type appendServer struct {
 	addr     string
 	uidNext  int
 	caps     string
+	// per connection, in the order they logged in: the mailboxes its
+	// APPENDs went to, and whether each used a non-synchronizing literal
+	conns  []*fakeConn
+	dropAt int // close the connection instead of answering this APPEND
+	holdN  int // a connection's answers wait until it has this many APPENDs
 }
 
-var literalAtEnd = regexp.MustCompile(`\{(\d+)\}\r?\n$`)
+type fakeConn struct {
+	mailboxes map[string]int
+	plus      int // APPENDs with {n+}
+	appends   int
+}
 
-func startAppendServer(t *testing.T, refusals map[int]string) *appendServer {
+var literalAtEnd = regexp.MustCompile(`\{(\d+)(\+?)\}\r?\n$`)
+
+// startAppendServer starts the fake; set, if given, changes its settings
+// before it serves.
+func startAppendServer(t *testing.T, refusals map[int]string, set ...func(*appendServer)) *appendServer {
 	s := &appendServer{refusals: refusals, stored: map[string][]string{}, folders: map[string]bool{"INBOX": true}, uidNext: 1}
+	for _, f := range set {
+		f(s)
+	}
 	s.addr = testnet.Serve(t, s.serve)
 	return s
 }
@@ -56,6 +72,10 @@ func (s *appendServer) serve(c net.Conn) {
 	}
 	fmt.Fprintf(w, "* OK [CAPABILITY %s] fake ready\r\n", caps)
 	w.Flush()
+	fc := &fakeConn{mailboxes: map[string]int{}}
+	s.mu.Lock()
+	s.conns = append(s.conns, fc)
+	s.mu.Unlock()
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -70,7 +90,7 @@ func (s *appendServer) serve(c net.Conn) {
 		switch cmd {
 		case "CAPABILITY":
 			fmt.Fprintf(w, "* CAPABILITY %s\r\n%s OK done\r\n", caps, tag)
-		case "LOGIN", "SUBSCRIBE", "NOOP":
+		case "LOGIN", "SUBSCRIBE", "NOOP", "UNSELECT":
 			fmt.Fprintf(w, "%s OK done\r\n", tag)
 		case "LIST":
 			fmt.Fprintf(w, "* LIST () \"/\" \"INBOX\"\r\n%s OK done\r\n", tag)
@@ -90,8 +110,10 @@ func (s *appendServer) serve(c net.Conn) {
 				break
 			}
 			n, _ := strconv.Atoi(m[1])
-			fmt.Fprint(w, "+ go ahead\r\n")
-			w.Flush()
+			if m[2] == "" {
+				fmt.Fprint(w, "+ go ahead\r\n")
+				w.Flush()
+			}
 			s.mu.Unlock()
 			body := make([]byte, n)
 			if _, err := io.ReadFull(r, body); err != nil {
@@ -101,6 +123,15 @@ func (s *appendServer) serve(c net.Conn) {
 			s.mu.Lock()
 			s.appends++
 			mailbox := unquote(f[2])
+			fc.appends++
+			fc.mailboxes[mailbox]++
+			if m[2] != "" {
+				fc.plus++
+			}
+			if s.appends == s.dropAt {
+				s.mu.Unlock()
+				return
+			}
 			if refusal, ok := s.refusals[s.appends]; ok {
 				fmt.Fprintf(w, "%s %s\r\n", tag, refusal)
 				break
@@ -120,8 +151,11 @@ func (s *appendServer) serve(c net.Conn) {
 		default:
 			fmt.Fprintf(w, "%s BAD unknown\r\n", tag)
 		}
+		held := cmd == "APPEND" && fc.appends < s.holdN
 		s.mu.Unlock()
-		w.Flush()
+		if !held {
+			w.Flush()
+		}
 	}
 }
 
@@ -140,8 +174,32 @@ func sourceOf(t *testing.T, n int, folder string) *memory.Store {
 	return src
 }
 
+// fakeCaps: without LITERAL+ every APPEND goes through go-imap; with it,
+// through an appender of its own (it needs a second connection).
+var fakeCaps = []string{"IMAP4rev1 UIDPLUS", "IMAP4rev1 UIDPLUS LITERAL+ UNSELECT"}
+
+// checkLiteralPlus fails unless the APPENDs used non-synchronizing
+// literals exactly when the server offered LITERAL+.
+func (s *appendServer) checkLiteralPlus(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	plus, all := 0, 0
+	for _, c := range s.conns {
+		plus += c.plus
+		all += c.appends
+	}
+	want := 0
+	if strings.Contains(s.caps, "LITERAL+") {
+		want = all
+	}
+	if all == 0 || (want == 0) != (plus == 0) {
+		t.Fatalf("%d of %d APPENDs used LITERAL+ with capabilities %q", plus, all, s.caps)
+	}
+}
+
 func runTo(t *testing.T, srv *appendServer, src source.Source, ckpt string) (*plan.Summary, error) {
-	dst, err := Open(context.Background(), srcimap.Config{Addr: srv.addr, TLS: srcimap.TLSNone, User: "u", Password: "p", Conns: 1})
+	dst, err := Open(context.Background(), srcimap.Config{Addr: srv.addr, TLS: srcimap.TLSNone, User: "u", Password: "p", Conns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,31 +229,34 @@ func TestServerRefusals(t *testing.T) {
 		{"UNAVAILABLE is retried", map[int]string{1: "NO [UNAVAILABLE] try later"}, nil, 0, 5, 1},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := startAppendServer(t, tt.refusals)
-			ckpt := filepath.Join(t.TempDir(), "ckpt")
-			sum, err := runTo(t, srv, sourceOf(t, 5, "INBOX"), ckpt)
-			if !errors.Is(err, tt.err) {
-				t.Fatalf("run: %v, want %v", err, tt.err)
-			}
-			if sum.Failed != tt.failed || sum.Copied != tt.copied || sum.Retries != tt.retries || srv.count("INBOX") != tt.copied {
-				t.Fatalf("failed %d copied %d retries %d stored %d; want %d %d %d %d (%+v)", sum.Failed, sum.Copied, sum.Retries, srv.count("INBOX"), tt.failed, tt.copied, tt.retries, tt.copied, sum.Errors)
-			}
-			if tt.failed > 0 && (len(sum.Errors) == 0 || !strings.Contains(sum.Errors[0].Message, "refusal.test")) {
-				t.Fatalf("the refused message is not named: %+v", sum.Errors)
-			}
-			// The checkpoint stays valid: a run without the refusal
-			// completes, nothing twice.
-			srv.mu.Lock()
-			srv.refusals = nil
-			srv.mu.Unlock()
-			if _, err := runTo(t, srv, sourceOf(t, 5, "INBOX"), ckpt); err != nil {
-				t.Fatal(err)
-			}
-			if srv.count("INBOX") != 5 {
-				t.Fatalf("after the refusal is gone the server holds %d, want 5", srv.count("INBOX"))
-			}
-		})
+		for _, caps := range fakeCaps {
+			t.Run(tt.name+"/"+caps, func(t *testing.T) {
+				srv := startAppendServer(t, tt.refusals, func(s *appendServer) { s.caps = caps })
+				ckpt := filepath.Join(t.TempDir(), "ckpt")
+				sum, err := runTo(t, srv, sourceOf(t, 5, "INBOX"), ckpt)
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("run: %v, want %v", err, tt.err)
+				}
+				if sum.Failed != tt.failed || sum.Copied != tt.copied || sum.Retries != tt.retries || srv.count("INBOX") != tt.copied {
+					t.Fatalf("failed %d copied %d retries %d stored %d; want %d %d %d %d (%+v)", sum.Failed, sum.Copied, sum.Retries, srv.count("INBOX"), tt.failed, tt.copied, tt.retries, tt.copied, sum.Errors)
+				}
+				if tt.failed > 0 && (len(sum.Errors) == 0 || !strings.Contains(sum.Errors[0].Message, "refusal.test")) {
+					t.Fatalf("the refused message is not named: %+v", sum.Errors)
+				}
+				// The checkpoint stays valid: a run without the refusal
+				// completes, nothing twice.
+				srv.mu.Lock()
+				srv.refusals = nil
+				srv.mu.Unlock()
+				if _, err := runTo(t, srv, sourceOf(t, 5, "INBOX"), ckpt); err != nil {
+					t.Fatal(err)
+				}
+				if srv.count("INBOX") != 5 {
+					t.Fatalf("after the refusal is gone the server holds %d, want 5", srv.count("INBOX"))
+				}
+				srv.checkLiteralPlus(t)
+			})
+		}
 	}
 }
 
@@ -204,42 +265,41 @@ func TestServerRefusals(t *testing.T) {
 // the folder again and append.
 func TestTryCreate(t *testing.T) {
 	for _, selected := range []bool{true, false} {
-		t.Run(fmt.Sprintf("permanent flags known=%v", selected), func(t *testing.T) {
-			srv := startAppendServer(t, nil)
-			dst, err := Open(context.Background(), srcimap.Config{Addr: srv.addr, TLS: srcimap.TLSNone, User: "u", Password: "p", Conns: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dst.Close()
-			dst.created["Box"] = true // created earlier in the run, since deleted
-			if selected {
-				dst.perm["Box"] = nil // no SELECT: APPEND meets [TRYCREATE]
-			}
-			body := "Subject: x\r\n\r\ny\r\n"
-			if _, err := dst.Put(context.Background(), "Box", source.Message{Size: int64(len(body))}, strings.NewReader(body)); err != nil {
-				t.Fatalf("Put: %v", err)
-			}
-			if srv.count("Box") != 1 {
-				t.Fatalf("Box holds %d", srv.count("Box"))
-			}
-		})
+		for _, caps := range fakeCaps {
+			t.Run(fmt.Sprintf("permanent flags known=%v/%s", selected, caps), func(t *testing.T) {
+				srv := startAppendServer(t, nil, func(s *appendServer) { s.caps = caps })
+				dst := openFake(t, srv, 2)
+				dst.created["Box"] = true // created earlier in the run, since deleted
+				if selected {
+					dst.perm["Box"] = nil // no SELECT: APPEND meets [TRYCREATE]
+				}
+				body := "Subject: x\r\n\r\ny\r\n"
+				if _, err := dst.Put(context.Background(), "Box", source.Message{Size: int64(len(body))}, strings.NewReader(body)); err != nil {
+					t.Fatalf("Put: %v", err)
+				}
+				if srv.count("Box") != 1 {
+					t.Fatalf("Box holds %d", srv.count("Box"))
+				}
+			})
+		}
 	}
 }
 
 // A message over APPENDLIMIT is refused by name without being sent.
 func TestAppendLimit(t *testing.T) {
-	srv := startAppendServer(t, nil)
-	srv.caps = "IMAP4rev1 UIDPLUS APPENDLIMIT=100"
-	dst, err := Open(context.Background(), srcimap.Config{Addr: srv.addr, TLS: srcimap.TLSNone, User: "u", Password: "p", Conns: 1})
-	if err != nil {
-		t.Fatal(err)
+	for _, caps := range fakeCaps {
+		t.Run(caps, func(t *testing.T) { testAppendLimit(t, caps+" APPENDLIMIT=100") })
 	}
-	defer dst.Close()
+}
+
+func testAppendLimit(t *testing.T, caps string) {
+	srv := startAppendServer(t, nil, func(s *appendServer) { s.caps = caps })
+	dst := openFake(t, srv, 2)
 	small, big := "Subject: s\r\n\r\nok\r\n", "Subject: b\r\n\r\n"+strings.Repeat("x", 200)+"\r\n"
 	if _, err := dst.Put(context.Background(), "INBOX", source.Message{Size: int64(len(small))}, strings.NewReader(small)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = dst.Put(context.Background(), "INBOX", source.Message{Size: int64(len(big))}, strings.NewReader(big))
+	_, err := dst.Put(context.Background(), "INBOX", source.Message{Size: int64(len(big))}, strings.NewReader(big))
 	if !errors.Is(err, sink.ErrRejected) || !strings.Contains(err.Error(), "APPENDLIMIT") {
 		t.Fatalf("Put over the limit: %v", err)
 	}
@@ -249,4 +309,5 @@ func TestAppendLimit(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("the server received %d APPENDs, want 1", n)
 	}
+	srv.checkLiteralPlus(t)
 }

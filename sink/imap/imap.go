@@ -32,6 +32,10 @@ type Sink struct {
 	mu      sync.Mutex
 	created map[string]bool
 	perm    map[string][]imap.Flag // PERMANENTFLAGS by server mailbox name
+
+	apMu       sync.Mutex           // held while an appender is made
+	appenders  map[string]*appender // by server mailbox name
+	noAppender bool                 // the server or TLS mode allows none
 }
 
 // Open connects and logs in.
@@ -40,7 +44,20 @@ func Open(ctx context.Context, cfg srcimap.Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{Store: st, created: map[string]bool{}, perm: map[string][]imap.Flag{}}, nil
+	return &Sink{Store: st, created: map[string]bool{}, perm: map[string][]imap.Flag{}, appenders: map[string]*appender{}}, nil
+}
+
+// Close implements source.Source: the appenders' connections, then the
+// pool's.
+func (s *Sink) Close() error {
+	s.apMu.Lock()
+	for name, a := range s.appenders {
+		a.close()
+		delete(s.appenders, name)
+	}
+	s.noAppender = true
+	s.apMu.Unlock()
+	return s.Store.Close()
 }
 
 // CreateFolder implements sink.Sink: CREATE, which makes parents on every
@@ -188,6 +205,9 @@ func classify(err error) error {
 }
 
 func (s *Sink) append(ctx context.Context, folder, mailbox string, m source.Message, sp *spool.Spool) (string, error) {
+	if a, flags := s.appender(ctx, folder, mailbox, m, sp.Size()); a != nil {
+		return s.appendPlus(ctx, a, flags, folder, m, sp)
+	}
 	body, err := sp.Reader()
 	if err != nil {
 		return "", err
@@ -257,6 +277,11 @@ func (s *Sink) allowedFlags(cn *srcimap.Conn, folder, mailbox string, flags []st
 		s.perm[mailbox] = perm
 		s.mu.Unlock()
 	}
+	return s.keepFlags(folder, perm, flags), nil
+}
+
+// keepFlags is allowedFlags once PERMANENTFLAGS is known.
+func (s *Sink) keepFlags(folder string, perm []imap.Flag, flags []string) []imap.Flag {
 	anyKeyword := false
 	for _, p := range perm {
 		if p == imap.FlagWildcard {
@@ -281,7 +306,7 @@ func (s *Sink) allowedFlags(cn *srcimap.Conn, folder, mailbox string, flags []st
 		}
 		out = append(out, imap.Flag(f))
 	}
-	return out, nil
+	return out
 }
 
 // validAtom reports whether f can be sent as a flag (RFC 3501 flag-keyword

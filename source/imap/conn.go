@@ -77,6 +77,7 @@ var (
 type Conn struct {
 	c        *imapclient.Client
 	dc       *netx.DeadlineConn
+	h        *handoff
 	mailbox  string // selected mailbox ("" none)
 	readOnly bool
 	sel      *imap.SelectData
@@ -200,6 +201,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	defer dc.End()
 	opts := &imapclient.Options{TLSConfig: tc}
 	var c *imapclient.Client
+	var h *handoff // nil with STARTTLS: go-imap holds the TLS layer
 	switch p.cfg.TLS {
 	case TLSImplicit:
 		t := tls.Client(dc, tc)
@@ -207,7 +209,8 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 			raw.Close()
 			return nil, fmt.Errorf("TLS with %s: %w", p.cfg.Addr, err)
 		}
-		c = imapclient.New(t, opts)
+		h = &handoff{Conn: t}
+		c = imapclient.New(h, opts)
 	case TLSStart:
 		c, err = imapclient.NewStartTLS(dc, opts)
 		if err != nil {
@@ -222,13 +225,14 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		p.warn.Do(func() {
 			p.cfg.Log.Warn("IMAP without TLS (tls=none): the password and mail cross the network in clear", "server", p.cfg.Addr)
 		})
-		c = imapclient.New(dc, opts)
+		h = &handoff{Conn: dc}
+		c = imapclient.New(h, opts)
 	}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
 		return nil, Transport(fmt.Errorf("greeting from %s: %w", p.cfg.Addr, err))
 	}
-	cn := &Conn{c: c, dc: dc}
+	cn := &Conn{c: c, dc: dc, h: h}
 	if err := p.login(cn); err != nil {
 		c.Close()
 		return nil, err

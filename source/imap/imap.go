@@ -413,6 +413,13 @@ func (s *Store) SelectMessage(ctx context.Context, folder, id string, readOnly b
 		return nil, "", 0, err
 	}
 	sel, err := cn.Select(mailbox, readOnly)
+	if err == nil && sel.UIDNext != 0 && uid >= sel.UIDNext {
+		// Appended (by another connection) since this one selected the
+		// mailbox: to this session the message does not exist yet, and a
+		// UID STORE or FETCH would quietly do nothing. Select afresh.
+		cn.sel = nil
+		sel, err = cn.Select(mailbox, readOnly)
+	}
 	if err != nil {
 		s.Pool.Put(cn, !isServerAnswer(err))
 		return nil, "", 0, fmt.Errorf("folder %q: select: %w", folder, err)

@@ -1,0 +1,145 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/netx"
+)
+
+// handoff sits between go-imap and a connection's stream (TLS, or the
+// plain socket) so that a logged-in connection can be taken from go-imap
+// and spoken to directly (Pool.Detached). go-imap has no such API; what it
+// needs is only that its reader sees the stream end, and that no byte the
+// server sent is left in go-imap's buffers, which holds while nothing is
+// asked of an idle, logged-in, unselected session.
+type handoff struct {
+	net.Conn
+	mu    sync.Mutex
+	taken bool
+	lost  bool // bytes arrived while the stream was being taken
+}
+
+func (h *handoff) Read(p []byte) (int, error) {
+	h.mu.Lock()
+	taken := h.taken
+	h.mu.Unlock()
+	if taken {
+		return 0, io.EOF
+	}
+	n, err := h.Conn.Read(p)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.taken {
+		// The read was interrupted to take the stream: go-imap sees its
+		// end. Bytes it returned would be lost to the new owner.
+		h.lost = h.lost || n > 0
+		return 0, io.EOF
+	}
+	return n, err
+}
+
+// Close closes the stream unless it was taken: go-imap closes its side
+// when its reader ends.
+func (h *handoff) Close() error {
+	h.mu.Lock()
+	taken := h.taken
+	h.mu.Unlock()
+	if taken {
+		return nil
+	}
+	return h.Conn.Close()
+}
+
+// Stream is a logged-in connection taken from go-imap (Pool.Detached): its
+// owner speaks IMAP on it directly and must Close it.
+type Stream struct {
+	net.Conn                    // TLS or plain; reads and writes with the timeouts below
+	DC       *netx.DeadlineConn // Begin/End bracket a wait for the server
+	Caps     imap.CapSet        // the capabilities after login
+	release  func()             // gives the pool its slot back
+	once     sync.Once
+}
+
+// Close closes the connection and frees its place in the pool.
+func (s *Stream) Close() error {
+	var err error
+	s.once.Do(func() {
+		err = s.Conn.Close()
+		s.release()
+	})
+	return err
+}
+
+// ErrNoHandoff: the connection cannot be taken from go-imap (STARTTLS,
+// where go-imap holds the TLS layer itself).
+var ErrNoHandoff = errors.New("connection cannot be taken from go-imap")
+
+// Detached dials a new connection, logs it in and takes it from go-imap:
+// the Stream is logged in, with no mailbox selected and no command
+// pending, and holds a place among the pool's connections until it is
+// closed. A pooled connection would not do: one lent for a pipelined
+// APPEND goes back to the pool before its answer is in.
+func (p *Pool) Detached(ctx context.Context) (*Stream, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c, err := p.dial(ctx)
+	if err != nil {
+		<-p.sem
+		return nil, err
+	}
+	h := c.h
+	if h == nil {
+		c.close()
+		<-p.sem
+		return nil, ErrNoHandoff
+	}
+	// After a login whose answer carried no capabilities, go-imap asks
+	// CAPABILITY on its own, from a goroutine, after the login has
+	// returned. Nothing may be owed to go-imap when the stream changes
+	// hands, and the server answers in order: a NOOP makes sure go-imap
+	// has seen the login through (and started its CAPABILITY if it
+	// will), Caps waits for that CAPABILITY unless its data is in, and a
+	// second NOOP, answered after it, makes sure its end is in too.
+	var caps imap.CapSet
+	err = c.Do(func() error {
+		if err := c.c.Noop().Wait(); err != nil {
+			return err
+		}
+		caps = c.c.Caps()
+		return c.c.Noop().Wait()
+	})
+	if err != nil {
+		c.close()
+		<-p.sem
+		return nil, Transport(fmt.Errorf("%s: noop: %w", p.cfg.Addr, err))
+	}
+	h.mu.Lock()
+	h.taken = true
+	h.mu.Unlock()
+	// Wake go-imap's reader, blocked on the idle connection; it sees EOF
+	// and ends. No command is running, so nothing renews the deadline
+	// before the read returns.
+	c.dc.Conn.SetReadDeadline(time.Now())
+	<-c.c.Closed()
+	c.dc.Conn.SetReadDeadline(time.Time{})
+	h.mu.Lock()
+	lost := h.lost
+	h.mu.Unlock()
+	if lost {
+		h.Conn.Close()
+		<-p.sem
+		return nil, fmt.Errorf("%s: the server spoke while the connection was being taken over", p.cfg.Addr)
+	}
+	return &Stream{Conn: h.Conn, DC: c.dc, Caps: caps, release: func() { <-p.sem }}, nil
+}
