@@ -8,10 +8,20 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"sync/atomic"
 )
 
-// MemLimit is how much is held in memory before the spool moves to a file.
-const MemLimit = 8 << 20
+// MemLimit is how much one spool holds in memory before it moves to a
+// file; TotalMemLimit is how much all spools together hold, so many
+// messages in flight at once (the IMAP sink gathers dozens into one
+// MULTIAPPEND) cannot add up to a lot of memory.
+const (
+	MemLimit      = 8 << 20
+	TotalMemLimit = 32 << 20
+)
+
+// inMem is the bytes all open spools hold in memory.
+var inMem atomic.Int64
 
 // Spool is an io.Writer that can be read back, more than once.
 type Spool struct {
@@ -27,7 +37,10 @@ func (s *Spool) Write(p []byte) (int, error) {
 	}
 	s.size += int64(len(p))
 	if s.file == nil && s.buf.Len()+len(p) <= MemLimit {
-		return s.buf.Write(p)
+		if inMem.Add(int64(len(p))) <= TotalMemLimit {
+			return s.buf.Write(p)
+		}
+		inMem.Add(-int64(len(p)))
 	}
 	if s.file == nil {
 		f, err := os.CreateTemp("", "mailferry-spool-*") // 0600
@@ -36,10 +49,12 @@ func (s *Spool) Write(p []byte) (int, error) {
 		}
 		os.Remove(f.Name())
 		s.file = f
-		if _, err := f.Write(s.buf.Bytes()); err != nil {
+		_, err = f.Write(s.buf.Bytes())
+		inMem.Add(-int64(s.buf.Len()))
+		s.buf = bytes.Buffer{}
+		if err != nil {
 			return 0, err
 		}
-		s.buf = bytes.Buffer{}
 	}
 	return s.file.Write(p)
 }
@@ -61,8 +76,10 @@ func (s *Spool) Reader() (io.Reader, error) {
 	return s.file, nil
 }
 
-// Close releases the file, if any.
+// Close releases the memory or the file.
 func (s *Spool) Close() error {
+	inMem.Add(-int64(s.buf.Len()))
+	s.buf = bytes.Buffer{}
 	if s.file != nil {
 		return s.file.Close()
 	}

@@ -35,4 +35,41 @@ func TestSpool(t *testing.T) {
 	if !s.HasNUL() {
 		t.Fatal("NUL not noticed")
 	}
+	s.Close()
+}
+
+// Spools together hold at most TotalMemLimit in memory: the ones past it
+// go to files, and closing gives the memory back.
+func TestTotalMemLimit(t *testing.T) {
+	chunk := bytes.Repeat([]byte("x"), 4<<20)
+	var spools []*Spool
+	for range TotalMemLimit/len(chunk) + 2 {
+		s := &Spool{}
+		s.Write(chunk)
+		spools = append(spools, s)
+	}
+	inFiles := 0
+	for _, s := range spools {
+		if s.file != nil {
+			inFiles++
+		}
+		if r, _ := s.Reader(); r == nil {
+			t.Fatal("no reader")
+		}
+	}
+	if inFiles != 2 || inMem.Load() != TotalMemLimit {
+		t.Fatalf("%d spools in files, %d bytes in memory; want 2 and %d", inFiles, inMem.Load(), TotalMemLimit)
+	}
+	for _, s := range spools {
+		s.Close()
+	}
+	if inMem.Load() != 0 {
+		t.Fatalf("%d bytes still counted after Close", inMem.Load())
+	}
+	s := &Spool{}
+	s.Write(chunk)
+	if s.file != nil {
+		t.Fatal("memory not given back: a small spool went to a file")
+	}
+	s.Close()
 }
