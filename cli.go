@@ -95,7 +95,7 @@ func newFlagSet(name, help string, stderr io.Writer, withJob bool) (*flag.FlagSe
 	fs.BoolVar(&c.json, "json", false, "print a JSON summary on stdout at the end")
 	fs.StringVar(&c.checkpoint, "checkpoint", "", "checkpoint `FILE` (default: under $XDG_STATE_HOME/mailferry/)")
 	fs.StringVar(&c.dedup, "dedup", "", "dedup `MODE`: message-id (default), content or none")
-	fs.IntVar(&c.workers, "workers", 0, "messages in flight at once (default 16)")
+	fs.IntVar(&c.workers, "workers", 0, "messages in flight at once (default 64 into IMAP, 16 into Maildir)")
 	fs.IntVar(&c.folderParallelism, "folder-parallelism", 0, "folders copied at once, sharing the workers (default 3 into IMAP, 1 into Maildir)")
 	fs.BoolVar(&c.quiet, "quiet", false, "print only errors")
 	fs.BoolVar(&c.verbose, "verbose", false, "log every message")
@@ -551,12 +551,17 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	workers := j.Workers
 	if workers == 0 {
 		// Many in flight, few connections: into Maildir, deliveries
-		// waiting together share one syncfs; into IMAP, APPENDs queue on
-		// a connection while the server stores the one before (one round
-		// trip a message instead of two). A source reading one message
-		// per connection still reads only as many at once as it has
-		// connections.
+		// waiting together share one syncfs; into IMAP, messages waiting
+		// for a mailbox's connection go in one MULTIAPPEND, and the more
+		// wait, the fewer commands the server commits (bench: 16 in
+		// flight 2.5x the MULTIAPPEND limit's time, 64 in flight
+		// 1.2-1.6x). Spools together stay within 32 MB of memory. A
+		// source reading one message per connection still reads only as
+		// many at once as it has connections.
 		workers = 16
+		if dstEP.Kind == endpoint.IMAP {
+			workers = 64
+		}
 	}
 	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
 		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: c.forceDeletes, FolderParallelism: folderPar, Limits: limits,

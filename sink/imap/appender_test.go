@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 )
@@ -29,29 +31,51 @@ func openFake(t *testing.T, srv *appendServer, conns int) *Sink {
 	return dst
 }
 
+// putN puts n messages of over 4 KB (go-imap would wait for "+" before
+// each) into folder at once.
 func putN(t *testing.T, dst *Sink, folder string, from, n int) []error {
 	t.Helper()
-	errs := make([]error, n)
-	var wg sync.WaitGroup
+	var bodies []string
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body := fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", from+i, strings.Repeat("x", 5000)) // over 4 KB: go-imap would wait for "+"
-			_, errs[i] = dst.Put(context.Background(), folder, source.Message{Size: int64(len(body))}, strings.NewReader(body))
-		}()
+		bodies = append(bodies, fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", from+i, strings.Repeat("x", 5000)))
 	}
-	wg.Wait()
+	_, errs := putAll(dst, folder, bodies)
 	return errs
 }
 
+// putAll puts bodies into folder at once and returns each Put's ID and
+// error.
+func putAll(dst *Sink, folder string, bodies []string) ([]string, []error) {
+	ids, errs := make([]string, len(bodies)), make([]error, len(bodies))
+	var wg sync.WaitGroup
+	for i, body := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids[i], errs[i] = dst.Put(context.Background(), folder, source.Message{Size: int64(len(body))}, strings.NewReader(body))
+		}()
+	}
+	wg.Wait()
+	return ids, errs
+}
+
+// small returns n short numbered bodies.
+func small(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i))
+	}
+	return out
+}
+
 // With LITERAL+, a mailbox's messages go down one connection of their own,
-// several at once, none waiting for the server's "+": this fake never
-// sends one to {n+}, and holds its answers until three APPENDs are in, so
-// a client that waited for either would time out.
+// two commands at once, none waiting for the server's "+": this fake never
+// sends one to {n+}, and holds its answers until two APPENDs are in, so a
+// client that waited for either would time out. Without MULTIAPPEND,
+// every message is an APPEND of its own.
 func TestAppenderPipelines(t *testing.T) {
 	srv := startAppendServer(t, nil, func(s *appendServer) {
-		s.caps, s.holdN = literalPlusCaps, 3
+		s.caps, s.holdN = literalPlusCaps, commandsAhead
 		s.folders["Other"] = true
 	})
 	dst := openFake(t, srv, 3)
@@ -73,13 +97,78 @@ func TestAppenderPipelines(t *testing.T) {
 			continue
 		}
 		writers++
-		if len(c.mailboxes) != 1 || c.plus != c.appends {
-			t.Errorf("connection %d: APPENDs into %v, %d of %d with LITERAL+", i, c.mailboxes, c.plus, c.appends)
+		if len(c.mailboxes) != 1 || c.plus != c.appends || slices.Max(c.batches) != 1 {
+			t.Errorf("connection %d: APPENDs into %v, %d of %d with LITERAL+, messages per command %v", i, c.mailboxes, c.plus, c.appends, c.batches)
 		}
 	}
 	if writers != 2 {
 		t.Errorf("%d connections appended, want one per mailbox", writers)
 	}
+}
+
+// With MULTIAPPEND, messages that wait together go in one command, and
+// each gets its own UID from the answer's range.
+func TestAppenderBatches(t *testing.T) {
+	srv := startAppendServer(t, nil, func(s *appendServer) {
+		s.caps, s.delay = literalPlusCaps+" MULTIAPPEND", 30*time.Millisecond
+	})
+	dst := openFake(t, srv, 2)
+	bodies := small(12)
+	ids, errs := putAll(dst, "INBOX", bodies)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Put %d: %v", i, err)
+		}
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	// The ID each Put returned names the body it sent.
+	for i, id := range ids {
+		_, uid, err := srcimap.ParseID(id)
+		if err != nil || int(uid) > len(srv.stored["INBOX"]) || srv.stored["INBOX"][uid-1] != bodies[i] {
+			t.Errorf("Put %d returned %q (%v), which the server holds as another message", i, id, err)
+		}
+	}
+	srv.checkBatched(t, "INBOX", 12)
+}
+
+// checkBatched fails unless mailbox holds want messages and some APPEND
+// carried more than one; s.mu is held.
+func (s *appendServer) checkBatched(t *testing.T, mailbox string, want int) {
+	t.Helper()
+	var batches []int
+	for _, c := range s.conns {
+		batches = append(batches, c.batches...)
+	}
+	if len(s.stored[mailbox]) != want || slices.Max(batches) < 2 {
+		t.Fatalf("stored %d, messages per command %v: want %d, some together", len(s.stored[mailbox]), batches, want)
+	}
+}
+
+// A MULTIAPPEND refused as a whole stores none of its messages; each is
+// sent again on its own, so only the one the server will not take fails.
+func TestAppenderBatchRefusedSentSingly(t *testing.T) {
+	srv := startAppendServer(t, nil, func(s *appendServer) {
+		s.caps, s.delay = literalPlusCaps+" MULTIAPPEND", 30*time.Millisecond
+		s.refuse = func(bodies []string) (string, bool) {
+			for _, b := range bodies {
+				if strings.HasPrefix(b, "Subject: 5\r\n") {
+					return "NO [TOOBIG] too big", true
+				}
+			}
+			return "", false
+		}
+	})
+	dst := openFake(t, srv, 2)
+	_, errs := putAll(dst, "INBOX", small(10))
+	for i, err := range errs {
+		if (i == 5) != errors.Is(err, sink.ErrRejected) || (i != 5 && err != nil) {
+			t.Errorf("Put %d: %v", i, err)
+		}
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.checkBatched(t, "INBOX", 9)
 }
 
 // A connection lost with APPENDs in flight fails them as transient (the
@@ -180,26 +269,31 @@ func TestReadResponse(t *testing.T) {
 func TestParseTagged(t *testing.T) {
 	for _, tt := range []struct {
 		in       string
+		n        int
 		uv       uint32
-		uid      imap.UID
+		uids     []imap.UID
 		typ      imap.StatusResponseType
 		code     imap.ResponseCode
 		bad      bool
 		errorful bool
 	}{
-		{in: "OK [APPENDUID 38505 3955] APPEND completed", uv: 38505, uid: 3955},
-		{in: "OK done"},
-		{in: "ok [appenduid 1 2] lower case", uv: 1, uid: 2},
-		{in: "NO [TRYCREATE] no such mailbox", typ: imap.StatusResponseTypeNo, code: imap.ResponseCodeTryCreate, errorful: true},
-		{in: "NO [OVERQUOTA] quota", typ: imap.StatusResponseTypeNo, code: imap.ResponseCodeOverQuota, errorful: true},
-		{in: "BAD Suggested Backoff Time: 30 milliseconds", typ: imap.StatusResponseTypeBad, bad: true, errorful: true},
-		{in: "PREAUTH what", bad: true, errorful: true},
+		{in: "OK [APPENDUID 38505 3955] APPEND completed", n: 1, uv: 38505, uids: []imap.UID{3955}},
+		{in: "OK [APPENDUID 38505 3955:3957] APPEND completed", n: 3, uv: 38505, uids: []imap.UID{3955, 3956, 3957}},
+		{in: "OK [APPENDUID 7 9:8,12] either way round", n: 3, uv: 7, uids: []imap.UID{8, 9, 12}},
+		{in: "OK [APPENDUID 7 1:100000] more than sent", n: 3, uv: 7},
+		{in: "OK [APPENDUID 7 x] garbage", n: 1, uv: 7},
+		{in: "OK done", n: 1},
+		{in: "ok [appenduid 1 2] lower case", n: 1, uv: 1, uids: []imap.UID{2}},
+		{in: "NO [TRYCREATE] no such mailbox", n: 1, typ: imap.StatusResponseTypeNo, code: imap.ResponseCodeTryCreate, errorful: true},
+		{in: "NO [OVERQUOTA] quota", n: 1, typ: imap.StatusResponseTypeNo, code: imap.ResponseCodeOverQuota, errorful: true},
+		{in: "BAD Suggested Backoff Time: 30 milliseconds", n: 1, typ: imap.StatusResponseTypeBad, bad: true, errorful: true},
+		{in: "PREAUTH what", n: 1, bad: true, errorful: true},
 	} {
-		r, bad := parseTagged(tt.in)
+		ans, bad := parseTagged(tt.in, tt.n)
 		var ie *imap.Error
-		if r.uidValidity != tt.uv || r.uid != tt.uid || bad != tt.bad || (r.err != nil) != tt.errorful ||
-			(tt.typ != "" && (!errors.As(r.err, &ie) || ie.Type != tt.typ || ie.Code != tt.code)) {
-			t.Errorf("parseTagged(%q) = %+v, bad %v", tt.in, r, bad)
+		if ans.uidValidity != tt.uv || !slices.Equal(ans.uids, tt.uids) || bad != tt.bad || (ans.err != nil) != tt.errorful ||
+			(tt.typ != "" && (!errors.As(ans.err, &ie) || ie.Type != tt.typ || ie.Code != tt.code)) {
+			t.Errorf("parseTagged(%q, %d) = %+v, bad %v", tt.in, tt.n, ans, bad)
 		}
 	}
 }

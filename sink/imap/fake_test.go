@@ -38,14 +38,18 @@ type appendServer struct {
 	// per connection, in the order they logged in: the mailboxes its
 	// APPENDs went to, and whether each used a non-synchronizing literal
 	conns  []*fakeConn
-	dropAt int // close the connection instead of answering this APPEND
-	holdN  int // a connection's answers wait until it has this many APPENDs
+	dropAt int           // close the connection instead of answering this APPEND
+	holdN  int           // a connection's answers wait until it has this many messages
+	delay  time.Duration // before each APPEND's answer
+	// refuse, if set, answers an APPEND of these bodies with a refusal
+	refuse func(bodies []string) (string, bool)
 }
 
 type fakeConn struct {
 	mailboxes map[string]int
-	plus      int // APPENDs with {n+}
-	appends   int
+	plus      int   // messages sent as {n+}
+	appends   int   // messages
+	batches   []int // messages per APPEND command
 }
 
 var literalAtEnd = regexp.MustCompile(`\{(\d+)(\+?)\}\r?\n$`)
@@ -109,30 +113,45 @@ func (s *appendServer) serve(c net.Conn) {
 				fmt.Fprintf(w, "%s BAD no literal\r\n", tag)
 				break
 			}
-			n, _ := strconv.Atoi(m[1])
-			if m[2] == "" {
-				fmt.Fprint(w, "+ go ahead\r\n")
-				w.Flush()
-			}
+			// One message, or several (MULTIAPPEND): each literal is
+			// followed by the next message's flags, date and literal, or
+			// by the command's end.
+			var bodies []string
+			plus := 0
 			s.mu.Unlock()
-			body := make([]byte, n)
-			if _, err := io.ReadFull(r, body); err != nil {
-				return
+			for m != nil {
+				n, _ := strconv.Atoi(m[1])
+				if m[2] == "" {
+					fmt.Fprint(w, "+ go ahead\r\n")
+					w.Flush()
+				} else {
+					plus++
+				}
+				body := make([]byte, n)
+				if _, err := io.ReadFull(r, body); err != nil {
+					return
+				}
+				bodies = append(bodies, string(body))
+				rest, _ := r.ReadString('\n')
+				m = literalAtEnd.FindStringSubmatch(rest)
 			}
-			r.ReadString('\n')
+			time.Sleep(s.delay)
 			s.mu.Lock()
 			s.appends++
 			mailbox := unquote(f[2])
-			fc.appends++
-			fc.mailboxes[mailbox]++
-			if m[2] != "" {
-				fc.plus++
-			}
+			fc.appends += len(bodies)
+			fc.plus += plus
+			fc.mailboxes[mailbox] += len(bodies)
+			fc.batches = append(fc.batches, len(bodies))
 			if s.appends == s.dropAt {
 				s.mu.Unlock()
 				return
 			}
-			if refusal, ok := s.refusals[s.appends]; ok {
+			refusal, ok := s.refusals[s.appends]
+			if s.refuse != nil && !ok {
+				refusal, ok = s.refuse(bodies)
+			}
+			if ok {
 				fmt.Fprintf(w, "%s %s\r\n", tag, refusal)
 				break
 			}
@@ -140,9 +159,13 @@ func (s *appendServer) serve(c net.Conn) {
 				fmt.Fprintf(w, "%s NO [TRYCREATE] create it first\r\n", tag)
 				break
 			}
-			s.stored[mailbox] = append(s.stored[mailbox], string(body))
-			fmt.Fprintf(w, "%s OK [APPENDUID 9 %d] stored\r\n", tag, s.uidNext)
-			s.uidNext++
+			s.stored[mailbox] = append(s.stored[mailbox], bodies...)
+			uids := strconv.Itoa(s.uidNext)
+			if len(bodies) > 1 {
+				uids += ":" + strconv.Itoa(s.uidNext+len(bodies)-1)
+			}
+			fmt.Fprintf(w, "%s OK [APPENDUID 9 %s] stored\r\n", tag, uids)
+			s.uidNext += len(bodies)
 		case "LOGOUT":
 			fmt.Fprintf(w, "* BYE bye\r\n%s OK done\r\n", tag)
 			w.Flush()
