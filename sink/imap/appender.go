@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +69,17 @@ type appendCall struct {
 	sp     *spool.Spool
 	single bool // an APPEND of its own (its batch was refused)
 	done   chan appendResult
+	// sent is closed once the writer is done with sp (written, failed, or
+	// dropped unsent): the caller's spool must outlive its use.
+	sent     chan struct{}
+	sentOnce sync.Once
 }
+
+func newCall(ctx context.Context, flags []imap.Flag, date time.Time, sp *spool.Spool, single bool) *appendCall {
+	return &appendCall{ctx: ctx, flags: flags, date: date, sp: sp, single: single, done: make(chan appendResult, 1), sent: make(chan struct{})}
+}
+
+func (c *appendCall) release() { c.sentOnce.Do(func() { close(c.sent) }) }
 
 type appendBatch struct {
 	tag   string
@@ -134,7 +145,7 @@ func (a *appender) idle() bool {
 // other message on the connection as transient: the message may or may
 // not have been stored, and the planner looks before it tries again.
 func (a *appender) append(ctx context.Context, flags []imap.Flag, date time.Time, sp *spool.Spool) (appendResult, error) {
-	call := &appendCall{ctx: ctx, flags: flags, date: date, sp: sp, done: make(chan appendResult, 1)}
+	call := newCall(ctx, flags, date, sp, false)
 	for {
 		a.mu.Lock()
 		if a.err != nil {
@@ -150,12 +161,21 @@ func (a *appender) append(ctx context.Context, flags []imap.Flag, date time.Time
 		select {
 		case r = <-call.done:
 		case <-ctx.Done():
-			// Written or not, the message's fate is unknown to us now;
-			// an interrupted run records nothing for it.
+			// Stored or not, the message's fate is unknown to us now; an
+			// interrupted run records nothing for it. Unsent, it is taken
+			// off the queue; being sent, the writer still reads its spool,
+			// which the caller closes on return.
+			a.mu.Lock()
+			if i := slices.Index(a.queue, call); i >= 0 {
+				a.queue = slices.Delete(a.queue, i, i+1)
+				call.release()
+			}
+			a.mu.Unlock()
+			<-call.sent
 			return appendResult{}, ctx.Err()
 		}
 		if errors.Is(r.err, errSingly) && !call.single {
-			call = &appendCall{ctx: ctx, flags: flags, date: date, sp: sp, single: true, done: make(chan appendResult, 1)}
+			call = newCall(ctx, flags, date, sp, true)
 			continue
 		}
 		return r, r.err
@@ -185,6 +205,9 @@ func (a *appender) write() {
 		a.wmu.Lock()
 		err := a.send(b)
 		a.wmu.Unlock()
+		for _, c := range b.calls {
+			c.release()
+		}
 		if err != nil {
 			// Part of a literal may be out: the server would read what
 			// comes next as message bytes (audit #6). The connection is
@@ -207,6 +230,7 @@ func (a *appender) take() *appendBatch {
 		c := a.queue[i]
 		if c.ctx.Err() != nil {
 			c.done <- appendResult{err: c.ctx.Err()}
+			c.release()
 			continue
 		}
 		alone := c.single || !a.multi
@@ -493,6 +517,7 @@ func (a *appender) fail(err error) {
 	}
 	for _, c := range queue {
 		c.done <- appendResult{err: err}
+		c.release()
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/netx"
+	"github.com/mailferry/mailferry/internal/spool"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
@@ -370,5 +374,51 @@ func TestAppenderDovecot(t *testing.T) {
 	}
 	if got != 30 {
 		t.Fatalf("found %d of 30", got)
+	}
+}
+
+// A caller that gives up (an interrupted run) while its message is being
+// written does not return, and so does not close its spool, until the
+// writer is done with it; one still queued is taken off the queue.
+func TestAppenderCancelWaitsForWriter(t *testing.T) {
+	ours, theirs := net.Pipe() // writes block until the other end reads
+	defer theirs.Close()
+	a := newAppender("INBOX", &srcimap.Stream{Conn: ours, DC: netx.NewDeadlineConn(ours, 5*time.Second), Caps: imap.CapSet{imap.CapMultiAppend: {}}})
+	defer a.close()
+	body := "Subject: x\r\n\r\n" + strings.Repeat("y", 100<<10) + "\r\n"
+	sp := &spool.Spool{}
+	sp.Write([]byte(body))
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() {
+		_, err := a.append(ctx, nil, time.Time{}, sp)
+		returned <- err
+	}()
+	// The writer has begun the command (it blocks: nobody reads yet).
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(theirs, head); err != nil || string(head) != "M1 APPEND " {
+		t.Fatalf("read %q, %v", head, err)
+	}
+	cancel()
+	select {
+	case err := <-returned:
+		t.Fatalf("append returned (%v) while its spool was still being written", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	go io.Copy(io.Discard, theirs) // let the writer finish
+	select {
+	case err := <-returned:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("append = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("append did not return once the writer was done")
+	}
+	sp.Close()
+	// Queued behind a full pipeline and cancelled: off the queue at once.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if _, err := a.append(ctx2, nil, time.Time{}, sp); !errors.Is(err, context.Canceled) {
+		t.Fatalf("append with a cancelled context = %v", err)
 	}
 }

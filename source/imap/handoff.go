@@ -73,7 +73,9 @@ func (s *Stream) Close() error {
 	var err error
 	s.once.Do(func() {
 		err = s.Conn.Close()
-		s.release()
+		if s.release != nil {
+			s.release()
+		}
 	})
 	return err
 }
