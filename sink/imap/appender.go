@@ -103,6 +103,9 @@ const (
 	// Commands written and not yet answered: one being stored, one ready
 	// behind it. Holding the rest back lets them gather into batches.
 	commandsAhead = 2
+	// After a failed attempt to open an appender's connection, messages
+	// go through the shared connections for this long.
+	appenderCooldown = 30 * time.Second
 )
 
 // errSingly: the batch a message was in was refused as a whole; the
@@ -551,6 +554,9 @@ func (s *Sink) appender(ctx context.Context, folder, mailbox string, m source.Me
 		a = nil
 	}
 	if a == nil {
+		if time.Now().Before(s.appenderAfter) {
+			return nil, nil
+		}
 		if a = s.newAppender(ctx, folder, mailbox); a == nil {
 			return nil, nil
 		}
@@ -620,6 +626,9 @@ func (s *Sink) newAppender(ctx context.Context, folder, mailbox string) *appende
 		return nil
 	}
 	if err != nil {
+		// Every Put waits on apMu while this is tried: a server refusing
+		// connections is not asked again for a while.
+		s.appenderAfter = time.Now().Add(appenderCooldown)
 		s.Cfg.Log.Debug("no APPEND connection of its own; using the shared ones", "folder", folder, "error", err)
 		return nil
 	}

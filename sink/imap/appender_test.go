@@ -422,3 +422,21 @@ func TestAppenderCancelWaitsForWriter(t *testing.T) {
 		t.Fatalf("append with a cancelled context = %v", err)
 	}
 }
+
+// When the appender's connection cannot be had (the server refuses the
+// login), messages go through the shared connection, and the next ones do
+// not each try again: every Put waits while one is tried.
+func TestAppenderConnectFailureCoolsDown(t *testing.T) {
+	srv := startAppendServer(t, nil, func(s *appendServer) { s.caps, s.failLogin = literalPlusCaps, 2 })
+	dst := openFake(t, srv, 2)
+	for i := range 5 {
+		if errs := putN(t, dst, "INBOX", i, 1); errs[0] != nil {
+			t.Fatalf("Put %d: %v", i, errs[0])
+		}
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(srv.conns) != 2 || len(srv.stored["INBOX"]) != 5 {
+		t.Fatalf("%d connections, %d stored; want 2 (the pool's, one refused) and 5", len(srv.conns), len(srv.stored["INBOX"]))
+	}
+}

@@ -38,9 +38,12 @@ type appendServer struct {
 	// per connection, in the order they logged in: the mailboxes its
 	// APPENDs went to, and whether each used a non-synchronizing literal
 	conns  []*fakeConn
-	dropAt int           // close the connection instead of answering this APPEND
-	holdN  int           // a connection's answers wait until it has this many messages
-	delay  time.Duration // before each APPEND's answer
+	dropAt int // close the connection instead of answering this APPEND
+	holdN  int // a connection's answers wait until it has this many messages
+	// failLogin refuses the login of the connection with this number
+	// (counting from 1)
+	failLogin int
+	delay     time.Duration // before each APPEND's answer
 	// refuse, if set, answers an APPEND of these bodies with a refusal
 	refuse func(bodies []string) (string, bool)
 }
@@ -94,7 +97,13 @@ func (s *appendServer) serve(c net.Conn) {
 		switch cmd {
 		case "CAPABILITY":
 			fmt.Fprintf(w, "* CAPABILITY %s\r\n%s OK done\r\n", caps, tag)
-		case "LOGIN", "SUBSCRIBE", "NOOP", "UNSELECT":
+		case "LOGIN":
+			if len(s.conns) == s.failLogin {
+				fmt.Fprintf(w, "%s NO [UNAVAILABLE] too many connections\r\n", tag)
+				break
+			}
+			fmt.Fprintf(w, "%s OK done\r\n", tag)
+		case "SUBSCRIBE", "NOOP", "UNSELECT":
 			fmt.Fprintf(w, "%s OK done\r\n", tag)
 		case "LIST":
 			fmt.Fprintf(w, "* LIST () \"/\" \"INBOX\"\r\n%s OK done\r\n", tag)

@@ -36,6 +36,8 @@ type Sink struct {
 	apMu       sync.Mutex           // held while an appender is made
 	appenders  map[string]*appender // by server mailbox name
 	noAppender bool                 // the server or TLS mode allows none
+	// appenderAfter: no new appender before then (one failed to connect)
+	appenderAfter time.Time
 }
 
 // Open connects and logs in.
