@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/mailferry/mailferry/plan"
@@ -27,15 +26,7 @@ const (
 )
 
 func main() {
-	if os.Getenv("GOGC") == "" {
-		// Half the default garbage headroom: mailferry's heap is mostly
-		// folder listings and keys that live all run, and twice that
-		// (GOGC=100) was most of the peak RSS. At 50,000 messages
-		// (bench, IMAP to Maildir) 105 MB became 84 MB in the same time.
-		// A soft memory limit cut more (72 MB) but makes the collector
-		// run flat out on a mailbox whose keys outgrow it.
-		debug.SetGCPercent(50)
-	}
+	capGarbage()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
