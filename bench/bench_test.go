@@ -54,10 +54,27 @@ type benchMsg struct {
 	date    time.Time
 }
 
+// folders: the corpus's Maildir++ directories, their IMAP names and their
+// share of the messages (percent).
 var folders = []struct {
-	dir    string
-	weight int
-}{{"", 40}, {".Lists", 30}, {".Work.2024", 15}, {".Sent", 10}, {".Archive", 5}}
+	dir, mailbox string
+	weight       int
+}{{"", "INBOX", 40}, {".Lists", "Lists", 30}, {".Work.2024", "Work/2024", 15}, {".Sent", "Sent", 10}, {".Archive", "Archive", 5}}
+
+// byMailbox groups the corpus by IMAP mailbox, each message's content in
+// CRLF as APPEND sends it.
+func (c *corpus) byMailbox() map[string][]benchMsg {
+	name := map[string]string{}
+	for _, f := range folders {
+		name[f.dir] = f.mailbox
+	}
+	out := map[string][]benchMsg{}
+	for _, m := range c.msgs {
+		m.content = bytes.ReplaceAll(m.content, []byte("\n"), []byte("\r\n"))
+		out[name[m.folder]] = append(out[name[m.folder]], m)
+	}
+	return out
+}
 
 // generate makes n messages, seeded: sizes from 2 KB to 1 MB (most small,
 // a few large, about 45 KB on average), five folders, flags and a keyword.
@@ -624,7 +641,8 @@ func oneByOne(addr, srcUser, dstUser string) error {
 func fetchAll(t testing.TB, srv *dovecottest.Server, user string) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(folders))
-	for _, f := range []string{"INBOX", "Lists", "Work/2024", "Sent", "Archive"} {
+	for _, f := range folders {
+		f := f.mailbox
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -731,28 +749,22 @@ func retrAll(srv *dovecottest.Server, user string, n int) error {
 }
 
 func appendAll(t testing.TB, srv *dovecottest.Server, user string, c *corpus) error {
-	byFolder := map[string][]benchMsg{}
-	for _, m := range c.msgs {
-		byFolder[m.folder] = append(byFolder[m.folder], m)
-	}
-	names := map[string]string{"": "INBOX", ".Lists": "Lists", ".Work.2024": "Work/2024", ".Sent": "Sent", ".Archive": "Archive"}
+	byMailbox := c.byMailbox()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(byFolder))
-	for dir, msgs := range byFolder {
+	errs := make(chan error, len(byMailbox))
+	for mbox, msgs := range byMailbox {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cl := imapClient(t, srv, user)
 			defer cl.Close()
-			mbox := names[dir]
 			if mbox != "INBOX" {
 				cl.Create(mbox, nil).Wait()
 			}
 			var cmds []*imapclient.AppendCommand
 			for _, m := range msgs {
-				body := []byte(strings.ReplaceAll(string(m.content), "\n", "\r\n"))
-				cmd := cl.Append(mbox, int64(len(body)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: m.date})
-				cmd.Write(body)
+				cmd := cl.Append(mbox, int64(len(m.content)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: m.date})
+				cmd.Write(m.content)
 				cmd.Close()
 				cmds = append(cmds, cmd)
 				if len(cmds) >= 64 { // a window of APPENDs in flight
@@ -786,17 +798,13 @@ func appendAll(t testing.TB, srv *dovecottest.Server, user string, c *corpus) er
 // literals, batch messages per command, while another goroutine reads the
 // answers.
 func rawAppendAll(addr, user string, c *corpus, batch int) error {
-	byFolder := map[string][]benchMsg{}
-	for _, m := range c.msgs {
-		byFolder[m.folder] = append(byFolder[m.folder], m)
-	}
-	names := map[string]string{"": "INBOX", ".Lists": "Lists", ".Work.2024": "Work/2024", ".Sent": "Sent", ".Archive": "Archive"}
-	errs := make(chan error, len(byFolder))
-	for dir, msgs := range byFolder {
-		go func() { errs <- rawAppend(addr, user, names[dir], msgs, batch) }()
+	byMailbox := c.byMailbox()
+	errs := make(chan error, len(byMailbox))
+	for mbox, msgs := range byMailbox {
+		go func() { errs <- rawAppend(addr, user, mbox, msgs, batch) }()
 	}
 	var err error
-	for range byFolder {
+	for range byMailbox {
 		err = errors.Join(err, <-errs)
 	}
 	return err
@@ -849,9 +857,8 @@ func rawAppend(addr, user, mailbox string, msgs []benchMsg, batch int) error {
 	for i := 0; i < len(msgs); i += batch {
 		fmt.Fprintf(w, "a%d APPEND %q", i/batch, mailbox)
 		for _, m := range msgs[i:min(i+batch, len(msgs))] {
-			body := bytes.ReplaceAll(m.content, []byte("\n"), []byte("\r\n"))
-			fmt.Fprintf(w, " (\\Seen) %q {%d+}\r\n", m.date.Format("02-Jan-2006 15:04:05 -0700"), len(body))
-			w.Write(body)
+			fmt.Fprintf(w, " (\\Seen) %q {%d+}\r\n", m.date.Format("02-Jan-2006 15:04:05 -0700"), len(m.content))
+			w.Write(m.content)
 		}
 		w.WriteString("\r\n")
 	}
