@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -22,25 +23,21 @@ import (
 // asked of an idle, logged-in, unselected session.
 type handoff struct {
 	net.Conn
-	mu    sync.Mutex
-	taken bool
-	lost  bool // bytes arrived while the stream was being taken
+	taken atomic.Bool
+	lost  atomic.Bool // bytes arrived while the stream was being taken
 }
 
 func (h *handoff) Read(p []byte) (int, error) {
-	h.mu.Lock()
-	taken := h.taken
-	h.mu.Unlock()
-	if taken {
+	if h.taken.Load() {
 		return 0, io.EOF
 	}
 	n, err := h.Conn.Read(p)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.taken {
+	if h.taken.Load() {
 		// The read was interrupted to take the stream: go-imap sees its
 		// end. Bytes it returned would be lost to the new owner.
-		h.lost = h.lost || n > 0
+		if n > 0 {
+			h.lost.Store(true)
+		}
 		return 0, io.EOF
 	}
 	return n, err
@@ -49,10 +46,7 @@ func (h *handoff) Read(p []byte) (int, error) {
 // Close closes the stream unless it was taken: go-imap closes its side
 // when its reader ends.
 func (h *handoff) Close() error {
-	h.mu.Lock()
-	taken := h.taken
-	h.mu.Unlock()
-	if taken {
+	if h.taken.Load() {
 		return nil
 	}
 	return h.Conn.Close()
@@ -126,19 +120,14 @@ func (p *Pool) Detached(ctx context.Context) (*Stream, error) {
 		<-p.sem
 		return nil, Transport(fmt.Errorf("%s: noop: %w", p.cfg.Addr, err))
 	}
-	h.mu.Lock()
-	h.taken = true
-	h.mu.Unlock()
+	h.taken.Store(true)
 	// Wake go-imap's reader, blocked on the idle connection; it sees EOF
 	// and ends. No command is running, so nothing renews the deadline
 	// before the read returns.
 	c.dc.Conn.SetReadDeadline(time.Now())
 	<-c.c.Closed()
 	c.dc.Conn.SetReadDeadline(time.Time{})
-	h.mu.Lock()
-	lost := h.lost
-	h.mu.Unlock()
-	if lost {
+	if h.lost.Load() {
 		h.Conn.Close()
 		<-p.sem
 		return nil, fmt.Errorf("%s: the server spoke while the connection was being taken over", p.cfg.Addr)
