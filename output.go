@@ -196,10 +196,13 @@ func verdict(s *plan.Summary) string {
 	for _, p := range []struct {
 		n    int
 		what string
-	}{{s.AlreadyPresent, "already present"}, {s.FlagsUpdated, "flag updates"}, {s.Filtered, "filtered out"}, {s.Deleted, "deleted at the source"}, {s.MirrorDeleted, "deleted at the destination (mirror)"}} {
+	}{{s.Recopied, "of them copied again (lost at the destination)"}, {s.AlreadyPresent, "already present"}, {s.FlagsUpdated, "flag updates"}, {s.Filtered, "filtered out"}, {s.Deleted, "deleted at the source"}, {s.MirrorDeleted, "deleted at the destination (mirror)"}} {
 		if p.n > 0 {
 			parts = append(parts, commas(p.n)+" "+p.what)
 		}
+	}
+	if len(s.Warnings) > 0 {
+		parts = append(parts, commas(len(s.Warnings))+" copied with a warning")
 	}
 	parts = append(parts, commas(s.Failed)+" failed")
 	d := time.Duration(s.ElapsedSeconds * float64(time.Second))
@@ -235,6 +238,7 @@ func metricsText(sums []namedSummary, code int, now time.Time) []byte {
 		{"mailferry_messages_copied", "Messages copied by the last run.", "gauge", func(s *plan.Summary) float64 { return float64(s.Copied) }},
 		{"mailferry_messages_duplicates_skipped", "Messages the last run skipped as duplicates.", "gauge", func(s *plan.Summary) float64 { return float64(s.DuplicatesSkipped) }},
 		{"mailferry_messages_already_present", "Messages the last run found already copied.", "gauge", func(s *plan.Summary) float64 { return float64(s.AlreadyPresent) }},
+		{"mailferry_messages_recopied", "Messages the last run copied again because the destination had lost them.", "gauge", func(s *plan.Summary) float64 { return float64(s.Recopied) }},
 		{"mailferry_messages_failed", "Messages the last run failed to copy.", "gauge", func(s *plan.Summary) float64 { return float64(s.Failed) }},
 		{"mailferry_messages_filtered", "Messages the last run's filters left out.", "gauge", func(s *plan.Summary) float64 { return float64(s.Filtered) }},
 		{"mailferry_messages_deleted_at_source", "Messages the last run deleted at the source (move).", "gauge", func(s *plan.Summary) float64 { return float64(s.Deleted) }},

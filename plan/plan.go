@@ -97,9 +97,12 @@ type Summary struct {
 	Copied            int  `json:"copied"`
 	DuplicatesSkipped int  `json:"duplicates_skipped"`
 	AlreadyPresent    int  `json:"already_present"`
-	Failed            int  `json:"failed"`
-	FlagsUpdated      int  `json:"flags_updated"`
-	Vanished          int  `json:"vanished"`
+	// Recopied counts the messages among Copied that the checkpoint
+	// recorded as copied but the destination no longer held.
+	Recopied     int `json:"recopied"`
+	Failed       int `json:"failed"`
+	FlagsUpdated int `json:"flags_updated"`
+	Vanished     int `json:"vanished"`
 	// Filtered counts messages the filters (size, date) left out.
 	Filtered int `json:"filtered"`
 	Deleted  int `json:"deleted,omitempty"`
@@ -117,6 +120,9 @@ type Summary struct {
 	Folders        []*FolderSummary `json:"folders"`
 	ElapsedSeconds float64          `json:"elapsed_seconds"`
 	Errors         []ErrorEntry     `json:"errors"`
+	// Warnings name messages that were copied with less than they carry
+	// (keywords a Maildir folder has no letter left for).
+	Warnings []ErrorEntry `json:"warnings,omitempty"`
 }
 
 // FolderSummary is the outcome for one source folder.
@@ -129,6 +135,7 @@ type FolderSummary struct {
 	Copied            int    `json:"copied"`
 	DuplicatesSkipped int    `json:"duplicates_skipped"`
 	AlreadyPresent    int    `json:"already_present"`
+	Recopied          int    `json:"recopied,omitempty"`
 	Failed            int    `json:"failed"`
 	FlagsUpdated      int    `json:"flags_updated"`
 	Filtered          int    `json:"filtered"`
@@ -169,7 +176,7 @@ var ErrInterrupted = errors.New("interrupted")
 // even with an error.
 func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, opt Options) (*Summary, error) {
 	start := time.Now()
-	e := &engine{doneSeen: map[string]bool{}, src: src, dst: dst, ckpt: ckpt, opt: opt, sum: &Summary{DryRun: opt.DryRun, Folders: []*FolderSummary{}, Errors: []ErrorEntry{}}, idx: map[string]*dstIndex{}}
+	e := &engine{doneSeen: map[string]bool{}, kept: map[string]bool{}, taken: map[string]bool{}, src: src, dst: dst, ckpt: ckpt, opt: opt, sum: &Summary{DryRun: opt.DryRun, Folders: []*FolderSummary{}, Errors: []ErrorEntry{}}, idx: map[string]*dstIndex{}}
 	if e.opt.Workers <= 0 {
 		e.opt.Workers = 4
 	}
@@ -224,6 +231,9 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 			return e.sum, errors.New("destination cannot be written to")
 		}
 		e.sink = s
+		if w, ok := s.(sink.Warner); ok {
+			w.OnWarning(e.warn)
+		}
 	}
 	var deleter source.Deleter
 	if opt.DeleteAfterCopy {
@@ -292,6 +302,11 @@ type engine struct {
 	doneSeen map[string]bool
 	// graceUntil: no destination listing before then (Options.CrashGrace).
 	graceUntil time.Time
+	// kept: by destination folder, whether its records are believed
+	// without a listing (dstcheck.go); taken: destination messages this
+	// run accounts for ("folder\x00id"), for DedupNone.
+	kept, taken map[string]bool
+	noneMu      sync.Mutex
 }
 
 // dstIndex is what one destination folder holds, by dedup key.
@@ -299,6 +314,8 @@ type dstIndex struct {
 	present  map[string]presentEntry
 	inflight map[string]*task
 	flags    map[string][]string // destination ID -> flags, from the listing
+	listed   []source.Message    // the listing, once isListed
+	isListed bool
 }
 
 type presentEntry struct {
@@ -314,6 +331,9 @@ type task struct {
 	key       string
 	dstKeys   []string
 	followers []source.Message
+	// recopy: the checkpoint recorded this message as copied, but the
+	// destination lost it.
+	recopy bool
 }
 
 func (e *engine) run(ctx context.Context) error {
@@ -463,6 +483,16 @@ func (e *engine) copyFolder(ctx context.Context, stop context.CancelCauseFunc, f
 	err = e.planFolder(ctx, f, to, tasks)
 	close(tasks)
 	wg.Wait()
+	// Whatever ended the folder, every record names a copy that is there:
+	// the state may vouch for them. A run stopped by the destination (full)
+	// still asks for it; one interrupted by the user does not wait.
+	sctx := ctx
+	if errors.Is(context.Cause(ctx), sink.ErrStop) {
+		sctx = context.WithoutCancel(ctx)
+	}
+	if serr := e.saveDstState(sctx, to.name); err == nil {
+		err = serr
+	}
 	if err == nil && token != "" && ctx.Err() == nil {
 		err = e.saveUnchanged(f, token)
 	}
@@ -491,7 +521,7 @@ func (e *engine) unchanged(ctx context.Context, f source.Folder, to folderMap) (
 	}
 	prefix, counts, found := strings.Cut(string(saved), "\x00counts=")
 	var messages, filtered int
-	if !found || prefix != token {
+	if !found || prefix != token || !e.dstKept(ctx, to.name) {
 		return token, false, nil
 	}
 	if _, err := fmt.Sscanf(counts, "%d %d", &messages, &filtered); err != nil {
@@ -657,8 +687,25 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		}
 	}
 
-	// Messages the checkpoint knows need no key and no destination listing:
-	// this is what makes a re-run fast.
+	// Messages the checkpoint knows need no key and no destination listing
+	// (this is what makes a re-run fast), as long as the destination folder
+	// is provably the one that received them, with nothing removed since.
+	// Otherwise each record is checked against a listing, and a copy the
+	// destination lost is made again.
+	var idx *dstIndex
+	var err error
+	kept := e.dstKept(ctx, fs.Destination)
+	if !kept {
+		if idx, err = e.index(ctx, fs.Destination); err != nil {
+			return folderErr(fmt.Errorf("list destination folder %q: %w", fs.Destination, err))
+		}
+	}
+	maybe, err := e.ckpt.Intents(f.Name) // DedupNone: copies that may have landed
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	unkeyed := map[string]bool{}
+	recopy := map[string]bool{}
 	var pending []source.Message
 	var flagUpdates []flagUpdate
 	rf, err := e.ckpt.ReadFolder(f.Name)
@@ -672,6 +719,20 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			return fmt.Errorf("read checkpoint: %w", err)
 		}
 		if !ok || rec.DstFolder != fs.Destination {
+			if maybe[m.ID] == fs.Destination {
+				unkeyed[m.ID] = true
+			}
+			pending = append(pending, m)
+			continue
+		}
+		if !kept && !idx.holds(rec.DstID) {
+			if rec.DstID == "" {
+				// No ID to look for (IMAP without UIDPLUS): found again by
+				// its key, or by content without one.
+				unkeyed[m.ID] = true
+			} else {
+				recopy[m.ID] = true
+			}
 			pending = append(pending, m)
 			continue
 		}
@@ -690,16 +751,25 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			return err
 		}
 	}
+	if len(recopy) > 0 {
+		e.opt.Log.Warn("the destination lost messages the checkpoint recorded as copied; copying them again", "folder", fs.Name, "destination", fs.Destination, "count", len(recopy))
+	}
+	if e.opt.Dedup == DedupNone {
+		if pending, err = e.recoverUnkeyed(ctx, fs, pending, unkeyed); err != nil {
+			return folderErr(err)
+		}
+	}
 	if len(pending) == 0 {
 		return nil
 	}
 
-	var idx *dstIndex
-	if e.opt.Dedup != DedupNone {
+	switch {
+	case idx != nil:
+	case e.opt.Dedup != DedupNone:
 		if idx, err = e.index(ctx, fs.Destination); err != nil {
 			return folderErr(fmt.Errorf("list destination folder %q: %w", fs.Destination, err))
 		}
-	} else {
+	default:
 		idx = e.emptyIndex(fs.Destination)
 	}
 	// A source that reads faster in bulk is told what comes, a batch at a
@@ -761,7 +831,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		if !e.needsCopy(ctx, fs, idx, m, key) {
 			continue
 		}
-		t := &task{m: m, fs: fs, dstFolder: fs.Destination, key: key, dstKeys: keys}
+		t := &task{m: m, fs: fs, dstFolder: fs.Destination, key: key, dstKeys: keys, recopy: recopy[m.ID]}
 		e.mu.Lock()
 		idx.inflight[key] = t
 		e.mu.Unlock()
@@ -896,7 +966,7 @@ func (e *engine) updateFlags(ctx context.Context, fs *FolderSummary, m source.Me
 func (e *engine) sourceKey(ctx context.Context, m *source.Message) (key string, keys []string, err error) {
 	switch e.opt.Dedup {
 	case DedupNone:
-		return "s:" + m.Folder + "\x00" + m.ID, nil, nil
+		return sourceKeyNone(*m), nil, nil
 	case DedupContent:
 		c, err := e.contentKey(ctx, e.src, *m)
 		if err != nil {
@@ -914,6 +984,9 @@ func (e *engine) sourceKey(ctx context.Context, m *source.Message) (key string, 
 	}
 	return k[0], k, nil
 }
+
+// sourceKeyNone is a message's key with DedupNone: itself.
+func sourceKeyNone(m source.Message) string { return "s:" + m.Folder + "\x00" + m.ID }
 
 // messageIDKeys returns, for DedupMessageID, the keys of a message: its
 // Message-ID key, or the marker "m:" (it has none) followed by its content
@@ -968,13 +1041,13 @@ func (e *engine) emptyIndex(dstFolder string) *dstIndex {
 // index lists dstFolder once per run and keys what it holds, reading from
 // the destination only messages the checkpoint has no keys for.
 func (e *engine) index(ctx context.Context, dstFolder string) (*dstIndex, error) {
+	idx := e.emptyIndex(dstFolder)
 	e.mu.Lock()
-	idx := e.idx[dstFolder]
+	listed := idx.isListed
 	e.mu.Unlock()
-	if idx != nil {
+	if listed {
 		return idx, nil
 	}
-	idx = e.emptyIndex(dstFolder)
 	if wait := time.Until(e.graceUntil); wait > 0 {
 		e.opt.Log.Warn("the previous run was killed; waiting for writes it left in flight to land", "wait", wait.Round(time.Millisecond))
 		select {
@@ -995,13 +1068,20 @@ func (e *engine) index(ctx context.Context, dstFolder string) (*dstIndex, error)
 			return nil
 		})
 	})
-	if errors.Is(err, source.ErrFolderNotFound) {
-		return idx, nil // nothing there yet
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, source.ErrFolderNotFound) { // not found: nothing there yet
 		return nil, err
 	}
+	e.mu.Lock()
+	idx.isListed = true
+	idx.listed = msgs
 	for _, m := range msgs {
+		idx.flags[m.ID] = m.Flags
+	}
+	e.mu.Unlock()
+	for _, m := range msgs {
+		if e.opt.Dedup == DedupNone {
+			continue // no keys to match on
+		}
 		keys := known[m.ID]
 		if !e.hasNeededKeys(keys) {
 			keys, err = e.destinationKeys(ctx, m)
@@ -1027,6 +1107,12 @@ func (e *engine) index(ctx context.Context, dstFolder string) (*dstIndex, error)
 		e.mu.Unlock()
 	}
 	return idx, nil
+}
+
+// holds reports whether the listing showed the destination message id.
+func (idx *dstIndex) holds(id string) bool {
+	_, ok := idx.flags[id]
+	return ok && id != ""
 }
 
 // hasNeededKeys reports whether keys let the current dedup mode match a
@@ -1152,16 +1238,27 @@ func (e *engine) retry(ctx context.Context, what string, fn func() error) error 
 func transient(err error) bool {
 	var te *source.TransientError
 	var ne net.Error
+	var errno syscall.Errno
 	switch {
 	case errors.Is(err, sink.ErrRejected), errors.Is(err, sink.ErrStop), errors.Is(err, source.ErrSizeMismatch),
 		errors.Is(err, source.ErrMessageNotFound), errors.Is(err, context.Canceled):
 		return false
-	case errors.As(err, &te), errors.As(err, &ne):
+	case errors.As(err, &te):
+		return true
+	case errors.As(err, &errno):
+		// Every errno satisfies net.Error; only these can pass by
+		// themselves (a missing file, a name too long, a full disk
+		// cannot).
+		return slices.Contains(retryableErrnos, errno)
+	case errors.As(err, &ne):
 		return true
 	}
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED)
 }
+
+var retryableErrnos = []syscall.Errno{syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE,
+	syscall.ETIMEDOUT, syscall.EAGAIN, syscall.EINTR, syscall.ENETUNREACH, syscall.EHOSTUNREACH, syscall.ENETDOWN}
 
 // backoff is base·2^(attempt-1), capped at a minute, with ±25 % jitter so
 // parallel workers do not retry in step; a delay the server asked for
@@ -1207,12 +1304,22 @@ func (e *engine) waitHold(ctx context.Context) error {
 }
 
 // recheck lists t's destination folder again and reports whether a message
-// with t's key has appeared. Without keys (DedupNone) there is nothing to
-// look for, and a retry may duplicate a message whose copy succeeded but
-// whose answer was lost; that mode says so in its documentation.
+// with t's key has appeared. With DedupNone the key is the content hash,
+// matched against the new messages that no record names and no copy of
+// this run claimed (claim).
 func (e *engine) recheck(ctx context.Context, t *task) (string, bool, error) {
+	want := t.key
+	var recorded map[string]bool
 	if e.opt.Dedup == DedupNone {
-		return "", false, nil
+		e.noneMu.Lock() // one recheck at a time: each claims what it finds
+		defer e.noneMu.Unlock()
+		var err error
+		if want, err = e.contentKey(ctx, e.src, t.m); err != nil {
+			return "", false, err
+		}
+		if recorded, err = e.ckpt.RecordedDstIDs(t.dstFolder); err != nil {
+			return "", false, err
+		}
 	}
 	e.mu.Lock()
 	known := e.idx[t.dstFolder].flags
@@ -1235,14 +1342,25 @@ func (e *engine) recheck(ctx context.Context, t *task) (string, bool, error) {
 		return "", false, err
 	}
 	for _, m := range fresh {
-		keys, err := e.destinationKeys(ctx, m)
+		if recorded[m.ID] || (recorded != nil && e.claimed(t.dstFolder, m.ID)) {
+			continue
+		}
+		var keys []string
+		var err error
+		if recorded != nil {
+			var k string
+			k, err = e.contentKey(ctx, e.dst, m)
+			keys = []string{k}
+		} else {
+			keys, err = e.destinationKeys(ctx, m)
+		}
 		if errors.Is(err, source.ErrMessageNotFound) {
 			continue
 		}
 		if err != nil {
 			return "", false, err
 		}
-		if slices.Contains(keys, t.key) {
+		if slices.Contains(keys, want) && (recorded == nil || e.claim(t.dstFolder, m.ID)) {
 			return m.ID, true, nil
 		}
 	}
@@ -1258,12 +1376,27 @@ func (e *engine) put(ctx context.Context, t *task) (string, int64, error) {
 	if err := e.lim.message(ctx); err != nil {
 		return "", 0, err
 	}
+	if e.opt.Dedup == DedupNone {
+		// No key will find this copy if the run dies before it is
+		// recorded: say durably that it is being made (rule 9).
+		if err := e.ckpt.Intend(t.m.Folder, t.m.ID, t.dstFolder); err != nil {
+			return "", 0, fmt.Errorf("%w: %v", sink.ErrStop, err)
+		}
+	}
 	r, err := e.src.Open(ctx, t.m)
 	if err != nil {
 		return "", 0, fmt.Errorf("open: %w", err)
 	}
 	cr := &countingReader{r: e.lim.reader(ctx, r)}
 	id, err := e.sink.Put(ctx, t.dstFolder, t.m, cr)
+	if err == nil && e.opt.Dedup == DedupNone && id != "" && !e.claim(t.dstFolder, id) {
+		// A retry's recheck took this very copy for another message with
+		// the same content; that one is recorded with it, so this one
+		// needs a copy of its own.
+		e.opt.Log.Warn("copy claimed by an identical message; copying again", "folder", t.fs.Name, "message", describe(t.m))
+		r.Close()
+		return e.put(ctx, t)
+	}
 	e.holdAll(err) // at once, before other workers start more
 	if cerr := r.Close(); err == nil && cerr != nil {
 		// A source that notices a problem only at the end (a short body)
@@ -1300,6 +1433,10 @@ func (e *engine) done(t *task, id string, size int64) {
 	idx.flags[id] = t.m.Flags
 	t.fs.Copied++
 	e.sum.Copied++
+	if t.recopy {
+		t.fs.Recopied++
+		e.sum.Recopied++
+	}
 	t.fs.DuplicatesSkipped += len(t.followers)
 	e.sum.DuplicatesSkipped += len(t.followers)
 	t.fs.Bytes += size
@@ -1351,6 +1488,14 @@ func (e *engine) fail(fs *FolderSummary, m source.Message, err error) {
 	e.sum.Errors = append(e.sum.Errors, ErrorEntry{Folder: fs.Name, Message: describe(m), Error: err.Error()})
 	e.mu.Unlock()
 	e.opt.Log.Error("message not copied", "folder", fs.Name, "message", describe(m), "error", err)
+}
+
+// warn records what a sink said of a message it stored with less than
+// it carried.
+func (e *engine) warn(folder string, m source.Message, warning string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sum.Warnings = append(e.sum.Warnings, ErrorEntry{Folder: folder, Message: describe(m), Error: warning})
 }
 
 func (e *engine) filtered(fs *FolderSummary, m source.Message) {

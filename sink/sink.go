@@ -61,3 +61,11 @@ var (
 	// stops cleanly.
 	ErrStop = errors.New("destination cannot take more messages")
 )
+
+// Warner is implemented by sinks that may store a message with less than
+// it carried (a Maildir folder has letters for 26 keywords only). The
+// planner hands it a function through which each such message is named;
+// the run reports it in its summary, never drops it silently.
+type Warner interface {
+	OnWarning(func(folder string, m source.Message, warning string))
+}

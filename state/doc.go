@@ -41,6 +41,20 @@
 //     destination message it names was deleted: a crash in between leaves
 //     a record whose source message is still gone, and the next run
 //     deletes its copy again, which finds nothing to do.
+//  8. A destination folder's state (sink.FolderState, SetDstState) is
+//     recorded only after the records of the copies written there are
+//     durable (SetDstState flushes first), and only ever describes the
+//     folder after those writes. A run believes the records of a
+//     destination folder without listing it only when the folder's state
+//     now shows it is the same folder with nothing removed since; every
+//     other folder is listed and what it lost is copied again. So the
+//     records never vouch alone for a message the destination lost.
+//  9. With no dedup key to find a copy by (plan.DedupNone), a write intent
+//     (Intend: source message, destination folder) is durable before the
+//     write starts, and the record that follows a successful write removes
+//     it in the same transaction. An intent still there at the next run
+//     names a message whose copy may have arrived: it is matched by
+//     content against the destination messages no record names.
 //
 // # Storage
 //

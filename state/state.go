@@ -81,6 +81,7 @@ type Checkpoint struct {
 
 	mu        sync.Mutex
 	pending   []Entry
+	intents   []intent                       // intents not yet committed (rule 9)
 	dstOnly   map[string]map[string][]string // destination index entries without a source record
 	err       error                          // first commit error; sticky
 	kick      chan struct{}
@@ -99,6 +100,20 @@ func Open(path, job string) (*Checkpoint, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("checkpoint directory: %w", err)
 	}
+	switch fi, err := os.Stat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := create(path, job); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
+	case fi.Size() == 0:
+		// bbolt would take an empty file for a new database. A checkpoint
+		// is never empty on disk (create makes it whole before it has its
+		// name), so this one was truncated: a fresh start would believe
+		// nothing was ever recorded, and the user must decide that.
+		return nil, fmt.Errorf("%w: %s: the file is empty", ErrCorrupt, path)
+	}
 	db, err := openDB(path, false)
 	if err != nil {
 		return nil, err
@@ -110,6 +125,54 @@ func Open(path, job string) (*Checkpoint, error) {
 	}
 	go c.committer()
 	return c, nil
+}
+
+// create makes a new checkpoint under a temporary name and renames it to
+// path once it is whole and synced, so that no crash leaves an empty or
+// half-made file at path.
+func create(path, job string) error {
+	tmp := path + ".new"
+	os.Remove(tmp)
+	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("create checkpoint %s: %w", path, err)
+	}
+	c := newCheckpoint(tmp, db)
+	err = c.initMeta(job)
+	if err == nil {
+		// Made, not run: the first run is not taken for one that died,
+		// nor for the second of a job (no heartbeat yet).
+		err = db.Update(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if err := meta.Delete(keyHeartbeat); err != nil {
+				return err
+			}
+			return meta.Put(keyClean, []byte("1"))
+		})
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("create checkpoint %s: %w", path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // PreviousRun reports whether the run before this one ended without
@@ -468,38 +531,13 @@ func (c *Checkpoint) AddUsage(day string, n int64) error {
 
 // Cached returns the source.Cache entry under key (nil if none). Cache
 // entries are hints an adapter checks before use (see source.Cache).
-func (c *Checkpoint) Cached(key string) ([]byte, error) {
-	if c.db == nil {
-		return nil, nil
-	}
-	var out []byte
-	err := c.guard(func() error {
-		return c.db.View(func(tx *bolt.Tx) error {
-			if b := tx.Bucket(bucketCache); b != nil {
-				out = bytes.Clone(b.Get([]byte(key)))
-			}
-			return nil
-		})
-	})
-	return out, err
-}
+func (c *Checkpoint) Cached(key string) ([]byte, error) { return c.getIn(bucketCache, key) }
 
 // SetCached saves a source.Cache entry. A read-only checkpoint (plan)
 // keeps nothing. No ordering rule applies: an entry says nothing about
 // what was copied.
 func (c *Checkpoint) SetCached(key string, value []byte) error {
-	if c.db == nil || c.db.IsReadOnly() {
-		return nil
-	}
-	return c.guard(func() error {
-		return c.db.Update(func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists(bucketCache)
-			if err != nil {
-				return err
-			}
-			return b.Put([]byte(key), value)
-		})
-	})
+	return c.putIn(bucketCache, key, value)
 }
 
 // Add queues e for the next commit (rule 1: only after sink.Put returned
@@ -567,13 +605,13 @@ func (c *Checkpoint) committer() {
 			stop = !ok
 		}
 		c.mu.Lock()
-		batch, dst, upto := c.pending, c.dstOnly, c.added
-		c.pending, c.dstOnly = nil, map[string]map[string][]string{}
+		batch, dst, intents, upto := c.pending, c.dstOnly, c.intents, c.added
+		c.pending, c.dstOnly, c.intents = nil, map[string]map[string][]string{}, nil
 		c.mu.Unlock()
 		// Commit even with nothing to record: the commit time is the
 		// heartbeat that tells the next run, if this one dies, how
 		// recently it may have been writing (rule 5).
-		err := c.commit(batch, dst)
+		err := c.commit(batch, dst, intents)
 		c.mu.Lock()
 		if err != nil && c.err == nil {
 			c.err = fmt.Errorf("write checkpoint %s: %w", c.path, err)
@@ -589,7 +627,7 @@ func (c *Checkpoint) committer() {
 	}
 }
 
-func (c *Checkpoint) commit(batch []Entry, dst map[string]map[string][]string) error {
+func (c *Checkpoint) commit(batch []Entry, dst map[string]map[string][]string, intents []intent) error {
 	return c.guard(func() error {
 		return c.db.Update(func(tx *bolt.Tx) error {
 			if err := tx.Bucket(bucketMeta).Put(keyHeartbeat, nowBytes()); err != nil {
@@ -625,7 +663,7 @@ func (c *Checkpoint) commit(batch []Entry, dst map[string]map[string][]string) e
 					}
 				}
 			}
-			return nil
+			return commitIntents(tx, intents, batch)
 		})
 	})
 }

@@ -87,6 +87,7 @@ func TestCorrupt(t *testing.T) {
 		"truncated": data[:100],
 		"garbage":   []byte("this is not a checkpoint, but a text file that somebody wrote here"),
 		"zeroed":    make([]byte, len(data)),
+		"empty":     {},
 	}
 	for name, content := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -168,4 +169,49 @@ func TestPreviousRun(t *testing.T) {
 	if !unclean || last.After(before) || time.Since(last) > time.Minute {
 		t.Fatalf("after a run that did not close: unclean %v, last commit %v", unclean, last)
 	}
+}
+
+// A new checkpoint comes into being whole: no temporary file is left, and
+// the first run is not taken for one that died.
+func TestCreateIsWhole(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "new.ckpt")
+	c, err := Open(p, "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if unclean, last := c.PreviousRun(); unclean || !last.IsZero() {
+		t.Fatalf("a new checkpoint says there was a run before (unclean %v, last commit %v)", unclean, last)
+	}
+	if _, err := os.Stat(p + ".new"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary file left: %v", err)
+	}
+}
+
+// Intents are durable when Intend returns, and a record settles its
+// intent in the same commit.
+func TestIntents(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "i.ckpt")
+	c, err := Open(p, "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		if err := c.Intend("INBOX", id, "Dst"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Add(Entry{SrcFolder: "INBOX", SrcID: "2", Record: Record{DstFolder: "Dst", DstID: "9"}})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Intents("INBOX")
+	if err != nil || len(got) != 2 || got["1"] != "Dst" || got["3"] != "Dst" {
+		t.Fatalf("intents %v, %v", got, err)
+	}
+	ids, err := c.RecordedDstIDs("Dst")
+	if err != nil || !ids["9"] || len(ids) != 1 {
+		t.Fatalf("recorded IDs %v, %v", ids, err)
+	}
+	c.Close()
 }

@@ -13,8 +13,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,7 +45,11 @@ type Sink struct {
 	created map[string]bool        // folders known to exist
 	kwmu    map[string]*sync.Mutex // per folder: guards dovecot-keywords
 	syncers map[string]*groupSync  // per cur/ directory
+	warn    func(folder string, m source.Message, warning string)
 }
+
+// OnWarning implements sink.Warner.
+func (s *Sink) OnWarning(fn func(folder string, m source.Message, warning string)) { s.warn = fn }
 
 // New opens, creating it if needed, the Maildir tree at root.
 func New(root string, layout srcmaildir.Layout, log *slog.Logger) (*Sink, error) {
@@ -173,15 +179,20 @@ func newKey() string {
 	return fmt.Sprintf("%d.M%dP%dQ%dR%s.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), keyCounter.Add(1), hex.EncodeToString(r[:]), host)
 }
 
-// infoLetters translates IMAP flags to the letters of a ":2," suffix,
+// infoLetters translates the flags of m to the letters of a ":2," suffix,
 // allocating dovecot-keywords letters for keywords as needed.
-func (s *Sink) infoLetters(folder, dir string, flags []string) (string, error) {
+//
+// $Forwarded is written twice: as "P" (passed), which mutt, notmuch and
+// mbsync read, and as a keyword letter, which is all Dovecot reads (it
+// gives "P" no meaning). The reader folds the two back into one flag.
+func (s *Sink) infoLetters(folder, dir string, m source.Message) (string, error) {
 	var letters []byte
 	var keywords []string
-	for _, f := range source.NormalizeFlags(flags) {
+	for _, f := range source.NormalizeFlags(m.Flags) {
 		if l, ok := flagLetters[f]; ok {
 			letters = append(letters, l)
-		} else if !strings.HasPrefix(f, `\`) {
+		}
+		if _, system := flagLetters[f]; (!system || f == source.FlagForwarded) && !strings.HasPrefix(f, `\`) {
 			keywords = append(keywords, f)
 		}
 	}
@@ -194,12 +205,13 @@ func (s *Sink) infoLetters(folder, dir string, flags []string) (string, error) {
 			return "", err
 		}
 		changed := false
+		var dropped []string
 		for _, k := range keywords {
 			c, err := kw.Add(k)
 			if err != nil {
 				// The message itself is kept: losing the whole message over
 				// its 27th keyword would be worse than losing the keyword.
-				s.log.Warn("keyword not stored", "folder", folder, "error", err)
+				dropped = append(dropped, k)
 				continue
 			}
 			changed = changed || c
@@ -211,10 +223,19 @@ func (s *Sink) infoLetters(folder, dir string, flags []string) (string, error) {
 				return "", fmt.Errorf("write %s: %w", srcmaildir.KeywordsFile, err)
 			}
 		}
+		if len(dropped) > 0 {
+			w := fmt.Sprintf("keywords not stored, the folder's 26 Maildir keyword letters are taken: %s", strings.Join(dropped, " "))
+			s.log.Warn(w, "folder", folder)
+			if s.warn != nil {
+				s.warn(folder, m, w)
+			}
+		}
 	}
 	slices.Sort(letters) // the Maildir spec wants ASCII order
 	return string(slices.Compact(letters)), nil
 }
+
+var _ sink.Warner = (*Sink)(nil)
 
 var flagLetters = map[string]byte{
 	source.FlagForwarded: byte(gomaildir.FlagPassed),
@@ -245,7 +266,17 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 	if err != nil {
 		return "", err
 	}
-	letters, err := s.infoLetters(folder, dir, m.Flags)
+	if _, err := os.Lstat(filepath.Join(dir, "tmp")); errors.Is(err, fs.ErrNotExist) {
+		// Removed since it was made (a backup wiped while a run goes on,
+		// or between runs of one process): make it again.
+		s.mu.Lock()
+		delete(s.created, folder)
+		s.mu.Unlock()
+		if err := s.CreateFolder(ctx, folder); err != nil {
+			return "", err
+		}
+	}
+	letters, err := s.infoLetters(folder, dir, m)
 	if err != nil {
 		return "", fmt.Errorf("folder %q: %w", folder, err)
 	}
@@ -326,7 +357,7 @@ func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) 
 	if err != nil {
 		return err
 	}
-	letters, err := s.infoLetters(folder, dir, flags)
+	letters, err := s.infoLetters(folder, dir, source.Message{Folder: folder, ID: id, Flags: flags})
 	if err != nil {
 		return fmt.Errorf("folder %q: %w", folder, err)
 	}

@@ -36,10 +36,26 @@ type Store struct {
 	Puts int
 	// Roles gives folders special-use roles (folder name -> `\Sent`).
 	Roles map[string]string
+	// made and changes give each folder an identity and a count of
+	// additions and removals, for FolderState.
+	made, changes map[string]int
+	incarnation   int
 }
 
 // New returns an empty store with an INBOX.
-func New() *Store { return &Store{folders: map[string][]*message{"INBOX": nil}} }
+func New() *Store {
+	s := &Store{folders: map[string][]*message{}, made: map[string]int{}, changes: map[string]int{}}
+	s.makeFolder("INBOX")
+	return s
+}
+
+// makeFolder creates folder; s.mu is held.
+func (s *Store) makeFolder(folder string) {
+	s.folders[folder] = nil
+	s.incarnation++
+	s.made[folder] = s.incarnation
+	s.changes[folder] = 0
+}
 
 // Folders implements source.Source.
 func (s *Store) Folders(context.Context) ([]source.Folder, error) {
@@ -87,9 +103,29 @@ func (s *Store) CreateFolder(_ context.Context, folder string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.folders[folder]; !ok {
-		s.folders[folder] = nil
+		s.makeFolder(folder)
 	}
 	return nil
+}
+
+// DeleteFolder removes folder and its messages, as a user would; made
+// again, it is another folder (FolderState).
+func (s *Store) DeleteFolder(folder string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.folders, folder)
+}
+
+// FolderState implements sink.FolderStater.
+func (s *Store) FolderState(_ context.Context, folder string) (sink.FolderState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := sink.FolderState{Messages: -1, Next: -1}
+	if _, ok := s.folders[folder]; ok {
+		st.Identity = "memory " + strconv.Itoa(s.made[folder])
+		st.Stamp = strconv.Itoa(s.changes[folder])
+	}
+	return st, nil
 }
 
 // Put implements sink.Sink.
@@ -118,7 +154,11 @@ func (s *Store) Put(ctx context.Context, folder string, m source.Message, r io.R
 	s.next++
 	id := strconv.Itoa(s.next)
 	meta := source.Message{Folder: folder, ID: id, Flags: source.NormalizeFlags(m.Flags), Date: m.Date, Size: int64(len(body))}
+	if _, ok := s.folders[folder]; !ok {
+		s.makeFolder(folder)
+	}
 	s.folders[folder] = append(s.folders[folder], &message{meta: meta, body: body})
+	s.changes[folder]++
 	s.Puts++
 	if s.AfterPut != nil {
 		s.mu.Unlock()
@@ -157,6 +197,7 @@ func (s *Store) Remove(folder, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.folders[folder] = slices.DeleteFunc(s.folders[folder], func(x *message) bool { return x.meta.ID == id })
+	s.changes[folder]++
 }
 
 // Count returns the number of messages in folder.
@@ -178,6 +219,7 @@ func (s *Store) Bodies(folder string) [][]byte {
 }
 
 var (
-	_ sink.Sink       = (*Store)(nil)
-	_ sink.FlagSetter = (*Store)(nil)
+	_ sink.Sink         = (*Store)(nil)
+	_ sink.FlagSetter   = (*Store)(nil)
+	_ sink.FolderStater = (*Store)(nil)
 )
