@@ -566,6 +566,9 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
 		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: c.forceDeletes, FolderParallelism: folderPar, Limits: limits,
 		Folders: rules, Filter: filter, Progress: progress, Log: log})
+	if errors.Is(err, plan.ErrNothingSelected) {
+		err = fmt.Errorf("source %s: %w", srcEP, err)
+	}
 	if cerr := ckpt.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,6 +129,78 @@ func TestIMAPDestinationLossIsRefilled(t *testing.T) {
 			}
 			if sum := copyJSON(t, args...); sum.Copied != 0 || sum.AlreadyPresent != 20 {
 				t.Fatalf("the run after: %+v", sum)
+			}
+		})
+	}
+}
+
+// A POP3 backup leaves the mailbox as it was: Dovecot marks a message
+// \Seen when RETR retrieves it, so messages are read with TOP of every
+// line instead, and the user's unread mail stays unread.
+func TestPOP3BackupLeavesMailUnread(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	user := srv.NewUser(t)
+	t.Setenv("MAILFERRY_SRC_PASSWORD", dovecottest.Password)
+	var msgs [][]byte
+	for i := range 6 {
+		msgs = append(msgs, fmt.Appendf(nil, "Message-ID: <%d@unread.test>\r\nSubject: %d\r\n\r\nunread %d\r\n", i, i, i))
+	}
+	srv.Deliver(t, user, msgs, nil)
+	seen := func() int {
+		n := 0
+		imapStore(t, srv, user).List(context.Background(), "INBOX", func(m source.Message) error {
+			if slices.Contains(m.Flags, source.FlagSeen) {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	if n := seen(); n != 0 {
+		t.Fatalf("%d messages seen before the backup", n)
+	}
+	dst := filepath.Join(t.TempDir(), "backup")
+	if sum := copyJSON(t, "copy", pop3URL(srv, user), "maildir:"+dst); sum.Copied != 6 {
+		t.Fatalf("copied %d", sum.Copied)
+	}
+	if n := seen(); n != 0 {
+		t.Fatalf("the backup marked %d of 6 messages read", n)
+	}
+	if code, out, stderr := cli(t, "verify", pop3URL(srv, user), "maildir:"+dst, "--deep"); code != exitOK {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// Nothing selected is an error that names what was asked and what is
+// there; an empty source that is a mailbox is fine.
+func TestNothingSelected(t *testing.T) {
+	notMaildir := t.TempDir()
+	os.MkdirAll(filepath.Join(notMaildir, "photos"), 0o700)
+	empty := t.TempDir()
+	for _, d := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(empty, d), 0o700)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		says []string
+	}{
+		{"a folder typo", []string{"maildir:examples/sample-maildir", "--folder", "Projekts"}, exitUsage, []string{`"Projekts"`, `"INBOX"`, `"Sent"`}},
+		{"one of two patterns", []string{"maildir:examples/sample-maildir", "--folder", "Sent", "--folder", "Nope*"}, exitUsage, []string{`"Nope*"`}},
+		{"not a Maildir", []string{"maildir:" + notMaildir}, exitUsage, []string{notMaildir, "no mailbox"}},
+		{"an empty Maildir", []string{"maildir:" + empty}, exitOK, []string{"0 copied"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"copy"}, tc.args[0], "maildir:"+filepath.Join(t.TempDir(), "d"), "--checkpoint", filepath.Join(t.TempDir(), "c"))
+			code, _, stderr := cli(t, append(args, tc.args[1:]...)...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tc.code, stderr)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr)
+				}
 			}
 		})
 	}

@@ -54,7 +54,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, ErrConfig) || errors.Is(err, plan.ErrCannotDelete) || errors.Is(err, plan.ErrCannotMirror) {
+	if errors.As(err, &ue) || errors.Is(err, ErrConfig) || errors.Is(err, plan.ErrCannotDelete) || errors.Is(err, plan.ErrCannotMirror) || errors.Is(err, plan.ErrNothingSelected) {
 		return exitUsage
 	}
 	if errors.Is(err, state.ErrLocked) {
@@ -78,6 +78,8 @@ func report(w io.Writer, err error) {
 		hint = "give this job its own checkpoint with --checkpoint FILE"
 	case errors.Is(err, state.ErrCorrupt):
 		hint = "move the checkpoint file aside and run again: the destination is listed and deduplicated, so nothing is copied twice"
+	case errors.Is(err, plan.ErrNothingSelected):
+		hint = "check the source path or URL and the --folder / include patterns against the folders named above"
 	case errors.Is(err, plan.ErrInterrupted):
 		hint = "what was copied is recorded; run the same command again to continue"
 	}

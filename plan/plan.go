@@ -167,6 +167,11 @@ func (s *Summary) Incomplete() bool {
 // ErrCannotDelete: --delete-after-copy with a source that cannot delete.
 var ErrCannotDelete = errors.New("this source cannot delete messages (--delete-after-copy)")
 
+// ErrNothingSelected: the source holds no mailbox, or a folder pattern
+// matches none of its folders. From cron that would be a backup of
+// nothing reported as a success, so it is an error, naming what is there.
+var ErrNothingSelected = errors.New("nothing selected")
+
 // ErrInterrupted is returned when the context was cancelled (Ctrl-C). What
 // was done is in the checkpoint; the next run continues.
 var ErrInterrupted = errors.New("interrupted")
@@ -345,6 +350,9 @@ func (e *engine) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list source folders: %w", err)
 	}
+	if len(all) == 0 {
+		return fmt.Errorf("%w: the source holds no mailbox", ErrNothingSelected)
+	}
 	var folders []source.Folder
 	for _, f := range all {
 		if e.sel.selected(f) {
@@ -352,6 +360,9 @@ func (e *engine) run(ctx context.Context) error {
 		} else {
 			e.opt.Log.Debug("folder not selected", "folder", f.Name)
 		}
+	}
+	if p := e.sel.unmatched(all); p != "" {
+		return fmt.Errorf("%w: the folder pattern %q matches none of the source's folders: %s", ErrNothingSelected, p, folderList(all))
 	}
 	slices.SortFunc(folders, func(a, b source.Folder) int {
 		// INBOX first, then by name: a stable, readable order.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,11 +95,36 @@ func NewFolderRules(r FolderRules) (FolderRules, error) {
 
 type folderSelector struct {
 	include, exclude []*regexp.Regexp
+	patterns         []string // of include, for unmatched
 	roles            []string
 }
 
+// unmatched returns the first include pattern that matches none of
+// folders, or "".
+func (s *folderSelector) unmatched(folders []source.Folder) string {
+	for i, re := range s.include {
+		if !slices.ContainsFunc(folders, func(f source.Folder) bool { return re.MatchString(f.Name) }) {
+			return s.patterns[i]
+		}
+	}
+	return ""
+}
+
+// folderList names folders for an error message: sorted, at most 20.
+func folderList(folders []source.Folder) string {
+	names := make([]string, len(folders))
+	for i, f := range folders {
+		names[i] = strconv.Quote(f.Name)
+	}
+	slices.Sort(names)
+	if len(names) > 20 {
+		names = append(names[:20], fmt.Sprintf("and %d more", len(names)-20))
+	}
+	return strings.Join(names, ", ")
+}
+
 func newFolderSelector(r FolderRules) (*folderSelector, error) {
-	s := &folderSelector{roles: r.ExcludeRoles}
+	s := &folderSelector{roles: r.ExcludeRoles, patterns: r.Include}
 	for _, list := range []struct {
 		pats []string
 		out  *[]*regexp.Regexp

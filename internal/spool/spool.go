@@ -85,3 +85,9 @@ func (s *Spool) Close() error {
 	}
 	return nil
 }
+
+// Reset empties the spool for writing anew (a retrieval started over).
+func (s *Spool) Reset() {
+	s.Close()
+	*s = Spool{}
+}

@@ -7,19 +7,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 )
 
-// FolderState implements sink.FolderStater with three stats: the device
-// and inode of the folder's directory, cur/ and new/ are its identity (a
-// folder removed and made again, or a backup restored from elsewhere, has
-// new ones), and the mtimes of cur/ and new/ change whenever a file is
-// added, removed or renamed. A directory changed within the last second
-// may change again within the same clock tick unseen (coarse file system
-// timestamps), so then there is no Stamp and the next run lists.
+// FolderState implements sink.FolderStater: the device and inode of the
+// folder's directory, cur/ and new/ are its identity (a folder removed and
+// made again, or a backup restored from elsewhere, has new ones); the
+// mtimes of cur/ and new/ change whenever a file is added, removed or
+// renamed, and their entry counts whenever one is added or removed, which
+// also covers a change within the same timestamp tick as the last write
+// (coarse file system clocks). One readdir of names each: no file is
+// opened or stat'ed.
 func (s *Sink) FolderState(ctx context.Context, folder string) (sink.FolderState, error) {
 	st := sink.FolderState{Messages: -1, Next: -1}
 	dir, err := s.Dir(folder)
@@ -28,7 +28,8 @@ func (s *Sink) FolderState(ctx context.Context, folder string) (sink.FolderState
 	}
 	id, stamp := "maildir", ""
 	for _, sub := range []string{"", "cur", "new"} {
-		fi, err := os.Lstat(filepath.Join(dir, sub))
+		p := filepath.Join(dir, sub)
+		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			return st, nil // not there: no identity
 		}
@@ -42,18 +43,24 @@ func (s *Sink) FolderState(ctx context.Context, folder string) (sink.FolderState
 		if sub == "" {
 			continue
 		}
-		if time.Since(fi.ModTime()) < time.Second {
-			stamp = "-"
+		n, err := entries(p)
+		if err != nil {
+			return st, fmt.Errorf("folder %q: %w", folder, err)
 		}
-		if stamp != "-" {
-			stamp += fmt.Sprintf(" %s=%d", sub, fi.ModTime().UnixNano())
-		}
+		stamp += fmt.Sprintf(" %s=%d/%d", sub, fi.ModTime().UnixNano(), n)
 	}
-	st.Identity = id
-	if stamp != "-" {
-		st.Stamp = stamp
-	}
+	st.Identity, st.Stamp = id, stamp
 	return st, nil
+}
+
+func entries(dir string) (int, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	return len(names), err
 }
 
 var _ sink.FolderStater = (*Sink)(nil)

@@ -26,14 +26,18 @@ type fakePOP3 struct {
 	mu       sync.Mutex
 	msgs     []fakeMsg
 	noUIDL   bool
-	errOn    map[string]bool // RETR of these UIDLs answers -ERR
-	dropOn   map[string]bool // RETR of these UIDLs sends half, then hangs up
+	errOn    map[string]bool // RETR (or a whole TOP) of these UIDLs answers -ERR
+	dropOn   map[string]bool // RETR (or a whole TOP) of these UIDLs sends half, then hangs up
 	quitFail bool            // the connection drops on QUIT (nothing deleted)
 	sasl     string          // advertised SASL mechanisms
 	auth     string          // the decoded AUTH initial response received
 	addr     string
 	retrs    int
-	tops     int
+	tops     int // TOP n 0: a header
+	peeks    int // TOP n k with k > 0: a whole message, unmarked
+	// topHeadersOnly: TOP ignores its line count (a server that gets
+	// RFC 1939 wrong), so a TOP of every line is short.
+	topHeadersOnly bool
 }
 
 type fakeMsg struct {
@@ -135,13 +139,30 @@ func (f *fakePOP3) serve(c net.Conn) {
 			}
 			m := f.msgs[visible[n-1]]
 			body := m.body
+			peeksBefore := f.peeks
 			if strings.ToUpper(fields[0]) == "TOP" {
-				f.tops++
-				if i := strings.Index(body, "\r\n\r\n"); i >= 0 {
-					body = body[:i+4]
+				lines := 0
+				if len(fields) > 2 {
+					lines, _ = strconv.Atoi(fields[2])
+				}
+				if lines == 0 {
+					f.tops++
+				} else {
+					f.peeks++
+				}
+				if lines == 0 || f.topHeadersOnly {
+					if i := strings.Index(body, "\r\n\r\n"); i >= 0 {
+						body = body[:i+4]
+					}
+				} else if i := strings.Index(body, "\r\n\r\n"); i >= 0 {
+					// The header, the blank line and that many body lines.
+					rest := strings.SplitAfter(body[i+4:], "\r\n")
+					body = body[:i+4] + strings.Join(rest[:min(lines, len(rest))], "")
 				}
 			} else {
 				f.retrs++
+			}
+			if whole := strings.ToUpper(fields[0]) == "RETR" || f.peeks > peeksBefore; whole {
 				if f.errOn[m.uidl] {
 					fmt.Fprint(w, "-ERR cannot read this one\r\n")
 					break
@@ -345,8 +366,8 @@ func TestFakeOneRETRPerMessage(t *testing.T) {
 	if err != nil || sum.Copied != 6 || sum.DuplicatesSkipped != 1 {
 		t.Fatalf("%+v, %v", sum, err)
 	}
-	if f.retrs != 7 || f.tops != 1 {
-		t.Errorf("%d RETRs and %d TOPs; want 7 (one each) and 1 (the big one)", f.retrs, f.tops)
+	if f.peeks != 7 || f.tops != 1 || f.retrs != 0 {
+		t.Errorf("%d whole TOPs, %d header TOPs and %d RETRs; want 7 (one each, read without marking), 1 (the big one's header) and 0", f.peeks, f.tops, f.retrs)
 	}
 	got := bodies(dst)
 	for _, m := range f.msgs[:6] {

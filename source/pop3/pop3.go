@@ -89,7 +89,10 @@ type Store struct {
 	byID   map[string]int // UIDL -> message number in sess
 	sizes  map[int]int64  // message number -> LIST size
 	noUIDL bool
-	warn   sync.Once
+	// noPeek: TOP cannot stand in for RETR on this server (see read).
+	noPeek   bool
+	warn     sync.Once
+	peekWarn sync.Once
 	// kept holds messages Describe retrieved whole, by ID, for the Open
 	// that follows; keptOrder is oldest first (see Describe).
 	kept      map[string][]byte
@@ -207,7 +210,7 @@ func (s *Store) session(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s.sess = sess
-	if err := s.index(); err != nil {
+	if err := s.index(ctx); err != nil {
 		s.drop()
 		return nil, err
 	}
@@ -263,7 +266,7 @@ func (s *Store) login(sess *session, d *dialer) error {
 }
 
 // index maps UIDLs to message numbers for this session.
-func (s *Store) index() error {
+func (s *Store) index(ctx context.Context) error {
 	sess := s.sess
 	sess.dc.Begin()
 	defer sess.dc.End()
@@ -286,10 +289,38 @@ func (s *Store) index() error {
 		})
 		return s.listSizes()
 	}
-	for _, m := range ids {
-		s.byID[m.UID] = m.ID
+	if err := s.listSizes(); err != nil {
+		return err
 	}
-	return s.listSizes()
+	// A UIDL the server gives to more than one message (RFC 1939 says it
+	// must not, and some servers do) cannot tell them apart: those are
+	// keyed by UIDL and content, so each is copied and none is lost.
+	count := map[string]int{}
+	for _, m := range ids {
+		count[m.UID]++
+	}
+	twins := map[string]int{}
+	for _, m := range ids {
+		if count[m.UID] == 1 {
+			s.byID[m.UID] = m.ID
+			continue
+		}
+		h := sha256.New()
+		if err := s.read(ctx, "RETR", m.ID, h); err != nil {
+			return fmt.Errorf("message %d (UIDL %q given to %d messages): %w", m.ID, m.UID, count[m.UID], err)
+		}
+		id := m.UID + "#sha256:" + hex.EncodeToString(h.Sum(nil))
+		if twins[id]++; twins[id] > 1 {
+			id += "#" + strconv.Itoa(twins[id]) // identical twins stay two messages
+		}
+		s.byID[id] = m.ID
+	}
+	for uid, c := range count {
+		if c > 1 {
+			s.cfg.Log.Warn("the server gives one UIDL to several messages; they are told apart by content", "uidl", uid, "messages", c)
+		}
+	}
+	return nil
 }
 
 // listSizes reads LIST, whose sizes let trailerReader undo the line break a
@@ -361,7 +392,7 @@ func (s *Store) list(ctx context.Context) ([]source.Message, error) {
 	if _, err := s.session(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.index(); err != nil {
+	if err := s.index(ctx); err != nil {
 		s.drop()
 		return nil, err
 	}
@@ -403,8 +434,57 @@ func (s *Store) listByContent(ctx context.Context) ([]source.Message, error) {
 	return out, nil
 }
 
+// peekLines asks TOP for more body lines than any message has: the whole
+// message, without the \Seen flag that servers such as Dovecot set on
+// RETR (RFC 1939 lets a server mark what RETR retrieved; TOP marks
+// nothing).
+const peekLines = "999999999"
+
 // read sends "CMD n [args]" and copies the multi-line response body to w.
+//
+// A RETR is first tried as a TOP of every line, so that a backup leaves
+// the mailbox as it was. TOP is only believed when it yields exactly the
+// size LIST gave; a server without TOP, or whose TOP stops short, is read
+// with RETR from then on (said once).
 func (s *Store) read(ctx context.Context, cmd string, n int, w io.Writer, args ...string) error {
+	if rw, ok := w.(interface{ Reset() }); ok && cmd == "RETR" && !s.noPeek && s.listSize(n) >= 0 {
+		cw := &countWriter{w: w}
+		err := s.readAs(ctx, "TOP", n, cw, s.listSize(n), peekLines)
+		var se *serverError
+		switch {
+		case err == nil && cw.n == s.listSize(n):
+			return nil
+		case err == nil || errors.As(err, &se):
+			s.noPeek = true
+			s.peekWarn.Do(func() {
+				s.cfg.Log.Warn("the server's TOP does not return whole messages: reading with RETR, which some servers (Dovecot among them) count as reading a message and mark \\Seen", "server", s.cfg.Addr)
+			})
+			rw.Reset()
+		default:
+			return err
+		}
+	}
+	listSize := int64(-1)
+	if cmd == "RETR" {
+		listSize = s.listSize(n)
+	}
+	return s.readAs(ctx, cmd, n, w, listSize, args...)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n += int64(k)
+	return k, err
+}
+
+// readAs sends the command and copies its body to w; a whole message
+// (listSize >= 0) loses the line break a server adds to one that lacks it.
+func (s *Store) readAs(ctx context.Context, cmd string, n int, w io.Writer, listSize int64, args ...string) error {
 	sess, err := s.session(ctx)
 	if err != nil {
 		return err
@@ -414,8 +494,8 @@ func (s *Store) read(ctx context.Context, cmd string, n int, w io.Writer, args .
 		return err
 	}
 	var body io.Reader = r
-	if cmd == "RETR" {
-		body = &trailerReader{r: r, listSize: s.listSize(n)}
+	if listSize >= 0 || cmd == "RETR" {
+		body = &trailerReader{r: r, listSize: listSize}
 	}
 	_, err = io.Copy(w, body)
 	sess.dc.End()
