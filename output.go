@@ -196,7 +196,7 @@ func verdict(s *plan.Summary) string {
 	for _, p := range []struct {
 		n    int
 		what string
-	}{{s.Recopied, "of them copied again (lost at the destination)"}, {s.AlreadyPresent, "already present"}, {s.FlagsUpdated, "flag updates"}, {s.Filtered, "filtered out"}, {s.Deleted, "deleted at the source"}, {s.MirrorDeleted, "deleted at the destination (mirror)"}} {
+	}{{s.Recopied, "of them copied again (lost at the destination)"}, {s.SameMessageID, "with a Message-ID another message has (each kept)"}, {s.AlreadyPresent, "already present"}, {s.FlagsUpdated, "flag updates"}, {s.Filtered, "filtered out"}, {s.Deleted, "deleted at the source"}, {s.MirrorDeleted, "deleted at the destination (mirror)"}} {
 		if p.n > 0 {
 			parts = append(parts, commas(p.n)+" "+p.what)
 		}

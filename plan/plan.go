@@ -97,6 +97,10 @@ type Summary struct {
 	Copied            int  `json:"copied"`
 	DuplicatesSkipped int  `json:"duplicates_skipped"`
 	AlreadyPresent    int  `json:"already_present"`
+	// SameMessageID counts messages that share a Message-ID with another
+	// message of their folder but differ in content: each is a message of
+	// its own, copied or matched at the destination.
+	SameMessageID int `json:"same_message_id_other_content"`
 	// Recopied counts the messages among Copied that the checkpoint
 	// recorded as copied but the destination no longer held.
 	Recopied     int `json:"recopied"`
@@ -135,6 +139,7 @@ type FolderSummary struct {
 	Copied            int    `json:"copied"`
 	DuplicatesSkipped int    `json:"duplicates_skipped"`
 	AlreadyPresent    int    `json:"already_present"`
+	SameMessageID     int    `json:"same_message_id_other_content,omitempty"`
 	Recopied          int    `json:"recopied,omitempty"`
 	Failed            int    `json:"failed"`
 	FlagsUpdated      int    `json:"flags_updated"`
@@ -319,6 +324,7 @@ type dstIndex struct {
 	present  map[string]presentEntry
 	inflight map[string]*task
 	flags    map[string][]string // destination ID -> flags, from the listing
+	all      map[string][]string // key -> every destination ID with it (sameid.go)
 	listed   []source.Message    // the listing, once isListed
 	isListed bool
 }
@@ -717,6 +723,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 	}
 	unkeyed := map[string]bool{}
 	recopy := map[string]bool{}
+	same := newSameID()
 	var pending []source.Message
 	var flagUpdates []flagUpdate
 	rf, err := e.ckpt.ReadFolder(f.Name)
@@ -748,6 +755,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			continue
 		}
 		fs.AlreadyPresent++
+		same.recorded(m, rec)
 		e.markDone(m, rec)
 		if !source.SameFlags(rec.Flags, e.syncedFlags(m.Flags)) && rec.DstID != "" {
 			flagUpdates = append(flagUpdates, flagUpdate{m: m, rec: rec})
@@ -837,6 +845,10 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		}
 		if err != nil {
 			e.fail(fs, m, fmt.Errorf("read header: %w", err))
+			continue
+		}
+		if key, err = e.refine(ctx, same, fs, idx, m, key); err != nil {
+			e.fail(fs, m, fmt.Errorf("read: %w", err))
 			continue
 		}
 		if !e.needsCopy(ctx, fs, idx, m, key) {
@@ -1043,7 +1055,7 @@ func (e *engine) emptyIndex(dstFolder string) *dstIndex {
 	defer e.mu.Unlock()
 	idx := e.idx[dstFolder]
 	if idx == nil {
-		idx = &dstIndex{present: map[string]presentEntry{}, inflight: map[string]*task{}, flags: map[string][]string{}}
+		idx = &dstIndex{present: map[string]presentEntry{}, inflight: map[string]*task{}, flags: map[string][]string{}, all: map[string][]string{}}
 		e.idx[dstFolder] = idx
 	}
 	return idx
@@ -1112,6 +1124,7 @@ func (e *engine) index(ctx context.Context, dstFolder string) (*dstIndex, error)
 				if _, dup := idx.present[k]; !dup {
 					idx.present[k] = presentEntry{id: m.ID}
 				}
+				idx.all[k] = append(idx.all[k], m.ID)
 			}
 		}
 		idx.flags[m.ID] = m.Flags

@@ -144,11 +144,14 @@ func TestDedupModes(t *testing.T) {
 		copied, dup, pre int
 		inbox            []string
 	}{
-		{plan.DedupMessageID, nil, 4, 3, 0, []string{a, c, e}},
+		// b shares a's Message-ID with other content: a message of its own.
+		{plan.DedupMessageID, nil, 5, 2, 0, []string{a, b, c, e}},
 		{plan.DedupContent, nil, 5, 2, 0, []string{a, b, c, e}},
 		{plan.DedupNone, nil, 7, 0, 0, []string{a, b, c, cLF, a, e}},
 		// Already at the destination, put there by something else.
-		{plan.DedupMessageID, []msg{{"INBOX", "Message-ID: <1@x>\r\n\r\nother body\r\n"}, {"INBOX", c}}, 2, 0, 5, []string{"Message-ID: <1@x>\r\n\r\nother body\r\n", c, e}},
+		// a matches the copy another tool changed; b, another message with
+		// a's Message-ID, finds no second copy and is copied.
+		{plan.DedupMessageID, []msg{{"INBOX", "Message-ID: <1@x>\r\n\r\nother body\r\n"}, {"INBOX", c}}, 3, 0, 4, []string{"Message-ID: <1@x>\r\n\r\nother body\r\n", c, b, e}},
 		{plan.DedupContent, []msg{{"INBOX", "Message-ID: <1@x>\r\n\r\nother body\r\n"}, {"INBOX", cLF}}, 4, 1, 2, []string{"Message-ID: <1@x>\r\n\r\nother body\r\n", cLF, a, b, e}},
 	}
 	for _, tt := range tests {
@@ -499,7 +502,7 @@ func TestMoveDeletesOnlyExactCopies(t *testing.T) {
 		copied, left, del int
 	}{
 		{"", 3, 0, 4},                  // content keys: a, b, c copied; the twin of a matches a byte for byte
-		{plan.DedupMessageID, 2, 2, 2}, // a and c copied: deleted; b matched a by ID only, and a's twin too: kept
+		{plan.DedupMessageID, 3, 1, 3}, // a, b (same ID, other content) and c copied: deleted; a's twin matched a by ID only: kept
 		{plan.DedupNone, 4, 0, 4},      // every message copied itself
 	} {
 		t.Run(string(tt.dedup), func(t *testing.T) {

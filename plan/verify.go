@@ -111,7 +111,8 @@ func Verify(ctx context.Context, src, dst source.Source, opt VerifyOptions) (*Ve
 }
 
 type verifyEntry struct {
-	content string // content key, when deep
+	m       source.Message
+	content string // content key, read when needed
 	used    bool
 }
 
@@ -135,23 +136,30 @@ func (e *engine) verifyFolder(ctx context.Context, vf *VerifyFolder, deep bool, 
 		if err != nil {
 			return fmt.Errorf("read destination message %s: %w", m.ID, err)
 		}
-		ent := &verifyEntry{}
-		if deep {
-			if ent.content, err = e.contentKey(ctx, e.dst, m); err != nil {
-				return fmt.Errorf("read destination message %s: %w", m.ID, err)
-			}
-		}
-		have[key] = append(have[key], ent)
+		have[key] = append(have[key], &verifyEntry{m: m})
 	}
-	wanted := map[string]int{}
-	for _, m := range srcMsgs {
-		key, err := e.verifyKey(ctx, e.src, &m)
+	// Keys several source messages share (one Message-ID, other content:
+	// each a message of its own, see sameid.go) are checked by content
+	// even without deep, or one copy would seem to stand for all.
+	keys := make([]string, len(srcMsgs))
+	shared := map[string]int{}
+	for i := range srcMsgs {
+		key, err := e.verifyKey(ctx, e.src, &srcMsgs[i])
 		if errors.Is(err, source.ErrMessageNotFound) {
-			vf.Messages--
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read source message %s: %w", m.ID, err)
+			return fmt.Errorf("read source message %s: %w", srcMsgs[i].ID, err)
+		}
+		keys[i] = key
+		shared[key]++
+	}
+	wanted := map[string]int{}
+	for i, m := range srcMsgs {
+		key := keys[i]
+		if key == "" {
+			vf.Messages--
+			continue
 		}
 		wanted[key]++
 		cands := have[key]
@@ -160,13 +168,20 @@ func (e *engine) verifyFolder(ctx context.Context, vf *VerifyFolder, deep bool, 
 			sum.Errors = append(sum.Errors, ErrorEntry{Folder: vf.Name, Message: describe(m), Error: "missing at the destination"})
 			continue
 		}
-		if !deep {
+		if !deep && shared[key] < 2 {
 			vf.Present++
 			continue
 		}
 		c, err := e.contentKey(ctx, e.src, m)
 		if err != nil {
 			return fmt.Errorf("read source message %s: %w", m.ID, err)
+		}
+		for _, x := range cands {
+			if x.content == "" {
+				if x.content, err = e.contentKey(ctx, e.dst, x.m); err != nil {
+					return fmt.Errorf("read destination message %s: %w", x.m.ID, err)
+				}
+			}
 		}
 		i := slices.IndexFunc(cands, func(x *verifyEntry) bool { return x.content == c && !x.used })
 		if i < 0 {
