@@ -206,6 +206,16 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		if err != nil {
 			return exitUsage, nil
 		}
+		// verify reads; a flag about writing would be silently ignored.
+		var ignored []string
+		fs.Visit(func(f *flag.Flag) {
+			if !verifyFlags[f.Name] {
+				ignored = append(ignored, "--"+f.Name)
+			}
+		})
+		if len(ignored) > 0 {
+			return exitUsage, usagef("%s mean nothing to verify, which only reads", strings.Join(ignored, ", "))
+		}
 		var jobs []Job
 		switch len(pos) {
 		case 2:
@@ -606,6 +616,12 @@ func (j Job) selection(c *commonFlags) (plan.FolderRules, plan.Filter, error) {
 	return rules, filter, nil
 }
 
+// verifyFlags are the flags verify takes: what selects and matches
+// messages, as the copy did, and how to report.
+var verifyFlags = map[string]bool{"json": true, "dedup": true, "quiet": true, "verbose": true, "folder": true, "include": true,
+	"exclude": true, "prefix": true, "max-size": true, "min-size": true, "since": true, "before": true, "log-format": true,
+	"job": true, "deep": true}
+
 // crashGrace: see plan.Options.CrashGrace.
 const crashGrace = 2 * time.Second
 
@@ -798,6 +814,12 @@ func verifyJob(ctx context.Context, j Job, c *commonFlags, log *slog.Logger) (*p
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
+	// What the copy with the same arguments promised: its folders, their
+	// destination names and its filters.
+	rules, filter, err := j.selection(c)
+	if err != nil {
+		return nil, err
+	}
 	srcEP, dstEP, err := j.endpoints()
 	if err != nil {
 		return nil, err
@@ -812,5 +834,5 @@ func verifyJob(ctx context.Context, j Job, c *commonFlags, log *slog.Logger) (*p
 		return nil, fmt.Errorf("open destination %s: %w", dstEP, err)
 	}
 	defer dst.Close()
-	return plan.Verify(ctx, src, dst, plan.VerifyOptions{Dedup: dedup, Deep: c.deep, Log: log})
+	return plan.Verify(ctx, src, dst, plan.VerifyOptions{Dedup: dedup, Deep: c.deep, Folders: rules, Filter: filter, Log: log})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/sink/sinktest"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/source/sourcetest"
@@ -203,5 +205,38 @@ func TestNothingSelected(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// verify with the copy's arguments checks what that copy promised: its
+// prefix, its folders and its filters; a flag about writing is refused.
+func TestVerifyAppliesTheCopysSelection(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		folders int
+	}{
+		{"prefix", []string{"--prefix", "Restored/2026-12-01"}, 4},
+		{"one folder", []string{"--folder", "INBOX"}, 1},
+		{"since", []string{"--since", "2024-01-01"}, 4},
+		{"exclude", []string{"--exclude", "Archive*"}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := "maildir:" + filepath.Join(t.TempDir(), "d")
+			args := append([]string{"maildir:examples/sample-maildir", dst}, tc.args...)
+			if code, _, stderr := cli(t, append(append([]string{"copy"}, args...), "--checkpoint", filepath.Join(t.TempDir(), "c"))...); code != exitOK {
+				t.Fatalf("copy: exit %d\n%s", code, stderr)
+			}
+			code, out, stderr := cli(t, append(append([]string{"verify"}, args...), "--json")...)
+			var sum plan.VerifySummary
+			json.Unmarshal([]byte(out), &sum)
+			if code != exitOK || sum.Missing != 0 || len(sum.Folders) != tc.folders || sum.Present == 0 {
+				t.Fatalf("verify: exit %d, %d folders, %d present, %d missing\n%s%s", code, len(sum.Folders), sum.Present, sum.Missing, out, stderr)
+			}
+		})
+	}
+	code, _, stderr := cli(t, "verify", "maildir:examples/sample-maildir", "maildir:"+t.TempDir(), "--delete-after-copy")
+	if code != exitUsage || !strings.Contains(stderr, "--delete-after-copy") {
+		t.Fatalf("verify --delete-after-copy: exit %d\n%s", code, stderr)
 	}
 }

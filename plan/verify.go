@@ -19,12 +19,17 @@ type VerifyOptions struct {
 	Dedup Dedup
 	// Deep also compares the SHA-256 of every body (line endings folded).
 	Deep bool
-	Log  *slog.Logger
+	// Folders and Filter are the copy's: verify checks what a copy with
+	// the same settings promised (a --prefix, a --folder, a --since).
+	Folders FolderRules
+	Filter  Filter
+	Log     *slog.Logger
 }
 
 // VerifySummary is the outcome of Verify, also printed by --json.
 type VerifySummary struct {
 	Present        int             `json:"present"`
+	Filtered       int             `json:"filtered"`
 	Missing        int             `json:"missing"`
 	Differing      int             `json:"differing"`
 	Extra          int             `json:"extra"`
@@ -40,6 +45,7 @@ type VerifyFolder struct {
 	MappedBy    string `json:"mapped_by,omitempty"`
 	Messages    int    `json:"messages"`
 	Present     int    `json:"present"`
+	Filtered    int    `json:"filtered,omitempty"`
 	Missing     int    `json:"missing"`
 	Differing   int    `json:"differing"`
 	// Extra counts destination messages beyond the source's count for
@@ -76,11 +82,27 @@ func Verify(ctx context.Context, src, dst source.Source, opt VerifyOptions) (*Ve
 	if dedup == DedupNone {
 		dedup = DedupContent
 	}
-	e := &engine{src: src, dst: dst, opt: Options{Dedup: dedup, Log: opt.Log}}
+	e := &engine{src: src, dst: dst, opt: Options{Dedup: dedup, Folders: opt.Folders, Filter: opt.Filter, Log: opt.Log}}
 	sum := &VerifySummary{Folders: []*VerifyFolder{}, Errors: []ErrorEntry{}}
-	folders, err := src.Folders(ctx)
+	sel, err := newFolderSelector(opt.Folders)
+	if err != nil {
+		return sum, err
+	}
+	all, err := src.Folders(ctx)
 	if err != nil {
 		return sum, fmt.Errorf("list source folders: %w", err)
+	}
+	if len(all) == 0 {
+		return sum, fmt.Errorf("%w: the source holds no mailbox", ErrNothingSelected)
+	}
+	if p := sel.unmatched(all); p != "" {
+		return sum, fmt.Errorf("%w: the folder pattern %q matches none of the source's folders: %s", ErrNothingSelected, p, folderList(all))
+	}
+	var folders []source.Folder
+	for _, f := range all {
+		if sel.selected(f) {
+			folders = append(folders, f)
+		}
 	}
 	slices.SortFunc(folders, func(a, b source.Folder) int { return strings.Compare(a.Name, b.Name) })
 	mapping, err := e.mapFolders(ctx, folders)
@@ -102,6 +124,7 @@ func Verify(ctx context.Context, src, dst source.Source, opt VerifyOptions) (*Ve
 			sum.Errors = append(sum.Errors, ErrorEntry{Folder: f.Name, Error: err.Error()})
 		}
 		sum.Present += vf.Present
+		sum.Filtered += vf.Filtered
 		sum.Missing += vf.Missing
 		sum.Differing += vf.Differing
 		sum.Extra += vf.Extra
@@ -120,6 +143,25 @@ func (e *engine) verifyFolder(ctx context.Context, vf *VerifyFolder, deep bool, 
 	var srcMsgs, dstMsgs []source.Message
 	if err := e.src.List(ctx, vf.Name, func(m source.Message) error { srcMsgs = append(srcMsgs, m); return nil }); err != nil {
 		return fmt.Errorf("list source: %w", err)
+	}
+	if e.opt.Filter.Active() {
+		kept := srcMsgs[:0]
+		for _, m := range srcMsgs {
+			skip, decided := e.opt.Filter.skips(m)
+			if !decided {
+				if d, ok := e.src.(source.Describer); ok {
+					if err := d.Describe(ctx, &m); err == nil {
+						skip, _ = e.opt.Filter.skips(m)
+					}
+				}
+			}
+			if skip {
+				vf.Filtered++
+				continue
+			}
+			kept = append(kept, m)
+		}
+		srcMsgs = kept
 	}
 	vf.Messages = len(srcMsgs)
 	err := e.dst.List(ctx, vf.Destination, func(m source.Message) error { dstMsgs = append(dstMsgs, m); return nil })
