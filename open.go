@@ -32,6 +32,16 @@ var errNotBuilt = errors.New("this kind of endpoint is not supported yet")
 // MAILFERRY_DST_PASSWORD.
 type side string
 
+// openMaildir opens a Maildir tree for reading.
+func openMaildir(path string, layout srcmaildir.Layout, log *slog.Logger) (source.Source, error) {
+	st, err := srcmaildir.Open(path, layout)
+	if err != nil {
+		return nil, err
+	}
+	st.Log = log
+	return st, nil
+}
+
 // openSource opens an endpoint for reading.
 func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, log *slog.Logger) (source.Source, error) {
 	switch e.Kind {
@@ -40,7 +50,7 @@ func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, l
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
-		return srcmaildir.Open(e.Path, layout)
+		return openMaildir(e.Path, layout, log)
 	case endpoint.Mbox:
 		return openMbox(e, log)
 	case endpoint.IMAP:
@@ -105,7 +115,7 @@ func openDestination(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConf
 			if _, err := os.Stat(e.Path); errors.Is(err, fs.ErrNotExist) {
 				return emptySource{}, nil
 			}
-			return srcmaildir.Open(e.Path, layout)
+			return openMaildir(e.Path, layout, log)
 		}
 		return sinkmaildir.New(e.Path, layout, log)
 	case endpoint.IMAP:

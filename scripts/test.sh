@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v dovecot >/dev/null 2>&1 || need_pkgs+=(dovecot-imapd dovecot-pop3d)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# Tools people migrate from: tests run them against the test Dovecot to
+# make real trees.
+command -v mbsync >/dev/null 2>&1 || need_pkgs+=(isync)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need_pkgs[*]}" >&2

@@ -63,6 +63,7 @@ func New(root string, layout srcmaildir.Layout, log *slog.Logger) (*Sink, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	st.Log = log
 	return &Sink{Store: st, log: log, created: map[string]bool{}, kwmu: map[string]*sync.Mutex{}, syncers: map[string]*groupSync{}}, nil
 }
 

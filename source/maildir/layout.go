@@ -1,10 +1,12 @@
 package maildir
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -94,20 +96,31 @@ func dirOf(root string, layout Layout, name string) (string, error) {
 	return filepath.Join(root, "."+strings.Join(parts, ".")), nil
 }
 
-// isMaildir reports whether dir holds a cur/ directory.
+// isMaildir reports whether dir holds a cur/ directory. A cur/ that is a
+// symbolic link does not count: a tree must not lead reads outside it.
 func isMaildir(dir string) bool {
-	fi, err := os.Stat(filepath.Join(dir, "cur"))
+	fi, err := os.Lstat(filepath.Join(dir, "cur"))
 	return err == nil && fi.IsDir()
 }
 
-// folderNames lists the folders of the store at root.
-func folderNames(root string, layout Layout) ([]string, error) {
-	var names []string
+// folderDir is one folder of a tree: its name and its directory.
+type folderDir struct{ name, dir string }
+
+// folderDirs lists the folders of the store at root, one name per
+// directory and one directory per name. Names are what the directory
+// says (modified UTF-7 decoded where it decodes and encodes back the same
+// way, raw UTF-8 kept as it is, other bytes made valid); when two
+// directories would give one name (".&AOk-" and a raw ".é", or an fs
+// layout "Inbox/" beside a root INBOX), the one that name's own
+// directory is keeps it and the other gets a suffix, " (2)", so both are
+// read and neither is merged into the other.
+func folderDirs(root string, layout Layout) (out []folderDir, renamed []folderDir, err error) {
+	var found []folderDir
 	if isMaildir(root) {
-		names = append(names, "INBOX")
+		found = append(found, folderDir{"INBOX", root})
 	}
 	if layout == LayoutFS {
-		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -120,33 +133,91 @@ func folderNames(root string, layout Layout) ([]string, error) {
 			}
 			if isMaildir(path) {
 				rel, _ := filepath.Rel(root, path)
-				names = append(names, filepath.ToSlash(rel))
+				parts := strings.Split(filepath.ToSlash(rel), "/")
+				for i, p := range parts {
+					// mbsync (SubFolders Verbatim) and OfflineIMAP keep
+					// IMAP's modified UTF-7 names as they are: a part that
+					// is strictly that is decoded, anything else is UTF-8.
+					if d, err := mutf7.Decode(p); err == nil && strings.Contains(p, "&") && mutf7.Encode(d) == p {
+						parts[i] = d
+					} else {
+						parts[i] = strings.ToValidUTF8(p, "\uFFFD")
+					}
+				}
+				name := strings.Join(parts, "/")
+				// mbsync's "Inbox ~/Mail/INBOX" beside "Path ~/Mail/": the
+				// inbox is a folder of the tree, and the root none.
+				if isInbox(name) && !isMaildir(root) {
+					name = "INBOX"
+				}
+				found = append(found, folderDir{name, path})
 			}
 			return nil
 		})
-		return names, err
-	}
-	ents, err := os.ReadDir(root)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		n := e.Name()
-		if !e.IsDir() || len(n) < 2 || n[0] != '.' || n == ".." {
-			continue
+		if err != nil {
+			return nil, nil, err
 		}
-		if !isMaildir(filepath.Join(root, n)) {
-			continue
+	} else {
+		ents, err := os.ReadDir(root)
+		if err != nil {
+			return nil, nil, err
 		}
-		parts := strings.Split(n[1:], ".")
-		for i, p := range parts {
-			// Dovecot writes modified UTF-7; a name that does not decode was
-			// written by something else in raw UTF-8, and is kept as it is.
-			if d, err := mutf7.Decode(p); err == nil {
-				parts[i] = d
+		for _, e := range ents {
+			n := e.Name()
+			if !e.IsDir() || len(n) < 2 || n[0] != '.' || n == ".." {
+				continue
 			}
+			if !isMaildir(filepath.Join(root, n)) {
+				continue
+			}
+			parts := strings.Split(n[1:], ".")
+			for i, p := range parts {
+				// Dovecot writes modified UTF-7; a name that does not decode,
+				// or decodes to something that would be written otherwise,
+				// was written by another tool and is kept as it is.
+				if d, err := mutf7.Decode(p); err == nil && mutf7.Encode(d) == p {
+					parts[i] = d
+				} else {
+					parts[i] = strings.ToValidUTF8(p, "\uFFFD")
+				}
+			}
+			found = append(found, folderDir{strings.Join(parts, "/"), filepath.Join(root, n)})
 		}
-		names = append(names, strings.Join(parts, "/"))
 	}
-	return names, nil
+	// The directory a name would be written to keeps the name; the others
+	// are renamed, in the order of their directories, so a run and the
+	// next agree.
+	own := func(f folderDir) bool {
+		d, err := dirOf(root, layout, f.name)
+		return err == nil && d == f.dir
+	}
+	slices.SortStableFunc(found, func(a, b folderDir) int {
+		return cmp.Or(-cmp.Compare(boolInt(own(a)), boolInt(own(b))), strings.Compare(a.dir, b.dir))
+	})
+	taken := map[string]bool{}
+	key := func(name string) string {
+		if isInbox(name) {
+			return "INBOX"
+		}
+		return name
+	}
+	for _, f := range found {
+		if taken[key(f.name)] {
+			base := f.name
+			for i := 2; taken[key(f.name)]; i++ {
+				f.name = fmt.Sprintf("%s (%d)", base, i)
+			}
+			renamed = append(renamed, f)
+		}
+		taken[key(f.name)] = true
+		out = append(out, f)
+	}
+	return out, renamed, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,8 +30,12 @@ type Store struct {
 	root   string
 	layout Layout
 
+	// Log hears of folders renamed to keep names one to one.
+	Log *slog.Logger
+
 	mu    sync.Mutex
 	paths map[string]map[string]string // folder -> message ID -> file path, from List
+	dirs  map[string]string            // folder -> directory, from Folders
 }
 
 // Open opens the Maildir tree at root for reading. root must exist.
@@ -42,7 +47,7 @@ func Open(root string, layout Layout) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("maildir %q: not a directory", root)
 	}
-	return &Store{root: root, layout: layout, paths: map[string]map[string]string{}}, nil
+	return &Store{root: root, layout: layout, paths: map[string]map[string]string{}, Log: slog.New(slog.DiscardHandler)}, nil
 }
 
 // Root returns the directory of the tree.
@@ -51,21 +56,36 @@ func (s *Store) Root() string { return s.root }
 // Layout returns the folder layout of the tree.
 func (s *Store) Layout() Layout { return s.layout }
 
-// Dir returns the directory of folder, refusing names that would leave the
-// root or that the layout cannot hold.
+// Dir returns the directory of folder: the one the last Folders listed
+// under that name, else the one the layout gives the name, refusing names
+// that would leave the root or that the layout cannot hold.
 func (s *Store) Dir(folder string) (string, error) {
+	s.mu.Lock()
+	d, ok := s.dirs[folder]
+	s.mu.Unlock()
+	if ok {
+		return d, nil
+	}
 	return dirOf(s.root, s.layout, folder)
 }
 
 // Folders implements source.Source.
 func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
-	names, err := folderNames(s.root, s.layout)
+	found, renamed, err := folderDirs(s.root, s.layout)
 	if err != nil {
 		return nil, fmt.Errorf("list folders of %q: %w", s.root, err)
 	}
-	out := make([]source.Folder, len(names))
-	for i, n := range names {
-		out[i] = source.Folder{Name: n}
+	dirs := make(map[string]string, len(found))
+	out := make([]source.Folder, len(found))
+	for i, f := range found {
+		dirs[f.name] = f.dir
+		out[i] = source.Folder{Name: f.name}
+	}
+	s.mu.Lock()
+	s.dirs = dirs
+	s.mu.Unlock()
+	for _, f := range renamed {
+		s.Log.Warn("two folders of the tree have one name; this one is read as a folder of its own under another name", "directory", f.dir, "folder", f.name)
 	}
 	return out, nil
 }

@@ -1,0 +1,96 @@
+package maildir
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/mailferry/mailferry/source"
+)
+
+// mkFolder makes a Maildir folder directory at dir holding one message.
+func mkFolder(t *testing.T, dir, body string) {
+	t.Helper()
+	for _, d := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cur", "1.M1P1Q1.host:2,S"), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every folder directory of a tree is read, once, under a name of its own:
+// names that decode alike are not merged, raw UTF-8 and names that are not
+// modified UTF-7 are read from the directory they came from, and an fs
+// layout "Inbox/" is not taken for the root INBOX.
+func TestFolderNamesOneToOne(t *testing.T) {
+	tests := []struct {
+		name   string
+		layout Layout
+		dirs   map[string]string // directory (relative) -> body
+		want   map[string]string // folder -> body
+	}{
+		{"maildir++", LayoutMaildirPP, map[string]string{
+			"": "inbox", ".&AOk-": "utf7", ".é": "raw", ".Entwürfe": "raw drafts", ".R&D": "not utf7", ".A.B": "nested",
+		}, map[string]string{
+			"INBOX": "inbox", "é": "utf7", "é (2)": "raw", "Entwürfe": "raw drafts", "R&D": "not utf7", "A/B": "nested",
+		}},
+		{"fs with an Inbox folder", LayoutFS, map[string]string{
+			"": "inbox", "Inbox": "a folder named Inbox", "Work/2024": "work",
+		}, map[string]string{
+			"INBOX": "inbox", "Inbox (2)": "a folder named Inbox", "Work/2024": "work",
+		}},
+		{"mbsync: INBOX beside the folders", LayoutFS, map[string]string{
+			"INBOX": "inbox", "Archive": "archive", "Sent": "sent",
+		}, map[string]string{
+			"INBOX": "inbox", "Archive": "archive", "Sent": "sent",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for d, body := range tt.dirs {
+				mkFolder(t, filepath.Join(root, d), body)
+			}
+			s, err := Open(root, tt.layout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			folders, err := s.Folders(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, f := range folders {
+				names = append(names, f.Name)
+			}
+			if len(names) != len(tt.want) {
+				t.Fatalf("folders %q, want %d", names, len(tt.want))
+			}
+			for _, name := range names {
+				var got []string
+				err := s.List(context.Background(), name, func(m source.Message) error {
+					r, err := s.Open(context.Background(), m)
+					if err != nil {
+						return err
+					}
+					defer r.Close()
+					b := make([]byte, 100)
+					n, _ := r.Read(b)
+					got = append(got, string(b[:n]))
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("%q: %v", name, err)
+				}
+				if want, ok := tt.want[name]; !ok || !slices.Equal(got, []string{want}) {
+					t.Errorf("folder %q holds %q, want %q", name, got, tt.want[name])
+				}
+			}
+		})
+	}
+}
