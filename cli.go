@@ -673,7 +673,7 @@ func printSummary(stdout, stderr io.Writer, c *commonFlags, dryRun bool, sums []
 		if s.name != "" {
 			prefix = s.name + ": "
 		}
-		fmt.Fprintln(stderr, prefix+verdict(s.sum))
+		fmt.Fprintln(stderr, termSafe(prefix)+verdict(s.sum))
 	}
 }
 
@@ -683,9 +683,9 @@ func printPlan(w io.Writer, s *plan.Summary) {
 	for _, f := range s.Folders {
 		note := ""
 		if f.Error != "" {
-			note = "  error: " + f.Error
+			note = "  error: " + termSafe(f.Error)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", f.Name, f.Destination, f.Messages, f.Copied, f.DuplicatesSkipped, f.AlreadyPresent, f.Filtered, f.FlagsUpdated, humanBytes(f.Bytes), note)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", termSafe(f.Name), termSafe(f.Destination), f.Messages, f.Copied, f.DuplicatesSkipped, f.AlreadyPresent, f.Filtered, f.FlagsUpdated, humanBytes(f.Bytes), note)
 	}
 	fmt.Fprintf(tw, "total\t\t\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.Copied, s.DuplicatesSkipped, s.AlreadyPresent, s.Filtered, s.FlagsUpdated, humanBytes(s.Bytes))
 	tw.Flush()
@@ -779,9 +779,9 @@ func verifyJobs(ctx context.Context, jobs []Job, c *commonFlags, stdout, stderr 
 		for _, f := range v.sum.Folders {
 			note := ""
 			if f.Error != "" {
-				note = "  error: " + f.Error
+				note = "  error: " + termSafe(f.Error)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", f.Name, f.Destination, f.Messages, f.Present, f.Missing, f.Differing, f.Extra, note)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", termSafe(f.Name), termSafe(f.Destination), f.Messages, f.Present, f.Missing, f.Differing, f.Extra, note)
 		}
 		fmt.Fprintf(tw, "total\t\t\t%d\t%d\t%d\t%d\t\n", v.sum.Present, v.sum.Missing, v.sum.Differing, v.sum.Extra)
 		tw.Flush()
@@ -790,7 +790,7 @@ func verifyJobs(ctx context.Context, jobs []Job, c *commonFlags, stdout, stderr 
 				fmt.Fprintf(stderr, "mailferry: ... and %d more (see --json)\n", len(v.sum.Errors)-20)
 				break
 			}
-			fmt.Fprintf(stderr, "mailferry: %s: %s: %s\n", e.Folder, e.Message, e.Error)
+			fmt.Fprintf(stderr, "mailferry: %s: %s: %s\n", termSafe(e.Folder), termSafe(e.Message), termSafe(e.Error))
 		}
 	}
 	return worst, nil

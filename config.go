@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -208,6 +209,13 @@ func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
 				return fmt.Errorf("line %d: unknown key %q (an endpoint takes: %s)", k.Line, k.Value, strings.Join(endpointKeys, ", "))
 			}
 		}
+		for _, f := range []*string{&e.PasswordFile, &e.OAuth2ClientSecretFile, &e.OAuth2RefreshTokenFile} {
+			x, err := expandHome(*f)
+			if err != nil {
+				return fmt.Errorf("line %d: %v", n.Line, err)
+			}
+			*f = x
+		}
 		if e.URL == "" && e.Provider != "" {
 			p, err := lookupProvider(e.Provider)
 			if err != nil {
@@ -221,6 +229,19 @@ func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	return fmt.Errorf("line %d: an endpoint is a URL or a map with a url key", n.Line)
+}
+
+// expandHome turns a leading "~/" into the home directory, as a shell
+// would for the paths the README shows that way.
+func expandHome(p string) (string, error) {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, p[1:]), nil
 }
 
 // ErrConfig is wrapped by every config error (exit code 2).

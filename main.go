@@ -66,7 +66,7 @@ func exitCode(err error) int {
 // report prints an error the way age does: "mailferry: error: ..." and,
 // where there is something the user can do, "mailferry: hint: ...".
 func report(w io.Writer, err error) {
-	fmt.Fprintf(w, "mailferry: error: %v\n", err)
+	fmt.Fprintf(w, "mailferry: error: %s\n", errorText(err))
 	var hint string
 	var ue usageError
 	switch {

@@ -199,39 +199,64 @@ func imapConfig(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logg
 // it shows in ps and shell history). Its value never appears in errors.
 func password(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logger) (string, error) {
 	env := "MAILFERRY_" + strings.ToUpper(string(s)) + "_PASSWORD"
-	if p, ok := os.LookupEnv(env); ok {
-		return p, nil
-	}
-	if cfg.PasswordFile != "" {
+	from, pw := "", ""
+	switch p, ok := os.LookupEnv(env); {
+	case ok:
+		from, pw = env, p
+	case cfg.PasswordFile != "":
 		b, err := os.ReadFile(cfg.PasswordFile)
 		if err != nil {
 			return "", fmt.Errorf("password_file: %w", err)
 		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	if cfg.PasswordCmd != "" {
-		return runSecretCmd("password_cmd", cfg.PasswordCmd)
-	}
-	if e.Password != "" {
+		from, pw = "password_file", firstLine(string(b))
+	case cfg.PasswordCmd != "":
+		p, err := runSecretCmd("password_cmd", cfg.PasswordCmd)
+		if err != nil {
+			return "", err
+		}
+		from, pw = "password_cmd", p
+	case e.Password != "":
 		log.Warn("password taken from the URL: it shows in ps and shell history; prefer " + env + " or password_file")
-		return e.Password, nil
+		from, pw = "the URL", e.Password
+	default:
+		return "", usagef("no password for %s: set %s, or password_file or password_cmd in a config file", e, env)
 	}
-	return "", usagef("no password for %s: set %s, or password_file or password_cmd in a config file", e, env)
+	// A line break would end the command the password is sent in and start
+	// another (POP3 PASS): refused before anything is sent, naming where it
+	// came from, never what it is.
+	if strings.ContainsAny(pw, "\r\n\x00") {
+		return "", usagef("the password from %s holds a line break or NUL", from)
+	}
+	if strings.ContainsAny(e.User, "\r\n\x00") {
+		return "", usagef("the user name of %s holds a line break or NUL", e)
+	}
+	return pw, nil
+}
+
+// firstLine is a secret as pass and gopass print it: the first line; the
+// lines after it (login:, url:, other secrets) are not part of it.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return strings.TrimSuffix(line, "\r")
 }
 
 // runSecretCmd runs a command that prints a secret on its first line. Its
-// output never goes into an error; its standard error may, as it is the
-// command's own explanation.
+// output never goes into an error; its standard error may, cut short, as
+// it is the command's own explanation.
 func runSecretCmd(what, command string) (string, error) {
 	var out, errb bytes.Buffer
 	cmd := exec.Command("sh", "-c", command)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s failed: %w (%s)", what, err, strings.TrimSpace(errb.String()))
+		msg := strings.TrimSpace(errb.String())
+		if len(msg) > 300 {
+			msg = msg[:300] + "..."
+		}
+		return "", fmt.Errorf("%s failed: %w (%q)", what, err, msg)
 	}
-	secret := strings.TrimRight(out.String(), "\r\n")
+	secret := firstLine(out.String())
 	if secret == "" {
-		return "", fmt.Errorf("%s printed nothing", what)
+		return "", fmt.Errorf("%s printed nothing on its first line", what)
 	}
 	return secret, nil
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -264,4 +266,51 @@ func jobLabel(name string) string {
 		return "copy"
 	}
 	return name
+}
+
+// termSafe shows s on a terminal as text: printable characters as they
+// are, anything else (escape sequences, other control characters, bidi
+// overrides, invalid UTF-8) as a Go escape, so a server's answer, a folder
+// name or a file name cannot move the cursor, clear the screen or retitle
+// the window. JSON output keeps the exact value.
+func termSafe(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x80 && !unicode.IsPrint(r) && r != ' ':
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case !unicode.IsPrint(r) && r != ' ':
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// maxErrorText bounds an error printed for a person: a server's text
+// inside it may be anything up to a whole response.
+const maxErrorText = 1000
+
+// errorText is err for a terminal: escaped, and cut to maxErrorText.
+func errorText(err error) string {
+	s := err.Error()
+	if len(s) > maxErrorText {
+		s = fmt.Sprintf("%s... (%d bytes more)", strings.ToValidUTF8(s[:maxErrorText], ""), len(s)-maxErrorText)
+	}
+	return termSafe(s)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -193,5 +194,29 @@ func TestByteBudgetExit(t *testing.T) {
 	}
 	if code, _, stderr := cli(t, "copy", "maildir:examples/sample-maildir", "maildir:"+filepath.Join(dir, "d"), "--daily-byte-budget", "lots"); code != exitUsage || !strings.Contains(stderr, "daily_byte_budget") {
 		t.Fatalf("bad budget: exit %d, %q", code, stderr)
+	}
+}
+
+// Text from a server or a file reaches a terminal escaped: no escape
+// sequence, control character or bidi override gets through, and plain
+// text (accents, quotes, tabs aside) is left as it is.
+func TestTermSafe(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"Entwürfe", "Entwürfe"},
+		{`folder "x": NO [TRYCREATE]`, `folder "x": NO [TRYCREATE]`},
+		{"\x1b[2Jgone", `\x1b[2Jgone`},
+		{"\x1b]0;pwned\x07", `\x1b]0;pwned\x07`},
+		{"a\rb\nc", `a\x0db\x0ac`},
+		{"\u202Egnp.exe", `\u202egnp.exe`},
+		{"bad \xff byte", `bad \xff byte`},
+		{"\u009b31m", `\u009b31m`},
+	} {
+		if got := termSafe(tt.in); got != tt.want {
+			t.Errorf("termSafe(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	long := errorText(errors.New(strings.Repeat("x", 5000)))
+	if len(long) > maxErrorText+50 || !strings.Contains(long, "4000 bytes more") {
+		t.Errorf("a 5000-byte error is printed as %d bytes", len(long))
 	}
 }

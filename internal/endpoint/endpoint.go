@@ -103,22 +103,46 @@ func parseLocal(kind, s, rest string) (*Endpoint, error) {
 }
 
 func parseServer(s string) (*Endpoint, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", ErrSyntax, Redact(s), errors.Unwrap(err))
+	// The password is found and taken out before anything is parsed, so
+	// no error below can quote it, whatever the URL's shape.
+	masked, user, password, hasUser := splitUserinfo(s)
+	scheme, rest, _ := strings.Cut(s, ":")
+	scheme = strings.ToLower(scheme)
+	if slashes := len(rest) - len(strings.TrimLeft(rest, "/")); slashes != 2 {
+		return nil, fmt.Errorf("%w %q: want %s://USER@HOST (two slashes after %q)", ErrSyntax, masked, scheme, scheme+":")
 	}
-	scheme := strings.ToLower(u.Scheme)
+	if hasUser {
+		at := strings.LastIndex(rest, "@")
+		rest = "//" + rest[at+1:]
+	}
+	u, err := url.Parse(scheme + ":" + rest)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %v", ErrSyntax, masked, errors.Unwrap(err))
+	}
 	e := &Endpoint{Host: u.Hostname(), Port: u.Port(), Options: u.Query()}
 	if u.Host == "" || e.Host == "" {
-		return nil, fmt.Errorf("%w %q: no host", ErrSyntax, Redact(s))
+		return nil, fmt.Errorf("%w %q: no host", ErrSyntax, masked)
 	}
 	if u.Path != "" && u.Path != "/" {
-		return nil, fmt.Errorf("%w %q: unexpected path %q", ErrSyntax, Redact(s), u.Path)
+		return nil, fmt.Errorf("%w %q: unexpected path %q", ErrSyntax, masked, u.Path)
 	}
-	if u.User != nil {
-		e.User = u.User.Username()
-		e.Password, _ = u.User.Password()
+	if u.Fragment != "" || strings.Contains(rest, "#") {
+		return nil, fmt.Errorf("%w %q: unexpected \"#\"", ErrSyntax, masked)
 	}
+	if hasUser {
+		e.User, e.Password = unescape(user), unescape(password)
+		if e.User == "" {
+			return nil, fmt.Errorf("%w %q: empty user name before \"@\"", ErrSyntax, masked)
+		}
+		// A line break would end the command it is sent in and start
+		// another: refused before anything is sent.
+		for _, f := range []struct{ name, v string }{{"user name", e.User}, {"password", e.Password}} {
+			if strings.ContainsAny(f.v, "\r\n\x00") {
+				return nil, fmt.Errorf("%w %q: the %s holds a line break or NUL", ErrSyntax, masked, f.name)
+			}
+		}
+	}
+	s = masked // for the errors below
 	switch scheme {
 	case "imap", "imaps":
 		e.Kind = IMAP
@@ -186,18 +210,44 @@ func (e *Endpoint) String() string {
 
 // Redact removes a password from a URL-like string that may not parse.
 func Redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
-		return s
+	masked, _, _, _ := splitUserinfo(s)
+	return masked
+}
+
+// splitUserinfo finds the user and password of a server URL however it is
+// typed: the user information runs from after the scheme's slashes (any
+// number, none included: "imaps:/alice:pw@h", "imaps:alice:pw@h") to the
+// last "@", and the password from its first ":". A password may hold any
+// of "/ ? # @ :". masked is s with the password replaced by "xxxxx" and
+// everything else as typed, so a typo stays visible. A string with "@"
+// but no scheme we know is masked from its first ":" to that "@".
+func splitUserinfo(s string) (masked, user, password string, ok bool) {
+	scheme, rest, found := strings.Cut(s, ":")
+	at := strings.LastIndex(rest, "@")
+	if !found || at < 0 {
+		return s, "", "", false
 	}
-	// Unparseable: cut anything between "//" and "@".
-	if i := strings.Index(s, "//"); i >= 0 {
-		if j := strings.LastIndex(s, "@"); j > i {
-			return s[:i+2] + "xxxxx" + s[j:]
-		}
+	switch strings.ToLower(scheme) {
+	case "imap", "imaps", "pop3", "pop3s":
+	default:
+		return scheme + ":xxxxx" + rest[at:], "", "", false
 	}
-	return s
+	start := len(rest) - len(strings.TrimLeft(rest, "/"))
+	if start > at {
+		return s, "", "", false
+	}
+	user, password, hasPassword := strings.Cut(rest[start:at], ":")
+	if !hasPassword {
+		return s, user, "", true
+	}
+	return scheme + ":" + rest[:start] + user + ":xxxxx" + rest[at:], user, password, true
+}
+
+// unescape undoes percent-encoding in a user name or password, where there
+// is any; a "%" that starts no escape is kept as it is.
+func unescape(v string) string {
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
 }

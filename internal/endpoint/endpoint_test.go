@@ -91,3 +91,46 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A password is found and masked whatever the URL's shape, and the rest
+// stays as typed so the mistake can be seen.
+func TestPasswordMaskedInEveryShape(t *testing.T) {
+	for _, tt := range []struct {
+		in, shows string // shows: a part of the error the user needs
+		ok        bool   // parses
+		user, pw  string
+	}{
+		{"imaps://alice:hunter2/xyz@host", "", true, "alice", "hunter2/xyz"},
+		{"imaps://alice:1234/TOPSECRET@host", "", true, "alice", "1234/TOPSECRET"},
+		{"imaps://alice:pa?ss#wo@rd@host:993", "", true, "alice", "pa?ss#wo@rd"},
+		{"imaps://alice:p%40ss@host", "", true, "alice", "p@ss"},
+		{"imaps:/alice:SECRETVALUE@127.0.0.1:12993", "imaps:/alice:xxxxx@127.0.0.1:12993", false, "", ""},
+		{"imaps:alice:SECRETVALUE@host", "imaps:alice:xxxxx@host", false, "", ""},
+		{"pop3s:/alice:SECRETVALUE@host", "pop3s:/alice:xxxxx@host", false, "", ""},
+		{"imaps:///alice:SECRETVALUE@host", "imaps:///alice:xxxxx@host", false, "", ""},
+		{"imaps//alice@host", "imaps//alice@host", false, "", ""},
+		{"imapz://alice:SECRETVALUE@host", "imapz:xxxxx@host", false, "", ""},
+		{"imaps://alice:SECRET%0d%0aVALUE@host", "alice:xxxxx@host", false, "", ""},
+		{"imaps://al%0d%0aice:SECRETVALUE@host", "user name", false, "", ""},
+	} {
+		e, err := Parse(tt.in)
+		if tt.ok {
+			if err != nil || e.User != tt.user || e.Password != tt.pw {
+				t.Errorf("Parse(%q) = %+v, %v; want user %q password %q", tt.in, e, err, tt.user, tt.pw)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("Parse(%q) succeeded", tt.in)
+			continue
+		}
+		for _, secret := range []string{"SECRETVALUE", "SECRET", "VALUE"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("Parse(%q): error shows the password: %v", tt.in, err)
+			}
+		}
+		if !strings.Contains(err.Error(), tt.shows) {
+			t.Errorf("Parse(%q): error %q lacks %q", tt.in, err, tt.shows)
+		}
+	}
+}

@@ -105,6 +105,9 @@ func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
 // createDir makes dir (with parents) and its cur/new/tmp, 0700, and fsyncs
 // every directory it created a name in, so the folder survives a crash.
 func (s *Sink) createDir(dir string) error {
+	if err := srcmaildir.CheckNoLinks(s.Root(), dir); err != nil {
+		return err
+	}
 	var made []string
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); err == nil {
@@ -266,6 +269,9 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 	dir, err := s.Dir(folder)
 	if err != nil {
 		return "", err
+	}
+	if err := srcmaildir.CheckNoLinks(s.Root(), dir); err != nil {
+		return "", fmt.Errorf("folder %q: %w", folder, err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "tmp")); errors.Is(err, fs.ErrNotExist) {
 		// Removed since it was made (a backup wiped while a run goes on,

@@ -114,9 +114,18 @@ type folderDir struct{ name, dir string }
 // layout "Inbox/" beside a root INBOX), the one that name's own
 // directory is keeps it and the other gets a suffix, " (2)", so both are
 // read and neither is merged into the other.
-func folderDirs(root string, layout Layout) (out []folderDir, renamed []folderDir, err error) {
+func folderDirs(root string, layout Layout) (out, renamed []folderDir, links []string, err error) {
 	var found []folderDir
-	if isMaildir(root) {
+	// linked reports, and notes, a folder whose directory, cur/ or new/ is
+	// a symbolic link: not followed, left out with a warning.
+	linked := func(dir string) bool {
+		if err := CheckNoLinks(root, dir); errors.Is(err, ErrSymlink) {
+			links = append(links, dir)
+			return true
+		}
+		return false
+	}
+	if !linked(root) && isMaildir(root) {
 		found = append(found, folderDir{"INBOX", root})
 	}
 	if layout == LayoutFS {
@@ -124,11 +133,20 @@ func folderDirs(root string, layout Layout) (out []folderDir, renamed []folderDi
 			if err != nil {
 				return err
 			}
+			if d.Type()&os.ModeSymlink != 0 {
+				if isDirLink(path) {
+					links = append(links, path)
+				}
+				return nil
+			}
 			if !d.IsDir() || path == root {
 				return nil
 			}
 			switch d.Name() {
 			case "cur", "new", "tmp":
+				return filepath.SkipDir
+			}
+			if linked(path) {
 				return filepath.SkipDir
 			}
 			if isMaildir(path) {
@@ -155,19 +173,25 @@ func folderDirs(root string, layout Layout) (out []folderDir, renamed []folderDi
 			return nil
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	} else {
 		ents, err := os.ReadDir(root)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, e := range ents {
 			n := e.Name()
-			if !e.IsDir() || len(n) < 2 || n[0] != '.' || n == ".." {
+			if len(n) < 2 || n[0] != '.' || n == ".." {
 				continue
 			}
-			if !isMaildir(filepath.Join(root, n)) {
+			if e.Type()&os.ModeSymlink != 0 {
+				if isDirLink(filepath.Join(root, n)) {
+					links = append(links, filepath.Join(root, n))
+				}
+				continue
+			}
+			if !e.IsDir() || linked(filepath.Join(root, n)) || !isMaildir(filepath.Join(root, n)) {
 				continue
 			}
 			parts := strings.Split(n[1:], ".")
@@ -212,7 +236,14 @@ func folderDirs(root string, layout Layout) (out []folderDir, renamed []folderDi
 		taken[key(f.name)] = true
 		out = append(out, f)
 	}
-	return out, renamed, nil
+	return out, renamed, links, nil
+}
+
+// isDirLink reports whether the symbolic link p points at a directory (a
+// folder someone linked in; a linked file is no folder).
+func isDirLink(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 func boolInt(b bool) int {

@@ -71,7 +71,7 @@ func (s *Store) Dir(folder string) (string, error) {
 
 // Folders implements source.Source.
 func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
-	found, renamed, err := folderDirs(s.root, s.layout)
+	found, renamed, links, err := folderDirs(s.root, s.layout)
 	if err != nil {
 		return nil, fmt.Errorf("list folders of %q: %w", s.root, err)
 	}
@@ -84,6 +84,9 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 	s.mu.Lock()
 	s.dirs = dirs
 	s.mu.Unlock()
+	for _, l := range links {
+		s.Log.Warn("symbolic link in the maildir not followed; that folder is left out", "path", l)
+	}
 	for _, f := range renamed {
 		s.Log.Warn("two folders of the tree have one name; this one is read as a folder of its own under another name", "directory", f.dir, "folder", f.name)
 	}
@@ -135,6 +138,9 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	dir, err := s.Dir(folder)
 	if err != nil {
 		return err
+	}
+	if err := CheckNoLinks(s.root, dir); err != nil {
+		return fmt.Errorf("folder %q: %w", folder, err)
 	}
 	if !isMaildir(dir) {
 		return fmt.Errorf("folder %q: %w", folder, source.ErrFolderNotFound)
@@ -250,11 +256,11 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := openNoFollow(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Renamed between Path and Open: look once more.
 		if p, err = s.Path(m.Folder, m.ID); err == nil {
-			f, err = os.Open(p)
+			f, err = openNoFollow(p)
 		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {

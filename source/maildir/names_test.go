@@ -94,3 +94,35 @@ func TestFolderNamesOneToOne(t *testing.T) {
 		})
 	}
 }
+
+// A tree never leads a read outside itself: a folder whose directory,
+// cur/ or new/ is a symbolic link is left out, and the others are read.
+func TestSymlinksNotFollowed(t *testing.T) {
+	outside := t.TempDir()
+	mkFolder(t, outside, "secret from outside the tree")
+	for _, layout := range []Layout{LayoutMaildirPP, LayoutFS} {
+		root := t.TempDir()
+		mkFolder(t, root, "inbox")
+		prefix := map[Layout]string{LayoutMaildirPP: ".", LayoutFS: ""}[layout]
+		os.Symlink(outside, filepath.Join(root, prefix+"Linked"))
+		mkFolder(t, filepath.Join(root, prefix+"CurLink"), "x")
+		os.RemoveAll(filepath.Join(root, prefix+"CurLink", "cur"))
+		os.Symlink(filepath.Join(outside, "cur"), filepath.Join(root, prefix+"CurLink", "cur"))
+		mkFolder(t, filepath.Join(root, prefix+"NewLink"), "y")
+		os.RemoveAll(filepath.Join(root, prefix+"NewLink", "new"))
+		os.Symlink(filepath.Join(outside, "cur"), filepath.Join(root, prefix+"NewLink", "new"))
+		s, err := Open(root, layout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		folders, err := s.Folders(context.Background())
+		if err != nil || len(folders) != 1 || folders[0].Name != "INBOX" {
+			t.Fatalf("%v: folders %+v, %v", layout, folders, err)
+		}
+		for _, f := range []string{"Linked", "CurLink", "NewLink"} {
+			if err := s.List(context.Background(), f, func(source.Message) error { return nil }); err == nil {
+				t.Errorf("%v: %s listed", layout, f)
+			}
+		}
+	}
+}
