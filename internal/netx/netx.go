@@ -13,31 +13,45 @@ import (
 	"time"
 )
 
-// NewDeadlineConn wraps c; timeout is the longest the server may stay silent
-// while a command waits.
+// NewDeadlineConn wraps c; timeout is the longest a command may wait
+// without progress (see DeadlineConn).
 func NewDeadlineConn(c net.Conn, timeout time.Duration) *DeadlineConn {
 	return &DeadlineConn{Conn: c, timeout: timeout}
 }
 
-// DeadlineConn gives a protocol client the timeout it lacks (go-imap: none
-// while waiting for a response and a fixed 5 minutes per literal; go-pop3:
-// none at all). While a command
-// is active, every Read must make progress within timeout; while idle in
-// the pool, the connection may wait forever. the client library's own deadlines
-// are ignored so that a large literal on a slow link is not cut at 5 minutes.
+// Progress is what a server must send within each timeout while a command
+// waits. A byte is not enough: a server that sends "* OK still working"
+// once a second would hold a command for ever.
+const Progress = 4 << 10
+
+// DeadlineConn gives a protocol client the timeout it lacks (go-imap: 30
+// seconds per response and a fixed 5 minutes per literal, re-armed on
+// every response; go-pop3: none at all). While a command is active, the
+// server must send Progress bytes within each timeout, or the read fails
+// once, at the end of that window; a large literal on a slow link is fine,
+// a silent or dribbling server is not. While idle in the pool the
+// connection may wait for ever. The client library's own deadlines are
+// ignored: a Read that failed with a timeout must not be re-armed by it.
 type DeadlineConn struct {
 	net.Conn
 	timeout time.Duration
 	mu      sync.Mutex
 	active  int
+	// The current window: when it ends, and what arrived in it.
+	until time.Time
+	got   int
 }
 
 // Begin marks a command as waiting for the server.
 func (d *DeadlineConn) Begin() {
 	d.mu.Lock()
 	d.active++
+	if d.active == 1 {
+		d.until, d.got = time.Now().Add(d.timeout), 0
+	}
+	until := d.until
 	d.mu.Unlock()
-	d.Conn.SetReadDeadline(time.Now().Add(d.timeout)) // applies to a Read already waiting
+	d.Conn.SetReadDeadline(until) // applies to a Read already waiting
 }
 
 // End marks it done.
@@ -54,11 +68,21 @@ func (d *DeadlineConn) End() {
 func (d *DeadlineConn) Read(p []byte) (int, error) {
 	d.mu.Lock()
 	active := d.active > 0
+	until := d.until
 	d.mu.Unlock()
 	if active {
-		d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+		d.Conn.SetReadDeadline(until)
 	}
-	return d.Conn.Read(p)
+	n, err := d.Conn.Read(p)
+	if active && n > 0 {
+		d.mu.Lock()
+		d.got += n
+		if d.got >= Progress {
+			d.until, d.got = time.Now().Add(d.timeout), 0
+		}
+		d.mu.Unlock()
+	}
+	return n, err
 }
 
 func (d *DeadlineConn) Write(p []byte) (int, error) {

@@ -98,6 +98,10 @@ type Pool struct {
 	mu   sync.Mutex
 	idle []*Conn
 	warn sync.Once
+	// live holds every socket the pool has open, lent or idle, so that a
+	// cancelled run closes them all at once instead of waiting for a
+	// server that may never answer.
+	live netx.Live
 }
 
 func newPool(cfg *Config) *Pool {
@@ -196,7 +200,21 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", p.cfg.Addr, err)
 	}
-	dc := netx.NewDeadlineConn(raw, p.cfg.Timeout)
+	raw, err = p.live.Track(raw)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", p.cfg.Addr, err)
+	}
+	// What a server may send before the login is done: greeting,
+	// capabilities, STARTTLS, the TLS handshake and a few short answers.
+	bc := netx.NewBudgetConn(raw, preLoginBudget)
+	dc := netx.NewDeadlineConn(bc, p.cfg.Timeout)
+	// go-imap words the budget's error in its own terms (%v): say it.
+	spent := func(err error) error {
+		if bc.Spent() {
+			return fmt.Errorf("%s: %w: more than %d KB before the login was done", p.cfg.Addr, netx.ErrTooMuch, preLoginBudget>>10)
+		}
+		return err
+	}
 	dc.Begin()
 	defer dc.End()
 	opts := &imapclient.Options{TLSConfig: tc}
@@ -219,7 +237,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 			if errors.As(err, &ie) {
 				return nil, fmt.Errorf("%s: %w (%v); use imaps://, or ?tls=none on a trusted loopback", p.cfg.Addr, ErrNoTLS, err)
 			}
-			return nil, fmt.Errorf("STARTTLS with %s: %w", p.cfg.Addr, err)
+			return nil, spent(fmt.Errorf("STARTTLS with %s: %w", p.cfg.Addr, err))
 		}
 	default:
 		p.warn.Do(func() {
@@ -230,15 +248,19 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return nil, Transport(fmt.Errorf("greeting from %s: %w", p.cfg.Addr, err))
+		return nil, spent(Transport(fmt.Errorf("greeting from %s: %w", p.cfg.Addr, err)))
 	}
 	cn := &Conn{c: c, dc: dc, h: h}
 	if err := p.login(cn); err != nil {
 		c.Close()
-		return nil, err
+		return nil, spent(err)
 	}
+	bc.Lift()
 	return cn, nil
 }
+
+// preLoginBudget bounds what a server sends before the login is done.
+const preLoginBudget = 1 << 20
 
 func (p *Pool) login(cn *Conn) error {
 	c := cn.c

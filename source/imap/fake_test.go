@@ -20,9 +20,11 @@ import (
 // fakeServer is a scripted IMAP server for what Dovecot will not do: it
 // answers UID FETCH with fetch(w) and records whether a password was sent.
 type fakeServer struct {
-	addr      string
-	caps      string
-	fetch     func(w *bufio.Writer, tag string) (closeConn bool)
+	addr  string
+	caps  string
+	fetch func(w *bufio.Writer, tag string) (closeConn bool)
+	// list answers a FETCH by sequence number (the listing), if set.
+	list      func(w *bufio.Writer, tag string)
 	gotLogin  atomic.Bool
 	searchHit bool
 	// mailbox, when set, answers UID FETCH and UID SEARCH instead of
@@ -79,6 +81,12 @@ func (f *fakeServer) serve(c net.Conn) {
 			fmt.Fprintf(w, "* LIST (\\Noselect) \"/\" \"\"\r\n%s OK done\r\n", tag)
 		case "SELECT", "EXAMINE":
 			fmt.Fprintf(w, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 6] n\r\n* FLAGS (\\Seen)\r\n%s OK [READ-ONLY] done\r\n", tag)
+		case "FETCH":
+			if f.list == nil {
+				fmt.Fprintf(w, "%s BAD no listing here\r\n", tag)
+				break
+			}
+			f.list(w, tag)
 		case "UID FETCH":
 			if f.mailbox != nil {
 				f.mailbox.fetch(w, tag, fields[3])

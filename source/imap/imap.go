@@ -29,6 +29,8 @@ type Store struct {
 	ns     *namespace
 	closed bool
 	ahead  ahead
+	// unwatch stops the watch on Open's context (see netx.Live).
+	unwatch func() bool
 }
 
 func (s *Store) isClosed() bool {
@@ -55,8 +57,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{Cfg: cfg}
 	s.Pool = newPool(&s.Cfg)
+	// Open's context is the run's: once it is cancelled, every wait on
+	// the server ends now, not when the server answers or times out.
+	s.unwatch = context.AfterFunc(ctx, s.Pool.live.Abort)
 	c, err := netx.Retry(ctx, 4, func() (*Conn, error) { return s.Pool.Get(ctx, "") })
 	if err != nil {
+		s.unwatch()
 		return nil, err
 	}
 	s.Pool.Put(c, false)
@@ -70,6 +76,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	if !closed {
+		s.unwatch()
 		s.Pool.closeAll()
 	}
 	return nil
@@ -249,6 +256,9 @@ func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
 	return false
 }
 
+// maxHeaderField bounds the header field a listing reads per message.
+const maxHeaderField = 64 << 10
+
 func isServerAnswer(err error) bool {
 	var ie *imap.Error
 	return errors.As(err, &ie)
@@ -346,7 +356,9 @@ func (s *Store) list(cn *Conn, folder, mailbox string) ([]source.Message, error)
 				case imapclient.FetchItemDataRFC822Size:
 					m.Size = it.Size
 				case imapclient.FetchItemDataBodySection:
-					b, err := io.ReadAll(it.Literal)
+					// The Message-ID field, asked for alone: a server that
+					// answers with more is read no further than this.
+					b, err := io.ReadAll(io.LimitReader(it.Literal, maxHeaderField))
 					if err != nil {
 						return err
 					}

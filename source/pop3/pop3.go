@@ -98,6 +98,10 @@ type Store struct {
 	kept      map[string][]byte
 	keptOrder []string
 	keptBytes int64
+	// live is the session's socket, closed by a cancelled run (see
+	// netx.Live); unwatch stops that watch.
+	live    netx.Live
+	unwatch func() bool
 }
 
 // Describe retrieves a message of at most describeWhole bytes (by LIST)
@@ -160,9 +164,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.Folder = "INBOX"
 	}
 	s := &Store{cfg: cfg}
+	// Open's context is the run's: once it is cancelled, a wait on the
+	// server ends now, not when the server answers or times out.
+	s.unwatch = context.AfterFunc(ctx, s.live.Abort)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := netx.Retry(ctx, 4, func() (*session, error) { return s.session(ctx) }); err != nil {
+		s.unwatch()
 		return nil, err
 	}
 	return s, nil
@@ -185,7 +193,7 @@ func (s *Store) session(ctx context.Context) (*session, error) {
 	if s.sess != nil {
 		return s.sess, nil
 	}
-	d := &dialer{cfg: &s.cfg, ctx: ctx}
+	d := &dialer{cfg: &s.cfg, ctx: ctx, live: &s.live}
 	host, portStr, err := net.SplitHostPort(s.cfg.Addr)
 	if err != nil {
 		return nil, err
@@ -519,7 +527,7 @@ func (s *Store) start(sess *session, cmd string, n int, args ...string) (*dotRea
 		s.drop()
 		return nil, fmt.Errorf("%s %d: %w", cmd, n, err)
 	}
-	status, err := sess.br.ReadString('\n')
+	status, err := readLine(sess.br)
 	if err != nil {
 		sess.dc.End()
 		s.drop()
@@ -547,8 +555,12 @@ func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 		return err
 	}
 	if size := s.listSize(n); size >= 0 && size <= describeWhole {
-		var msg bytes.Buffer
-		if err := s.read(ctx, "RETR", n, &msg); err != nil {
+		// Held in memory, so bounded by what LIST said: twice that and
+		// 64 KB (a server that counts LF line ends where it sends CRLF
+		// still fits), beyond which the message fails. A server cannot
+		// make a small message huge.
+		msg := &capBuffer{max: 2*size + 64<<10}
+		if err := s.read(ctx, "RETR", n, msg); err != nil {
 			return retrError(m, err)
 		}
 		m.MessageID, _, _ = header.MessageID(bytes.NewReader(msg.Bytes()))
@@ -694,6 +706,7 @@ func (s *Store) Delete(ctx context.Context, msgs []source.Message) error {
 // Close implements source.Source: QUIT, which deletes nothing that was not
 // marked in this session (only Delete marks).
 func (s *Store) Close() error {
+	s.unwatch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sess == nil {
@@ -714,6 +727,7 @@ func (s *Store) Close() error {
 type dialer struct {
 	cfg  *Config
 	ctx  context.Context
+	live *netx.Live
 	sess *session
 	apop string // the greeting's APOP timestamp
 	sasl map[string]bool
@@ -752,6 +766,9 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
+	if raw, err = d.live.Track(raw); err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
 	dc := netx.NewDeadlineConn(raw, d.cfg.Timeout)
 	dc.Begin()
 	defer dc.End()
@@ -765,10 +782,14 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 		conn = t
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
-	greeting, err := br.ReadString('\n')
-	if err != nil || !strings.HasPrefix(greeting, "+OK") {
+	greeting, err := readLine(br)
+	if err != nil {
 		raw.Close()
-		return nil, fmt.Errorf("greeting from %s: %q %v", addr, strings.TrimSpace(greeting), err)
+		return nil, fmt.Errorf("greeting from %s: %w", addr, err)
+	}
+	if !strings.HasPrefix(greeting, "+OK") {
+		raw.Close()
+		return nil, fmt.Errorf("greeting from %s is not +OK: %q", addr, strings.TrimSpace(greeting))
 	}
 	caps, err := capa(conn, br)
 	if err != nil {
@@ -785,7 +806,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 			raw.Close()
 			return nil, err
 		}
-		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		if line, err := readLine(br); err != nil || !strings.HasPrefix(line, "+OK") {
 			raw.Close()
 			return nil, fmt.Errorf("%s: STLS refused: %q %v", addr, strings.TrimSpace(line), err)
 		}
@@ -818,6 +839,46 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 	return &replayConn{Conn: conn, pre: []byte(greeting)}, nil
 }
 
+// Bounds on what a server may send where mailferry holds it in memory:
+// a status line (RFC 1939 allows 512 bytes; some servers say more) and
+// the CAPA list.
+const (
+	maxLine = 8 << 10
+	maxCapa = 64 << 10
+)
+
+// ErrTooLong is wrapped when a server sends more than those bounds.
+var ErrTooLong = errors.New("the server sent more than mailferry accepts")
+
+// capBuffer is a bytes.Buffer that refuses to grow past max.
+type capBuffer struct {
+	bytes.Buffer
+	max int64
+}
+
+func (b *capBuffer) Write(p []byte) (int, error) {
+	if int64(b.Len()+len(p)) > b.max {
+		return 0, fmt.Errorf("%w: more than %d bytes, for a message LIST gave as much smaller", source.ErrSizeMismatch, b.max)
+	}
+	return b.Buffer.Write(p)
+}
+
+// readLine reads one line of at most maxLine bytes.
+func readLine(br *bufio.Reader) (string, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > maxLine {
+			return "", fmt.Errorf("%w: a line longer than %d bytes", ErrTooLong, maxLine)
+		}
+		line = append(line, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return string(line), err
+	}
+}
+
 // capa asks for the capabilities (RFC 2449); a server without CAPA has
 // none to tell.
 func capa(conn net.Conn, br *bufio.Reader) (map[string]bool, error) {
@@ -825,7 +886,7 @@ func capa(conn net.Conn, br *bufio.Reader) (map[string]bool, error) {
 	if _, err := io.WriteString(conn, "CAPA\r\n"); err != nil {
 		return nil, err
 	}
-	line, err := br.ReadString('\n')
+	line, err := readLine(br)
 	if err != nil {
 		return nil, fmt.Errorf("CAPA: %w", err)
 	}
@@ -833,8 +894,10 @@ func capa(conn net.Conn, br *bufio.Reader) (map[string]bool, error) {
 		return caps, nil
 	}
 	var body bytes.Buffer
-	if _, err := io.Copy(&body, newDotReader(br)); err != nil {
+	if n, err := io.Copy(&body, io.LimitReader(newDotReader(br), maxCapa+1)); err != nil {
 		return nil, fmt.Errorf("CAPA: %w", err)
+	} else if n > maxCapa {
+		return nil, fmt.Errorf("CAPA: %w: more than %d bytes", ErrTooLong, maxCapa)
 	}
 	for _, l := range strings.Split(body.String(), "\n") {
 		l = strings.TrimSpace(l)
