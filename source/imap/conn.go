@@ -1,7 +1,7 @@
 // Package imap reads mail from an IMAP server (github.com/emersion/go-imap/v2
 // v2.0.0-beta.8); sink/imap builds the writing side on it.
 //
-// Workarounds for verified library bugs (../shared/notes/library-audit.md §0)
+// Workarounds for verified library bugs (docs/library-audit.md, section 0)
 // are marked "audit #N" where they are made.
 package imap
 
