@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/mailferry/mailferry/plan"
+	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+)
+
+func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr io.Writer) (int, error) {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return exitUsage, err
+	}
+	jobs, err := selectJobs(cfg.Jobs, c)
+	if err != nil {
+		return exitUsage, err
+	}
+	if len(jobs) == 0 && c.shard == "" {
+		return exitUsage, usagef("no job to run in %s (--job %q, --jobs-from %q)", path, c.job, c.jobsFrom)
+	}
+	par := max(1, min(c.parallel, len(jobs)))
+	jc := *c
+	if par > 1 {
+		jc.progress = "never" // one bar cannot show several jobs
+	}
+	// A cap on connections per server holds across the jobs running at
+	// once: each endpoint of each job gets its share (source and
+	// destination may be the same server), so the total cannot pass it.
+	maxConns := 0
+	if c.maxHostConnections > 0 {
+		maxConns = max(1, c.maxHostConnections/(2*par))
+	}
+
+	type result struct {
+		sum  *plan.Summary
+		code int
+	}
+	results := make([]result, len(jobs))
+	var mu sync.Mutex // stderr lines from parallel jobs
+	lockedStderr := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return stderr.Write(p)
+	})
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				j := jobs[i]
+				j.Source.MaxConns, j.Destination.MaxConns = maxConns, maxConns
+				sum, err := runJob(ctx, j, &jc, false, lockedStderr)
+				code, err := outcome(sum, err)
+				if err != nil {
+					report(lockedStderr, fmt.Errorf("job %q: %w", j.Name, err))
+				}
+				results[i] = result{sum, code}
+			}
+		}()
+	}
+feed:
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+
+	var sums []namedSummary
+	var failed []string
+	worst := exitOK
+	for i, r := range results {
+		if r.sum != nil {
+			sums = append(sums, namedSummary{jobs[i].Name, r.sum})
+		}
+		if r.sum == nil && r.code == exitOK { // not started: interrupted
+			r.code = exitFailed
+		}
+		if r.code == exitFailed || r.code == exitIncomplete {
+			failed = append(failed, jobs[i].Name)
+		}
+		worst = worse(worst, r.code)
+	}
+	printSummary(stdout, stderr, c, false, sums)
+	writeReports(c, sums, worst, stderr)
+	if c.failedFile != "" {
+		data := strings.Join(failed, "\n")
+		if data != "" {
+			data += "\n"
+		}
+		if err := srcmaildir.WriteFileAtomic(c.failedFile, []byte(data)); err != nil {
+			report(stderr, fmt.Errorf("write --failed-file: %w", err))
+		}
+	}
+	return worst, nil
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// selectJobs applies --job, --jobs-from and --shard, and the command
+// line's overrides, to the jobs of a config file.
+func selectJobs(all []Job, c *commonFlags) ([]Job, error) {
+	var only map[string]bool
+	if c.jobsFrom != "" {
+		data, err := os.ReadFile(c.jobsFrom)
+		if err != nil {
+			return nil, usagef("--jobs-from: %v", err)
+		}
+		only = map[string]bool{}
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				only[l] = true
+			}
+		}
+	}
+	k, n, err := parseShard(c.shard)
+	if err != nil {
+		return nil, err
+	}
+	var jobs []Job
+	for _, j := range all {
+		if c.job != "" && j.Name != c.job || only != nil && !only[j.Name] || n > 0 && shardOf(j.Name, n) != k {
+			continue
+		}
+		// Flags given on the command line win over the file.
+		if c.dedup != "" {
+			j.Dedup = c.dedup
+		}
+		if c.workers != 0 {
+			j.Workers = c.workers
+		}
+		if c.checkpoint != "" {
+			j.Checkpoint = c.checkpoint
+		}
+		j.DeleteAfterCopy = j.DeleteAfterCopy || c.deleteSrc
+		j.MirrorDeletes = j.MirrorDeletes || c.mirror
+		jobs = append(jobs, j)
+	}
+	if c.checkpoint != "" && len(jobs) > 1 {
+		return nil, usagef("--checkpoint names one file, but %d jobs would share it; each job has its own by default", len(jobs))
+	}
+	return jobs, nil
+}
+
+// parseShard reads "K/N" (0 <= K < N); "" is no sharding.
+func parseShard(s string) (k, n int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(s, "/")
+	k, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || k < 0 || k >= n {
+		return 0, 0, usagef("--shard %q: want K/N with 0 <= K < N, like 0/4", s)
+	}
+	return k, n, nil
+}
+
+// shardOf is the shard of a job: a stable hash of its name, so every
+// machine running the same batch splits it the same way.
+func shardOf(name string, n int) int {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return int(h.Sum64() % uint64(n))
+}
+
+// worse orders exit codes by how bad they are: 2 > 1 > 4 > 3 > 5 > 0.
+func worse(a, b int) int {
+	rank := map[int]int{exitOK: 0, exitBudget: 1, exitIncomplete: 2, exitLocked: 3, exitFailed: 4, exitUsage: 5}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}

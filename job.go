@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/endpoint"
+	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/source"
+	"github.com/mailferry/mailferry/state"
+)
+
+// runJob opens both ends and the checkpoint and runs one job. A dry run
+// (plan) writes nothing: the destination is opened read-only if it exists,
+// and the checkpoint only read.
+func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.Writer) (*plan.Summary, error) {
+	var progress plan.Progress
+	if !dryRun && progressFor(c, stderr) {
+		bar := newBarProgress(stderr, j.Name)
+		defer bar.Close()
+		progress, stderr = bar, bar
+	}
+	log := newLogger(c, stderr)
+	rules, filter, err := j.selection(c)
+	if err != nil {
+		return nil, err
+	}
+	lc := j.Limits
+	for _, f := range []struct{ flag, file *string }{{&c.limits.MessagesPerSecond, &lc.MessagesPerSecond}, {&c.limits.BytesPerSecond, &lc.BytesPerSecond}, {&c.limits.DailyByteBudget, &lc.DailyByteBudget}} {
+		if *f.flag != "" {
+			*f.file = *f.flag
+		}
+	}
+	limits, err := lc.limits()
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	dedup, err := plan.ParseDedup(j.Dedup)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if j.Workers < 0 {
+		return nil, usagef("--workers must be at least 1")
+	}
+	if j.MirrorDeletes && j.DeleteAfterCopy {
+		return nil, usagef("--mirror-deletes and --delete-after-copy together would delete the copies of what the move deleted")
+	}
+	srcEP, dstEP, err := j.endpoints()
+	if err != nil {
+		return nil, err
+	}
+	jobID := srcEP.String() + " -> " + dstEP.String()
+	ckptPath := j.Checkpoint
+	if ckptPath == "" {
+		if ckptPath, err = defaultCheckpoint(j.Name, jobID); err != nil {
+			return nil, err
+		}
+	}
+
+	src, err := openSource(ctx, srcEP, j.Source, log)
+	if err != nil {
+		return nil, fmt.Errorf("open source %s: %w", srcEP, err)
+	}
+	defer src.Close()
+
+	var ckpt *state.Checkpoint
+	if dryRun {
+		ckpt, err = state.OpenReadOnly(ckptPath, jobID)
+	} else {
+		ckpt, err = state.Open(ckptPath, jobID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer ckpt.Close()
+
+	if c, ok := src.(source.CacheUser); ok {
+		c.UseCache(ckpt)
+	}
+
+	dst, err := openDestination(ctx, dstEP, j.Destination, dryRun, log)
+	if err != nil {
+		return nil, fmt.Errorf("open destination %s: %w", dstEP, err)
+	}
+	defer dst.Close()
+
+	var grace time.Duration
+	folderPar := c.folderParallelism
+	if dstEP.Kind == endpoint.IMAP {
+		grace = crashGrace // a server may commit a dead client's APPEND late
+		// An IMAP server writes one mailbox at a time (Dovecot: 600-700
+		// APPENDs/s into one mailbox whatever the connections), so folders
+		// go in parallel. Into Maildir the disk is the limit and parallel
+		// folders measured no better.
+		if folderPar == 0 {
+			folderPar = 3
+		}
+	}
+	if folderPar == 0 {
+		folderPar = 1
+	}
+	workers := j.Workers
+	if workers == 0 {
+		// Many in flight, few connections: into Maildir, deliveries
+		// waiting together share one syncfs; into IMAP, messages waiting
+		// for a mailbox's connection go in one MULTIAPPEND, and the more
+		// wait, the fewer commands the server commits (bench, 5,000
+		// messages: 16 in flight took 2.5x the MULTIAPPEND limit's time,
+		// 64 took 1.2-2.4x). Spools together stay within 32 MB. A
+		// source reading one message per connection still reads only as
+		// many at once as it has connections.
+		workers = 16
+		if dstEP.Kind == endpoint.IMAP {
+			workers = 64
+		}
+	}
+	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
+		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: c.forceDeletes, FolderParallelism: folderPar, Limits: limits,
+		Folders: rules, Filter: filter, Progress: progress, Log: log})
+	if errors.Is(err, plan.ErrNothingSelected) {
+		err = fmt.Errorf("source %s: %w", srcEP, err)
+	}
+	if cerr := ckpt.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return sum, err
+}
+
+// selection is the job's folder rules and filters, with the command
+// line's on top: --folder and --include replace the file's include list,
+// --exclude adds to its exclude list, the others replace.
+func (j Job) selection(c *commonFlags) (plan.FolderRules, plan.Filter, error) {
+	rules := j.Folders.rules()
+	if p, _ := lookupProvider(j.Source.Provider); !j.Folders.AllMail {
+		rules.ExcludeRoles = p.skipRoles
+	}
+	if len(c.folder)+len(c.include) > 0 {
+		rules.Include = append(slices.Clone([]string(c.folder)), c.include...)
+	}
+	rules.Exclude = append(slices.Clone(rules.Exclude), c.exclude...)
+	if c.prefix != "" {
+		rules.Prefix = c.prefix
+	}
+	fc := j.Filters
+	for _, f := range []struct{ flag, file *string }{{&c.filters.MaxSize, &fc.MaxSize}, {&c.filters.MinSize, &fc.MinSize}, {&c.filters.Since, &fc.Since}, {&c.filters.Before, &fc.Before}} {
+		if *f.flag != "" {
+			*f.file = *f.flag
+		}
+	}
+	filter, err := fc.filter()
+	if err != nil {
+		return rules, filter, usageError{err.Error()}
+	}
+	if _, err := plan.NewFolderRules(rules); err != nil {
+		return rules, filter, usageError{err.Error()}
+	}
+	return rules, filter, nil
+}
+
+// crashGrace: see plan.Options.CrashGrace.
+const crashGrace = 2 * time.Second
+
+// endpoints parses the job's two URLs; a bad one is a usage error.
+func (j Job) endpoints() (src, dst *endpoint.Endpoint, err error) {
+	if src, err = endpoint.Parse(j.Source.URL); err != nil {
+		return nil, nil, usageError{"source: " + err.Error()}
+	}
+	if dst, err = endpoint.Parse(j.Destination.URL); err != nil {
+		return nil, nil, usageError{"destination: " + err.Error()}
+	}
+	return src, dst, nil
+}
+
+// defaultCheckpoint is $XDG_STATE_HOME/mailferry/NAME.ckpt; a job given on
+// the command line is named after a hash of its endpoints.
+func defaultCheckpoint(name, jobID string) (string, error) {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no checkpoint directory (set XDG_STATE_HOME or use --checkpoint): %w", err)
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	if name == "" {
+		h := sha256.Sum256([]byte(jobID))
+		name = "copy-" + hex.EncodeToString(h[:8])
+	}
+	return filepath.Join(dir, "mailferry", name+".ckpt"), nil
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mailferry/mailferry/plan"
+	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+)
+
+type namedSummary struct {
+	name string
+	sum  *plan.Summary
+}
+
+func outcome(sum *plan.Summary, err error) (int, error) {
+	switch {
+	case err != nil:
+		return exitCode(err), err
+	case sum.Incomplete():
+		return exitIncomplete, nil
+	case sum.BudgetReached:
+		return exitBudget, nil
+	}
+	return exitOK, nil
+}
+
+// writeReports writes --summary-file and --metrics-file. A report that
+// cannot be written is an error on stderr, not a change of exit code: the
+// mail is where the exit code says.
+func writeReports(c *commonFlags, sums []namedSummary, code int, stderr io.Writer) {
+	if c.summaryFile != "" {
+		if err := srcmaildir.WriteFileAtomic(c.summaryFile, summaryJSON(sums)); err != nil {
+			report(stderr, fmt.Errorf("write --summary-file: %w", err))
+		}
+	}
+	if c.metricsFile != "" {
+		if err := srcmaildir.WriteFileAtomic(c.metricsFile, metricsText(sums, code, time.Now())); err != nil {
+			report(stderr, fmt.Errorf("write --metrics-file: %w", err))
+		}
+	}
+}
+
+func printSummary(stdout, stderr io.Writer, c *commonFlags, dryRun bool, sums []namedSummary) {
+	if c.json {
+		stdout.Write(summaryJSON(sums))
+		return
+	}
+	if dryRun {
+		for _, s := range sums {
+			printPlan(stdout, s.sum)
+		}
+		return
+	}
+	if c.quiet {
+		return
+	}
+	for _, s := range sums {
+		prefix := ""
+		if s.name != "" {
+			prefix = s.name + ": "
+		}
+		fmt.Fprintln(stderr, termSafe(prefix)+verdict(s.sum))
+	}
+}
+
+func printPlan(w io.Writer, s *plan.Summary) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "FOLDER\tDESTINATION\tMESSAGES\tTO COPY\tDUPLICATES\tPRESENT\tFILTERED\tFLAGS\tBYTES\t")
+	for _, f := range s.Folders {
+		note := ""
+		if f.Error != "" {
+			note = "  error: " + termSafe(f.Error)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", termSafe(f.Name), termSafe(f.Destination), f.Messages, f.Copied, f.DuplicatesSkipped, f.AlreadyPresent, f.Filtered, f.FlagsUpdated, humanBytes(f.Bytes), note)
+	}
+	fmt.Fprintf(tw, "total\t\t\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.Copied, s.DuplicatesSkipped, s.AlreadyPresent, s.Filtered, s.FlagsUpdated, humanBytes(s.Bytes))
+	tw.Flush()
+	if s.MirrorDeleted > 0 {
+		fmt.Fprintf(w, "mirror: %d copies would be deleted at the destination (gone from the source)\n", s.MirrorDeleted)
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// jobsSummary is the --json output of run: totals, and each job.
+type jobsSummary struct {
+	plan.Summary
+	Jobs []jobSummary `json:"jobs"`
+}
+
+type jobSummary struct {
+	Name string `json:"name"`
+	*plan.Summary
+}
+
+func totals(sums []namedSummary) jobsSummary {
+	out := jobsSummary{Summary: plan.Summary{Folders: []*plan.FolderSummary{}, Errors: []plan.ErrorEntry{}}, Jobs: []jobSummary{}}
+	for _, s := range sums {
+		t := &out.Summary
+		t.Copied += s.sum.Copied
+		t.DuplicatesSkipped += s.sum.DuplicatesSkipped
+		t.AlreadyPresent += s.sum.AlreadyPresent
+		t.Failed += s.sum.Failed
+		t.FlagsUpdated += s.sum.FlagsUpdated
+		t.Vanished += s.sum.Vanished
+		t.Deleted += s.sum.Deleted
+		t.MirrorDeleted += s.sum.MirrorDeleted
+		t.Bytes += s.sum.Bytes
+		t.ElapsedSeconds += s.sum.ElapsedSeconds
+		t.Folders = append(t.Folders, s.sum.Folders...)
+		t.Errors = append(t.Errors, s.sum.Errors...)
+		out.Jobs = append(out.Jobs, jobSummary{s.name, s.sum})
+	}
+	return out
+}
