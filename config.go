@@ -328,7 +328,7 @@ func (j *Job) check() error {
 		if err != nil {
 			return fmt.Errorf("line %d: %s: %v", ep.e.line, ep.what, err)
 		}
-		if (e.Kind == endpoint.Maildir || e.Kind == endpoint.Mbox) && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "" || ep.e.OAuth2TokenCmd != "" || ep.e.usesRefreshToken()) {
+		if !e.Server && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "" || ep.e.OAuth2TokenCmd != "" || ep.e.usesRefreshToken()) {
 			return fmt.Errorf("line %d: %s: a maildir takes no password", ep.e.line, ep.what)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	sinkimap "github.com/mailferry/mailferry/sink/imap"
 	"github.com/mailferry/mailferry/sink/sinktest"
 	"github.com/mailferry/mailferry/source"
 	srcpop3 "github.com/mailferry/mailferry/source/pop3"
@@ -196,17 +197,17 @@ func TestCrashMatrix(t *testing.T) {
 		pause time.Duration
 		fresh func(t *testing.T) ([]string, func(t *testing.T))
 	}{
-		{"IMAP to IMAP", crashGrace, func(t *testing.T) ([]string, func(t *testing.T)) {
+		{"IMAP to IMAP", sinkimap.Kind.Props.CrashGrace, func(t *testing.T) ([]string, func(t *testing.T)) {
 			u := srv.NewUser(t)
 			src, dst := imapURL(srv, imapSrc), imapURL(srv, u)
 			return []string{"copy", src, dst, "--checkpoint", filepath.Join(t.TempDir(), "ckpt"), "--quiet"}, checkIMAP(srv, u, src, dst)
 		}},
-		{"Maildir to IMAP", crashGrace, func(t *testing.T) ([]string, func(t *testing.T)) {
+		{"Maildir to IMAP", sinkimap.Kind.Props.CrashGrace, func(t *testing.T) ([]string, func(t *testing.T)) {
 			u := srv.NewUser(t)
 			src, dst := "maildir:"+mdSrc, imapURL(srv, u)
 			return []string{"copy", src, dst, "--checkpoint", filepath.Join(t.TempDir(), "ckpt"), "--quiet"}, checkIMAP(srv, u, src, dst)
 		}},
-		{"Maildir to IMAP without UIDPLUS", crashGrace, func(t *testing.T) ([]string, func(t *testing.T)) {
+		{"Maildir to IMAP without UIDPLUS", sinkimap.Kind.Props.CrashGrace, func(t *testing.T) ([]string, func(t *testing.T)) {
 			u := noUIDPlus.NewUser(t)
 			src, dst := "maildir:"+mdSrc, imapURL(noUIDPlus, u)
 			return []string{"copy", src, dst, "--checkpoint", filepath.Join(t.TempDir(), "ckpt"), "--quiet"}, checkIMAP(noUIDPlus, u, src, dst)
@@ -229,7 +230,7 @@ func TestCrashMatrix(t *testing.T) {
 			name  string
 			pause time.Duration
 			fresh func(t *testing.T) ([]string, func(t *testing.T))
-		}{"IMAP to IMAP, --dedup " + dedup, crashGrace, func(t *testing.T) ([]string, func(t *testing.T)) {
+		}{"IMAP to IMAP, --dedup " + dedup, sinkimap.Kind.Props.CrashGrace, func(t *testing.T) ([]string, func(t *testing.T)) {
 			u := srv.NewUser(t)
 			src, dst := imapURL(srv, imapSrc), imapURL(srv, u)
 			return []string{"copy", src, dst, "--dedup", dedup, "--checkpoint", filepath.Join(t.TempDir(), "ckpt"), "--quiet"}, checkIMAP(srv, u, src, dst)

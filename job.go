@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/state"
+	"github.com/mailferry/mailferry/store"
 )
 
 // runJob opens both ends and the checkpoint and runs one job. A dry run
@@ -92,36 +93,14 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	}
 	defer dst.Close()
 
-	var grace time.Duration
-	folderPar := c.folderParallelism
-	if dstEP.Kind == endpoint.IMAP {
-		grace = crashGrace // a server may commit a dead client's APPEND late
-		// An IMAP server writes one mailbox at a time (Dovecot: 600-700
-		// APPENDs/s into one mailbox whatever the connections), so folders
-		// go in parallel. Into Maildir the disk is the limit and parallel
-		// folders measured no better.
-		if folderPar == 0 {
-			folderPar = 3
-		}
-	}
-	if folderPar == 0 {
-		folderPar = 1
-	}
-	workers := j.Workers
-	if workers == 0 {
-		// Many in flight, few connections: into Maildir, deliveries
-		// waiting together share one syncfs; into IMAP, messages waiting
-		// for a mailbox's connection go in one MULTIAPPEND, and the more
-		// wait, the fewer commands the server commits (bench, 5,000
-		// messages: 16 in flight took 2.5x the MULTIAPPEND limit's time,
-		// 64 took 1.2-2.4x). Spools together stay within 32 MB. A
-		// source reading one message per connection still reads only as
-		// many at once as it has connections.
-		workers = 16
-		if dstEP.Kind == endpoint.IMAP {
-			workers = 64
-		}
-	}
+	props := store.Destination(dstEP)
+	folderPar := cmp.Or(c.folderParallelism, props.FolderParallelism)
+	// Many in flight, few connections: into Maildir, deliveries waiting
+	// together share one syncfs; into IMAP, they share a MULTIAPPEND. A
+	// source reading one message per connection still reads only as many
+	// at once as it has connections.
+	workers := cmp.Or(j.Workers, props.Workers)
+	grace := props.CrashGrace
 	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
 		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: c.forceDeletes, FolderParallelism: folderPar, Limits: limits,
 		Folders: rules, Filter: filter, Progress: progress, Log: log})
@@ -164,9 +143,6 @@ func (j Job) selection(c *commonFlags) (plan.FolderRules, plan.Filter, error) {
 	}
 	return rules, filter, nil
 }
-
-// crashGrace: see plan.Options.CrashGrace.
-const crashGrace = 2 * time.Second
 
 // endpoints parses the job's two URLs; a bad one is a usage error.
 func (j Job) endpoints() (src, dst *endpoint.Endpoint, err error) {

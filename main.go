@@ -11,8 +11,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/state"
+	"github.com/mailferry/mailferry/store"
 )
 
 // Exit codes (README, "Exit codes").
@@ -54,7 +56,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, ErrConfig) || errors.Is(err, plan.ErrCannotDelete) || errors.Is(err, plan.ErrCannotMirror) || errors.Is(err, plan.ErrNothingSelected) {
+	if errors.As(err, &ue) || errors.Is(err, store.ErrUsage) || errors.Is(err, endpoint.ErrSyntax) || errors.Is(err, ErrConfig) || errors.Is(err, plan.ErrCannotDelete) || errors.Is(err, plan.ErrCannotMirror) || errors.Is(err, plan.ErrNothingSelected) {
 		return exitUsage
 	}
 	if errors.Is(err, state.ErrLocked) {
@@ -70,7 +72,7 @@ func report(w io.Writer, err error) {
 	var hint string
 	var ue usageError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, store.ErrUsage), errors.Is(err, endpoint.ErrSyntax):
 		hint = `run "mailferry help" for usage`
 	case errors.Is(err, state.ErrLocked):
 		hint = "another mailferry run of this job is still going; wait for it to finish, or stop it"

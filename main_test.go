@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	sinkimap "github.com/mailferry/mailferry/sink/imap"
+
 	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/state"
@@ -358,11 +360,13 @@ func TestInterruptAndResume(t *testing.T) {
 func TestOAuth2TokenCmd(t *testing.T) {
 	e, _ := endpoint.Parse("imaps://alice@imap.example.com")
 	t.Setenv("MAILFERRY_SRC_PASSWORD", "not-used")
-	c, err := imapConfig(e, EndpointConfig{OAuth2TokenCmd: "printf 'tok-123\\n'"}, "src", newLogger(&commonFlags{}, io.Discard))
+	cfg := EndpointConfig{OAuth2TokenCmd: "printf 'tok-123\\n'"}
+	c, err := sinkimap.Config(e, endpointEnv(e, cfg, "src", newLogger(&commonFlags{}, io.Discard)))
 	if err != nil || c.Token != "tok-123" || c.Password != "" {
 		t.Fatalf("config %+v, %v; want the token and no password", c, err)
 	}
-	_, err = imapConfig(e, EndpointConfig{OAuth2TokenCmd: "echo oops >&2; exit 3"}, "src", newLogger(&commonFlags{}, io.Discard))
+	cfg = EndpointConfig{OAuth2TokenCmd: "echo oops >&2; exit 3"}
+	_, err = sinkimap.Config(e, endpointEnv(e, cfg, "src", newLogger(&commonFlags{}, io.Discard)))
 	if err == nil || !strings.Contains(err.Error(), "oauth2_token_cmd failed") {
 		t.Fatalf("a failing token command: %v", err)
 	}

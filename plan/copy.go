@@ -163,7 +163,7 @@ func (e *engine) put(ctx context.Context, t *task) (string, int64, error) {
 		return "", 0, fmt.Errorf("open: %w", err)
 	}
 	cr := &countingReader{r: e.lim.reader(ctx, r)}
-	id, err := e.sink.Put(ctx, t.dstFolder, t.m, cr)
+	id, err := e.dst.Put(ctx, t.dstFolder, t.m, cr)
 	if err == nil && e.opt.Dedup == DedupNone && id != "" && !e.claim(t.dstFolder, id) {
 		// A retry's recheck took this very copy for another message with
 		// the same content; that one is recorded with it, so this one

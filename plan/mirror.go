@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/state"
 )
@@ -118,7 +119,7 @@ func (e *engine) mirror(ctx context.Context, fs *FolderSummary, listed []source.
 		e.opt.Log.Debug("mirror: deleting", "folder", m.Folder, "message", m.ID)
 	}
 	if len(del) > 0 {
-		if err := e.dst.(source.Deleter).Delete(ctx, del); err != nil {
+		if err := e.dst.(sink.Deleter).Delete(ctx, del); err != nil {
 			e.mu.Lock()
 			e.sum.MirrorDeleted -= len(del)
 			e.mu.Unlock()

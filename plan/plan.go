@@ -19,7 +19,6 @@ import (
 
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
-	"github.com/mailferry/mailferry/state"
 )
 
 // ErrCannotDelete: --delete-after-copy with a source that cannot delete.
@@ -34,10 +33,10 @@ var ErrNothingSelected = errors.New("nothing selected")
 // was done is in the checkpoint; the next run continues.
 var ErrInterrupted = errors.New("interrupted")
 
-// Run copies every folder of src to dst (a sink.Sink unless opt.DryRun).
-// ckpt may be a read-only checkpoint in a dry run. The summary is returned
+// Run copies every folder of src to dst. In a dry run dst may be
+// sink.ReadOnly and ckpt a read-only checkpoint: nothing is written. The summary is returned
 // even with an error.
-func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, opt Options) (*Summary, error) {
+func Run(ctx context.Context, src source.Source, dst sink.Sink, ckpt Checkpoint, opt Options) (*Summary, error) {
 	start := time.Now()
 	e := &engine{doneSeen: map[string]bool{}, kept: map[string]bool{}, taken: map[string]bool{}, src: src, dst: dst, ckpt: ckpt, opt: opt, sum: &Summary{DryRun: opt.DryRun, Folders: []*FolderSummary{}, Errors: []ErrorEntry{}}, idx: map[string]*dstIndex{}}
 	if e.opt.Workers <= 0 {
@@ -84,19 +83,12 @@ func Run(ctx context.Context, src, dst source.Source, ckpt *state.Checkpoint, op
 		e.opt.MaxDeleteFraction = 0.10
 	}
 	if opt.MirrorDeletes && !opt.DryRun {
-		if _, ok := dst.(source.Deleter); !ok {
+		if _, ok := dst.(sink.Deleter); !ok {
 			return e.sum, ErrCannotMirror
 		}
 	}
-	if !opt.DryRun {
-		s, ok := dst.(sink.Sink)
-		if !ok {
-			return e.sum, errors.New("destination cannot be written to")
-		}
-		e.sink = s
-		if w, ok := s.(sink.Warner); ok {
-			w.OnWarning(e.warn)
-		}
+	if w, ok := dst.(sink.Warner); ok && !opt.DryRun {
+		w.OnWarning(e.warn)
 	}
 	var deleter source.Deleter
 	if opt.DeleteAfterCopy {
@@ -153,9 +145,8 @@ type engine struct {
 	// request), under mu.
 	holdUntil time.Time
 	src       source.Source
-	dst       source.Source
-	sink      sink.Sink
-	ckpt      *state.Checkpoint
+	dst       sink.Sink
+	ckpt      Checkpoint
 	opt       Options
 
 	mu       sync.Mutex // guards sum, idx contents, doneMsgs
@@ -348,67 +339,8 @@ func (e *engine) copyFolder(ctx context.Context, stop context.CancelCauseFunc, f
 	if serr := e.saveDstState(sctx, to.name); err == nil {
 		err = serr
 	}
-	if err == nil && token != "" && ctx.Err() == nil {
+	if err == nil && token.Token != "" && ctx.Err() == nil {
 		err = e.saveUnchanged(f, token)
 	}
 	return err
-}
-
-// unchanged skips a folder that has not changed since a run that left it
-// complete: the source's state token (source.Stater, taken before the
-// listing) and the run's settings that decide what is copied where must
-// be those the checkpoint recorded then. It returns the token to record
-// if this run completes the folder. A move lists always: a deletion that
-// failed last time must be tried again.
-func (e *engine) unchanged(ctx context.Context, f source.Folder, to folderMap) (token string, skipped bool, err error) {
-	st, ok := e.src.(source.Stater)
-	if !ok || e.opt.DeleteAfterCopy {
-		return "", false, nil
-	}
-	tok, err := st.State(ctx, f.Name)
-	if err != nil || tok == "" {
-		return "", false, nil // not fatal: list as usual
-	}
-	token = fmt.Sprintf("%s\x00to=%s dedup=%s filter=%+v mirror=%v", tok, to.name, e.opt.Dedup, e.opt.Filter, e.opt.MirrorDeletes)
-	saved, err := e.ckpt.FolderState(f.Name)
-	if err != nil {
-		return "", false, fmt.Errorf("read checkpoint: %w", err)
-	}
-	prefix, counts, found := strings.Cut(string(saved), "\x00counts=")
-	var messages, filtered int
-	if !found || prefix != token || !e.dstKept(ctx, to.name) {
-		return token, false, nil
-	}
-	if _, err := fmt.Sscanf(counts, "%d %d", &messages, &filtered); err != nil {
-		return token, false, nil
-	}
-	fs := &FolderSummary{Name: f.Name, Destination: to.name, MappedBy: to.why, Messages: messages, AlreadyPresent: messages - filtered, Filtered: filtered}
-	e.mu.Lock()
-	e.sum.Folders = append(e.sum.Folders, fs)
-	e.sum.AlreadyPresent += fs.AlreadyPresent
-	e.sum.Filtered += filtered
-	e.mu.Unlock()
-	e.opt.Log.Debug("folder unchanged since the last complete run; not listed", "folder", f.Name, "state", tok)
-	return "", true, nil
-}
-
-// saveUnchanged records that the folder is complete as of token, if the
-// run left nothing of it undone. SetFolderState flushes the records first,
-// so the state never runs ahead of them.
-func (e *engine) saveUnchanged(f source.Folder, token string) error {
-	if e.opt.DryRun {
-		return nil
-	}
-	e.mu.Lock()
-	var fs *FolderSummary
-	for _, s := range e.sum.Folders {
-		if s.Name == f.Name {
-			fs = s
-		}
-	}
-	e.mu.Unlock()
-	if fs == nil || fs.Failed > 0 || fs.Error != "" || e.sum.BudgetReached {
-		return nil
-	}
-	return e.ckpt.SetFolderState(f.Name, []byte(fmt.Sprintf("%s\x00counts=%d %d", token, fs.Messages, fs.Filtered)))
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/mailferry/mailferry/state"
 )
 
-func run(t *testing.T, src, dst source.Source, ckptPath string, opt plan.Options) *plan.Summary {
+func run(t *testing.T, src source.Source, dst sink.Sink, ckptPath string, opt plan.Options) *plan.Summary {
 	t.Helper()
 	sum, err := runErr(t, src, dst, ckptPath, opt)
 	if err != nil {
@@ -34,7 +34,7 @@ func run(t *testing.T, src, dst source.Source, ckptPath string, opt plan.Options
 	return sum
 }
 
-func runErr(t *testing.T, src, dst source.Source, ckptPath string, opt plan.Options) (*plan.Summary, error) {
+func runErr(t *testing.T, src source.Source, dst sink.Sink, ckptPath string, opt plan.Options) (*plan.Summary, error) {
 	t.Helper()
 	c, err := state.Open(ckptPath, "test job")
 	if err != nil {

@@ -57,15 +57,15 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		}
 		msgs = kept
 	}
-	if e.sink != nil {
+	if !e.opt.DryRun {
 		if err := e.retry(ctx, "create folder "+fs.Destination, func() error {
-			return e.sink.CreateFolder(ctx, fs.Destination)
+			return e.dst.CreateFolder(ctx, fs.Destination)
 		}); err != nil {
 			return folderErr(fmt.Errorf("create destination folder %q: %w", fs.Destination, err))
 		}
 		// Subscriptions carry over: a folder subscribed at the source (or
 		// from a store without subscriptions) is subscribed here.
-		if sub, ok := e.sink.(sink.Subscriber); ok && !f.Unsubscribed {
+		if sub, ok := e.dst.(sink.Subscriber); ok && !f.Unsubscribed {
 			if err := sub.Subscribe(ctx, fs.Destination); err != nil {
 				e.opt.Log.Warn("folder not subscribed", "folder", fs.Destination, "error", err)
 			}

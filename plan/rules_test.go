@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/sink/memory"
 	"github.com/mailferry/mailferry/source"
 )
@@ -26,7 +27,7 @@ func folderTree(t *testing.T, names ...string) *memory.Store {
 
 // destinations runs a plan and returns "source -> destination (why)" for
 // every folder it selected.
-func destinations(t *testing.T, src, dst source.Source, rules plan.FolderRules) []string {
+func destinations(t *testing.T, src source.Source, dst sink.Sink, rules plan.FolderRules) []string {
 	t.Helper()
 	sum := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Folders: rules, DryRun: true})
 	var out []string

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -82,7 +83,7 @@ func Verify(ctx context.Context, src, dst source.Source, opt VerifyOptions) (*Ve
 	if dedup == DedupNone {
 		dedup = DedupContent
 	}
-	e := &engine{src: src, dst: dst, opt: Options{Dedup: dedup, Folders: opt.Folders, Filter: opt.Filter, Log: opt.Log}}
+	e := &engine{src: src, dst: sink.ReadOnly(dst), opt: Options{Dedup: dedup, Folders: opt.Folders, Filter: opt.Filter, Log: opt.Log}}
 	sum := &VerifySummary{Folders: []*VerifyFolder{}, Errors: []ErrorEntry{}}
 	sel, err := newFolderSelector(opt.Folders)
 	if err != nil {

@@ -46,6 +46,13 @@ type FlagSetter interface {
 	SetFlags(ctx context.Context, folder, id string, flags []string) error
 }
 
+// Deleter is a sink that can delete messages it holds: mirror
+// (--mirror-deletes) needs it. The same method as source.Deleter, declared
+// here so that a sink says it has it.
+type Deleter interface {
+	Delete(ctx context.Context, msgs []source.Message) error
+}
+
 // Subscriber is implemented by sinks with subscriptions (IMAP), so folders
 // subscribed at the source are subscribed at the destination.
 type Subscriber interface {

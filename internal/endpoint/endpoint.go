@@ -1,13 +1,12 @@
 // Package endpoint parses the URLs that name mail stores on the command line
-// and in config files:
+// and in config files. It knows two shapes, and the schemes that store kinds
+// register (see package store):
 //
-//	maildir:PATH[?layout=fs]
-//	mbox:PATH[?folder=NAME&format=mboxrd&labels=off&expunged=keep]
-//	                                          a file or a tree (source only)
-//	imap://[USER@]HOST[:PORT][?tls=none]      STARTTLS required (port 143)
-//	imaps://[USER@]HOST[:PORT]                TLS from the first byte (993)
-//	pop3://[USER@]HOST[:PORT][?tls=none]      STLS required (110)
-//	pop3s://[USER@]HOST[:PORT]                TLS from the first byte (995)
+//	SCHEME:PATH[?OPTIONS]                     a local store (maildir:, mbox:)
+//	SCHEME://[USER@]HOST[:PORT][?OPTIONS]     a server (imaps://, pop3://)
+//
+// A server scheme either speaks TLS from the first byte (imaps, pop3s) or
+// requires STARTTLS, unless ?tls=none says otherwise.
 package endpoint
 
 import (
@@ -22,14 +21,6 @@ import (
 	"strings"
 )
 
-// Kinds of store.
-const (
-	Maildir = "maildir"
-	Mbox    = "mbox"
-	IMAP    = "imap"
-	POP3    = "pop3"
-)
-
 // TLS modes.
 const (
 	TLSImplicit = "implicit" // imaps, pop3s
@@ -39,8 +30,10 @@ const (
 
 // Endpoint is a parsed store URL.
 type Endpoint struct {
-	Kind string
-	// Maildir
+	Kind   string // the store kind the scheme belongs to
+	Scheme string // as registered ("imaps")
+	Server bool   // a server URL, not a path
+	// Local stores
 	Path   string
 	Layout string
 	// Servers
@@ -55,33 +48,24 @@ type Endpoint struct {
 // ErrSyntax is wrapped by every parse error.
 var ErrSyntax = errors.New("bad endpoint")
 
-// Options each kind accepts in its query string.
-var allowed = map[string][]string{
-	Maildir: {"layout"},
-	Mbox:    {"folder", "format", "labels", "expunged"},
-	IMAP:    {"tls", "ca_file", "insecure_skip_verify", "auth", "connections", "timeout"},
-	POP3:    {"tls", "ca_file", "insecure_skip_verify", "auth", "folder", "timeout"},
-}
-
-// Parse parses s. A leading "~/" in a Maildir path is the home directory.
+// Parse parses s. A leading "~/" in a path is the home directory.
 func Parse(s string) (*Endpoint, error) {
 	scheme, rest, ok := strings.Cut(s, ":")
 	if !ok || scheme == "" {
-		return nil, fmt.Errorf("%w %q: want maildir:PATH, mbox:PATH, imaps://USER@HOST or pop3s://USER@HOST", ErrSyntax, s)
+		return nil, fmt.Errorf("%w %q: want %s", ErrSyntax, s, examples())
 	}
-	switch strings.ToLower(scheme) {
-	case "maildir":
-		return parseLocal(Maildir, s, rest)
-	case "mbox":
-		return parseLocal(Mbox, s, rest)
-	case "imap", "imaps", "pop3", "pop3s":
-		return parseServer(s)
+	sc, ok := lookup(scheme)
+	if !ok {
+		return nil, fmt.Errorf("%w %q: unknown scheme %q (want %s)", ErrSyntax, Redact(s), scheme, strings.Join(names(), ", "))
 	}
-	return nil, fmt.Errorf("%w %q: unknown scheme %q (want maildir, mbox, imap, imaps, pop3 or pop3s)", ErrSyntax, Redact(s), scheme)
+	if sc.Server {
+		return parseServer(sc, s)
+	}
+	return parseLocal(sc, s, rest)
 }
 
-// parseLocal parses maildir:PATH and mbox:PATH.
-func parseLocal(kind, s, rest string) (*Endpoint, error) {
+// parseLocal parses SCHEME:PATH.
+func parseLocal(sc Scheme, s, rest string) (*Endpoint, error) {
 	path, query, _ := strings.Cut(rest, "?")
 	path = strings.TrimPrefix(path, "//") // maildir:///abs/path
 	if path == "" {
@@ -98,11 +82,11 @@ func parseLocal(kind, s, rest string) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
 	}
-	e := &Endpoint{Kind: kind, Path: filepath.Clean(path), Options: opts, Layout: opts.Get("layout")}
-	return e, e.checkOptions(s)
+	e := &Endpoint{Kind: sc.Kind, Scheme: sc.Name, Path: filepath.Clean(path), Options: opts, Layout: opts.Get("layout")}
+	return e, e.checkOptions(sc, s)
 }
 
-func parseServer(s string) (*Endpoint, error) {
+func parseServer(sc Scheme, s string) (*Endpoint, error) {
 	// The password is found and taken out before anything is parsed, so
 	// no error below can quote it, whatever the URL's shape.
 	masked, user, password, hasUser := splitUserinfo(s)
@@ -119,7 +103,7 @@ func parseServer(s string) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %v", ErrSyntax, masked, errors.Unwrap(err))
 	}
-	e := &Endpoint{Host: u.Hostname(), Port: u.Port(), Options: u.Query()}
+	e := &Endpoint{Kind: sc.Kind, Scheme: sc.Name, Server: true, Host: u.Hostname(), Port: u.Port(), Options: u.Query()}
 	if u.Host == "" || e.Host == "" {
 		return nil, fmt.Errorf("%w %q: no host", ErrSyntax, masked)
 	}
@@ -143,13 +127,7 @@ func parseServer(s string) (*Endpoint, error) {
 		}
 	}
 	s = masked // for the errors below
-	switch scheme {
-	case "imap", "imaps":
-		e.Kind = IMAP
-	default:
-		e.Kind = POP3
-	}
-	implicit := strings.HasSuffix(scheme, "s")
+	implicit := sc.ImplicitTLS
 	switch {
 	case implicit:
 		e.TLS = TLSImplicit
@@ -159,21 +137,21 @@ func parseServer(s string) (*Endpoint, error) {
 		e.TLS = TLSStart
 	}
 	if t := e.Options.Get("tls"); t != "" && (t != "none" || implicit) {
-		return nil, fmt.Errorf("%w %q: tls=%q (the only value is none, with imap:// or pop3://)", ErrSyntax, Redact(s), t)
+		return nil, fmt.Errorf("%w %q: tls=%q (the only value is none, with a scheme that uses STARTTLS)", ErrSyntax, Redact(s), t)
 	}
 	if n, err := strconv.Atoi(e.Port); e.Port != "" && (err != nil || n < 1 || n > 65535) {
 		return nil, fmt.Errorf("%w %q: bad port %q", ErrSyntax, Redact(s), e.Port)
 	}
 	if e.Port == "" {
-		e.Port = map[string]string{"imap": "143", "imaps": "993", "pop3": "110", "pop3s": "995"}[scheme]
+		e.Port = sc.Port
 	}
-	return e, e.checkOptions(s)
+	return e, e.checkOptions(sc, s)
 }
 
-func (e *Endpoint) checkOptions(s string) error {
+func (e *Endpoint) checkOptions(sc Scheme, s string) error {
 	for k := range e.Options {
-		if !slices.Contains(allowed[e.Kind], k) {
-			return fmt.Errorf("%w %q: unknown option %q (%s takes: %s)", ErrSyntax, Redact(s), k, e.Kind, strings.Join(allowed[e.Kind], ", "))
+		if !slices.Contains(sc.Options, k) {
+			return fmt.Errorf("%w %q: unknown option %q (%s takes: %s)", ErrSyntax, Redact(s), k, sc.Name, strings.Join(sc.Options, ", "))
 		}
 	}
 	return nil
@@ -185,18 +163,14 @@ func (e *Endpoint) Address() string { return net.JoinHostPort(e.Host, e.Port) }
 // String returns the endpoint without any password: safe for logs,
 // errors and checkpoints.
 func (e *Endpoint) String() string {
-	if e.Kind == Maildir || e.Kind == Mbox {
-		s := e.Kind + ":" + e.Path
+	if !e.Server {
+		s := e.Scheme + ":" + e.Path
 		if len(e.Options) > 0 {
 			s += "?" + e.Options.Encode()
 		}
 		return s
 	}
-	scheme := e.Kind
-	if e.TLS == TLSImplicit {
-		scheme += "s"
-	}
-	u := url.URL{Scheme: scheme, Host: e.Address()}
+	u := url.URL{Scheme: e.Scheme, Host: e.Address()}
 	if e.User != "" {
 		u.User = url.User(e.User)
 	}
@@ -227,9 +201,7 @@ func splitUserinfo(s string) (masked, user, password string, ok bool) {
 	if !found || at < 0 {
 		return s, "", "", false
 	}
-	switch strings.ToLower(scheme) {
-	case "imap", "imaps", "pop3", "pop3s":
-	default:
+	if sc, ok := lookup(scheme); !ok || !sc.Server {
 		return scheme + ":xxxxx" + rest[at:], "", "", false
 	}
 	start := len(rest) - len(strings.TrimLeft(rest, "/"))

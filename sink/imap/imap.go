@@ -351,5 +351,6 @@ func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) 
 var (
 	_ sink.Sink       = (*Sink)(nil)
 	_ sink.FlagSetter = (*Sink)(nil)
+	_ sink.Deleter    = (*Sink)(nil)
 	_ sink.Subscriber = (*Sink)(nil)
 )

@@ -221,5 +221,6 @@ func (s *Store) Bodies(folder string) [][]byte {
 var (
 	_ sink.Sink         = (*Store)(nil)
 	_ sink.FlagSetter   = (*Store)(nil)
+	_ sink.Deleter      = (*Store)(nil)
 	_ sink.FolderStater = (*Store)(nil)
 )
