@@ -10,8 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mailferry/mailferry/internal/atomicfile"
 	"github.com/mailferry/mailferry/plan"
-	srcmaildir "github.com/mailferry/mailferry/source/maildir"
 )
 
 func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr io.Writer) (int, error) {
@@ -101,7 +101,7 @@ feed:
 		if data != "" {
 			data += "\n"
 		}
-		if err := srcmaildir.WriteFileAtomic(c.failedFile, []byte(data)); err != nil {
+		if err := atomicfile.Write(c.failedFile, []byte(data)); err != nil {
 			report(stderr, fmt.Errorf("write --failed-file: %w", err))
 		}
 	}

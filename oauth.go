@@ -12,57 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/atomicfile"
 	"golang.org/x/oauth2"
-
-	srcmaildir "github.com/mailferry/mailferry/source/maildir"
 )
-
-// provider is what mailferry knows of a mail provider: where its IMAP
-// server and OAuth2 endpoints are, and its limits.
-type provider struct {
-	name      string
-	imapHost  string
-	tokenURL  string
-	deviceURL string
-	scopes    []string
-	// maxConns is the provider's cap on simultaneous IMAP connections.
-	maxConns int
-	// skipRoles are source folders left out by default: Gmail's All Mail
-	// and Important hold copies of what the label folders hold.
-	skipRoles []string
-}
-
-var providers = map[string]provider{
-	"gmail": {
-		name: "gmail", imapHost: "imap.gmail.com",
-		tokenURL: "https://oauth2.googleapis.com/token", deviceURL: "https://oauth2.googleapis.com/device/code",
-		scopes: []string{"https://mail.google.com/"}, maxConns: 15,
-		skipRoles: []string{`\All`, `\Important`, `\Flagged`},
-	},
-	"office365": {
-		name: "office365", imapHost: "outlook.office365.com",
-		tokenURL:  "https://login.microsoftonline.com/common/oauth2/v2.0/token",
-		deviceURL: "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode",
-		scopes:    []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"},
-		maxConns:  8,
-	},
-}
-
-func init() {
-	providers["google"] = providers["gmail"]
-	providers["microsoft"] = providers["office365"]
-}
-
-func lookupProvider(name string) (provider, error) {
-	if name == "" {
-		return provider{}, nil
-	}
-	p, ok := providers[strings.ToLower(name)]
-	if !ok {
-		return p, fmt.Errorf("provider %q: want gmail or office365", name)
-	}
-	return p, nil
-}
 
 // oauthConfig is the OAuth2 client of an endpoint: its own settings, with
 // the provider's endpoints where it names none.
@@ -187,7 +139,7 @@ func oauthLogin(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if tok.RefreshToken == "" {
 		return exitFailed, errors.New("oauth login: the provider gave no refresh token (for Microsoft, the offline_access scope is needed)")
 	}
-	if err := srcmaildir.WriteFileAtomic(out, []byte(tok.RefreshToken+"\n")); err != nil {
+	if err := atomicfile.Write(out, []byte(tok.RefreshToken+"\n")); err != nil {
 		return exitFailed, fmt.Errorf("oauth login: %w", err)
 	}
 	fmt.Fprintf(stderr, "Done: the refresh token is in %s; point oauth2_refresh_token_file at it.\n", out)

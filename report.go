@@ -6,8 +6,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/atomicfile"
 	"github.com/mailferry/mailferry/plan"
-	srcmaildir "github.com/mailferry/mailferry/source/maildir"
 )
 
 type namedSummary struct {
@@ -32,12 +32,12 @@ func outcome(sum *plan.Summary, err error) (int, error) {
 // mail is where the exit code says.
 func writeReports(c *commonFlags, sums []namedSummary, code int, stderr io.Writer) {
 	if c.summaryFile != "" {
-		if err := srcmaildir.WriteFileAtomic(c.summaryFile, summaryJSON(sums)); err != nil {
+		if err := atomicfile.Write(c.summaryFile, summaryJSON(sums)); err != nil {
 			report(stderr, fmt.Errorf("write --summary-file: %w", err))
 		}
 	}
 	if c.metricsFile != "" {
-		if err := srcmaildir.WriteFileAtomic(c.metricsFile, metricsText(sums, code, time.Now())); err != nil {
+		if err := atomicfile.Write(c.metricsFile, metricsText(sums, code, time.Now())); err != nil {
 			report(stderr, fmt.Errorf("write --metrics-file: %w", err))
 		}
 	}

@@ -20,7 +20,7 @@ func (e *engine) sourceKey(ctx context.Context, m *source.Message) (key string, 
 		}
 		keys = []string{c}
 		if m.MessageIDKnown {
-			keys = append(keys, msgIDPrefix+NormalizeMessageID(m.MessageID))
+			keys = append(keys, msgIDPrefix+header.NormalizeMessageID(m.MessageID))
 		}
 		return c, keys, nil
 	}

@@ -29,6 +29,7 @@ import (
 
 	gomaildir "github.com/emersion/go-maildir"
 
+	"github.com/mailferry/mailferry/internal/atomicfile"
 	"github.com/mailferry/mailferry/internal/ctxio"
 	"github.com/mailferry/mailferry/internal/eol"
 	"github.com/mailferry/mailferry/sink"
@@ -128,11 +129,11 @@ func (s *Sink) createDir(dir string) error {
 		return err
 	}
 	for _, d := range append(made, dir) {
-		if err := srcmaildir.SyncDir(filepath.Dir(d)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
 	}
-	return srcmaildir.SyncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // cleanTmp removes files a killed run left in tmp/ once they are stale
@@ -384,7 +385,7 @@ func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) 
 		return err
 	}
 	if filepath.Dir(old) != filepath.Join(dir, "cur") {
-		return srcmaildir.SyncDir(filepath.Dir(old))
+		return atomicfile.SyncDir(filepath.Dir(old))
 	}
 	return nil
 }
@@ -404,7 +405,7 @@ func (s *Sink) syncer(key string, sync func() error) *groupSync {
 
 // dirSyncer fsyncs directory dir for everyone waiting.
 func (s *Sink) dirSyncer(dir string) *groupSync {
-	return s.syncer(dir, func() error { return srcmaildir.SyncDir(dir) })
+	return s.syncer(dir, func() error { return atomicfile.SyncDir(dir) })
 }
 
 // groupSync runs one sync (a directory's fsync, a filesystem's syncfs) on
@@ -451,4 +452,5 @@ func (g *groupSync) loop() {
 var (
 	_ sink.Sink       = (*Sink)(nil)
 	_ sink.FlagSetter = (*Sink)(nil)
+	_ sink.Deleter    = (*Sink)(nil)
 )

@@ -8,12 +8,10 @@ package imap
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,15 +22,16 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/internal/netx"
 	"github.com/mailferry/mailferry/source"
 )
 
-// TLS modes, as in package endpoint.
+// TLS modes: those of package endpoint, named here for callers of Config.
 const (
-	TLSImplicit = "implicit"
-	TLSStart    = "starttls"
-	TLSNone     = "none"
+	TLSImplicit = endpoint.TLSImplicit
+	TLSStart    = endpoint.TLSStart
+	TLSNone     = endpoint.TLSNone
 )
 
 // Config says how to reach and log in to a server.
@@ -70,7 +69,7 @@ type Config struct {
 var (
 	ErrAuth     = errors.New("login rejected")
 	ErrNoTLS    = errors.New("server does not offer STARTTLS")
-	ErrTLSSetup = errors.New("TLS setup")
+	ErrTLSSetup = netx.ErrTLSSetup
 )
 
 // Conn is one logged-in connection, lent by a Pool to one user at a time.
@@ -164,34 +163,8 @@ func (p *Pool) closeAll() {
 	}
 }
 
-func (p *Pool) tlsConfig() (*tls.Config, error) {
-	host, _, err := net.SplitHostPort(p.cfg.Addr)
-	if err != nil {
-		return nil, err
-	}
-	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: p.cfg.InsecureSkipVerify}
-	if p.cfg.ServerName != "" {
-		tc.ServerName = p.cfg.ServerName
-	}
-	if p.cfg.CAFile != "" {
-		pem, err := os.ReadFile(p.cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: CA file: %v", ErrTLSSetup, err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrTLSSetup, p.cfg.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
-}
-
 func (p *Pool) dial(ctx context.Context) (*Conn, error) {
-	tc, err := p.tlsConfig()
+	tc, err := netx.TLSConfig(p.cfg.Addr, p.cfg.ServerName, p.cfg.CAFile, p.cfg.InsecureSkipVerify)
 	if err != nil {
 		return nil, err
 	}

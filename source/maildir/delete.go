@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mailferry/mailferry/internal/atomicfile"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -34,7 +35,7 @@ func (s *Store) Delete(ctx context.Context, msgs []source.Message) error {
 		dirs[filepath.Dir(p)] = true
 	}
 	for d := range dirs {
-		if err := SyncDir(d); err != nil {
+		if err := atomicfile.SyncDir(d); err != nil {
 			return fmt.Errorf("sync %s: %w", d, err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mailferry/mailferry/internal/atomicfile"
 )
 
 // KeywordsFile is Dovecot's per-folder map from the letters a–z of a
@@ -79,43 +81,5 @@ func (k *Keywords) Write(dir string) error {
 			fmt.Fprintf(&b, "%d %s\n", i, n)
 		}
 	}
-	return WriteFileAtomic(filepath.Join(dir, KeywordsFile), b.Bytes())
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, fsyncs it, renames it into place and fsyncs the directory.
-func WriteFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".mailferry-tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return SyncDir(filepath.Dir(path))
-}
-
-// SyncDir fsyncs a directory, making renames and creations in it durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.Write(filepath.Join(dir, KeywordsFile), b.Bytes())
 }

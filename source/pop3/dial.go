@@ -5,12 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -33,30 +31,10 @@ type dialer struct {
 	warn sync.Once
 }
 
-func (d *dialer) tlsConfig() (*tls.Config, error) {
-	host, _, _ := net.SplitHostPort(d.cfg.Addr)
-	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: d.cfg.InsecureSkipVerify}
-	if d.cfg.CAFile != "" {
-		pem, err := os.ReadFile(d.cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("CA file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", d.cfg.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
-}
-
 var apopStamp = regexp.MustCompile(`<[^<>@\s]+@[^<>\s]+>`)
 
 func (d *dialer) Dial(network, addr string) (net.Conn, error) {
-	tc, err := d.tlsConfig()
+	tc, err := netx.TLSConfig(d.cfg.Addr, "", d.cfg.CAFile, d.cfg.InsecureSkipVerify)
 	if err != nil {
 		return nil, err
 	}

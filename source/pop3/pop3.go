@@ -24,15 +24,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/internal/netx"
 	"github.com/mailferry/mailferry/source"
 )
 
-// TLS modes, as in package endpoint.
+// TLS modes: those of package endpoint, named here for callers of Config.
 const (
-	TLSImplicit = "implicit"
-	TLSStart    = "starttls"
-	TLSNone     = "none"
+	TLSImplicit = endpoint.TLSImplicit
+	TLSStart    = endpoint.TLSStart
+	TLSNone     = endpoint.TLSNone
 )
 
 // Config says how to reach and log in to a server.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mailferry/mailferry/internal/eol"
 	"github.com/mailferry/mailferry/internal/header"
-	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -260,7 +259,7 @@ func checkContents(t *testing.T, src source.Source, fx []Fixture, opt Opt, prefe
 			// A source that reports the Message-ID must report the one in
 			// the header.
 			want, _, _ := header.MessageID(bytes.NewReader(body))
-			if plan.NormalizeMessageID(m.MessageID) != plan.NormalizeMessageID(want) {
+			if header.NormalizeMessageID(m.MessageID) != header.NormalizeMessageID(want) {
 				t.Errorf("%s: MessageID %q, header has %q", f.Name, m.MessageID, want)
 			}
 		}
