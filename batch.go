@@ -14,8 +14,14 @@ import (
 	"github.com/mailferry/mailferry/plan"
 )
 
-func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr io.Writer) (int, error) {
+// runConfig runs the jobs of a config file, with the command line's
+// settings on top of the file's.
+func runConfig(ctx context.Context, path string, in *invocation, stdout, stderr io.Writer) (int, error) {
 	cfg, err := LoadConfig(path)
+	if err != nil {
+		return exitUsage, err
+	}
+	c, err := in.settings(cfg.Run)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -23,20 +29,28 @@ func runConfig(ctx context.Context, path string, c *commonFlags, stdout, stderr 
 	if err != nil {
 		return exitUsage, err
 	}
-	if len(jobs) == 0 && c.shard == "" {
-		return exitUsage, usagef("no job to run in %s (--job %q, --jobs-from %q)", path, c.job, c.jobsFrom)
+	for i := range jobs {
+		if jobs[i], err = in.apply(jobs[i]); err != nil {
+			return exitUsage, err
+		}
 	}
-	par := max(1, min(c.parallel, len(jobs)))
+	if in.job.Checkpoint != "" && len(jobs) > 1 {
+		return exitUsage, usagef("--checkpoint names one file, but %d jobs would share it; each job has its own by default", len(jobs))
+	}
+	if len(jobs) == 0 && c.Shard == "" {
+		return exitUsage, usagef("no job to run in %s (--job %q, --jobs-from %q)", path, c.Job, c.JobsFrom)
+	}
+	par := max(1, min(c.Parallel, len(jobs)))
 	jc := *c
 	if par > 1 {
-		jc.progress = "never" // one bar cannot show several jobs
+		jc.Progress = "never" // one bar cannot show several jobs
 	}
 	// A cap on connections per server holds across the jobs running at
 	// once: each endpoint of each job gets its share (source and
 	// destination may be the same server), so the total cannot pass it.
 	maxConns := 0
-	if c.maxHostConnections > 0 {
-		maxConns = max(1, c.maxHostConnections/(2*par))
+	if c.MaxHostConnections > 0 {
+		maxConns = max(1, c.MaxHostConnections/(2*par))
 	}
 
 	type result struct {
@@ -96,12 +110,12 @@ feed:
 	}
 	printSummary(stdout, stderr, c, false, sums)
 	writeReports(c, sums, worst, stderr)
-	if c.failedFile != "" {
+	if c.FailedFile != "" {
 		data := strings.Join(failed, "\n")
 		if data != "" {
 			data += "\n"
 		}
-		if err := atomicfile.Write(c.failedFile, []byte(data)); err != nil {
+		if err := atomicfile.Write(c.FailedFile, []byte(data)); err != nil {
 			report(stderr, fmt.Errorf("write --failed-file: %w", err))
 		}
 	}
@@ -112,12 +126,12 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// selectJobs applies --job, --jobs-from and --shard, and the command
-// line's overrides, to the jobs of a config file.
-func selectJobs(all []Job, c *commonFlags) ([]Job, error) {
+// selectJobs applies --job, --jobs-from and --shard to the jobs of a
+// config file.
+func selectJobs(all []Job, c *RunSettings) ([]Job, error) {
 	var only map[string]bool
-	if c.jobsFrom != "" {
-		data, err := os.ReadFile(c.jobsFrom)
+	if c.JobsFrom != "" {
+		data, err := os.ReadFile(c.JobsFrom)
 		if err != nil {
 			return nil, usagef("--jobs-from: %v", err)
 		}
@@ -128,31 +142,16 @@ func selectJobs(all []Job, c *commonFlags) ([]Job, error) {
 			}
 		}
 	}
-	k, n, err := parseShard(c.shard)
+	k, n, err := parseShard(c.Shard)
 	if err != nil {
 		return nil, err
 	}
 	var jobs []Job
 	for _, j := range all {
-		if c.job != "" && j.Name != c.job || only != nil && !only[j.Name] || n > 0 && shardOf(j.Name, n) != k {
+		if c.Job != "" && j.Name != c.Job || only != nil && !only[j.Name] || n > 0 && shardOf(j.Name, n) != k {
 			continue
 		}
-		// Flags given on the command line win over the file.
-		if c.dedup != "" {
-			j.Dedup = c.dedup
-		}
-		if c.workers != 0 {
-			j.Workers = c.workers
-		}
-		if c.checkpoint != "" {
-			j.Checkpoint = c.checkpoint
-		}
-		j.DeleteAfterCopy = j.DeleteAfterCopy || c.deleteSrc
-		j.MirrorDeletes = j.MirrorDeletes || c.mirror
 		jobs = append(jobs, j)
-	}
-	if c.checkpoint != "" && len(jobs) > 1 {
-		return nil, usagef("--checkpoint names one file, but %d jobs would share it; each job has its own by default", len(jobs))
 	}
 	return jobs, nil
 }

@@ -20,25 +20,31 @@ import (
 	"github.com/mailferry/mailferry/plan"
 )
 
-// Config is a YAML file of jobs (see README, "Config reference").
+// Config is a YAML file of jobs (see README, "Config reference"), and the
+// settings of the run at its top level.
 type Config struct {
-	Jobs []Job `yaml:"jobs"`
+	Run  RunSettings `yaml:",inline"`
+	Jobs []Job       `yaml:"jobs"`
 }
 
-// Job is one copy job.
+// Job is one copy job. Its settings are declared here, with their flags
+// (see settings.go); a flag given on the command line wins over the file.
 type Job struct {
 	Name        string         `yaml:"name"`
 	Source      EndpointConfig `yaml:"source"`
 	Destination EndpointConfig `yaml:"destination"`
-	Dedup       string         `yaml:"dedup"`
-	Checkpoint  string         `yaml:"checkpoint"`
-	Workers     int            `yaml:"workers"`
+	Dedup       string         `yaml:"dedup" flag:"dedup" arg:"MODE" enum:"message-id,content,none" cmds:"copy,plan,run,verify" help:"dedup MODE: message-id (default), content or none"`
+	Checkpoint  string         `yaml:"checkpoint" flag:"checkpoint" arg:"FILE" file:"true" help:"checkpoint FILE (default: under $XDG_STATE_HOME/mailferry/)"`
+	Workers     int            `yaml:"workers" flag:"workers" arg:"N" help:"N messages in flight at once (default 64 into IMAP, 16 into Maildir)"`
+	// FolderParallelism is how many folders are copied at once.
+	FolderParallelism int `yaml:"folder_parallelism" flag:"folder-parallelism" arg:"N" help:"N folders copied at once, sharing the workers (default 3 into IMAP, 1 into Maildir)"`
 	// DeleteAfterCopy makes the job a move: see plan.Options.
-	DeleteAfterCopy bool `yaml:"delete_after_copy"`
+	DeleteAfterCopy bool `yaml:"delete_after_copy" flag:"delete-after-copy" help:"delete each message from the source once it is safely at the destination (move)"`
 	// MirrorDeletes deletes at the destination what is gone from the
 	// source (guarded: see plan.Options).
-	MirrorDeletes     bool    `yaml:"mirror_deletes"`
-	MaxDeleteFraction float64 `yaml:"max_delete_fraction"`
+	MirrorDeletes     bool    `yaml:"mirror_deletes" flag:"mirror-deletes" help:"also delete at the destination what is gone from the source since the last run (guarded)"`
+	MaxDeleteFraction float64 `yaml:"max_delete_fraction" flag:"max-delete-fraction" arg:"F" help:"mirror deletes at most the fraction F of a folder's messages (default 0.10)"`
+	ForceDeletes      bool    `yaml:"force_deletes" flag:"force-deletes" help:"let --mirror-deletes delete more than max_delete_fraction of a folder"`
 	// Limits pace the job and cap its bytes per day.
 	Limits LimitsConfig `yaml:"limits"`
 	// Folders and Filters choose what is copied, and where to.
@@ -48,19 +54,41 @@ type Job struct {
 	line int // where the job starts in the file, for errors
 }
 
+// RunSettings are the settings of one invocation: how it reports, and for
+// run, how it goes through the jobs. In a config file they are top-level
+// keys. Job, JobsFrom, Shard and Deep have no key: they say which of the
+// file's jobs this invocation runs, or how verify looks, not how the jobs
+// run.
+type RunSettings struct {
+	JSON               bool   `yaml:"json" flag:"json" cmds:"copy,plan,run,verify" help:"print a JSON summary on stdout at the end"`
+	Quiet              bool   `yaml:"quiet" flag:"quiet" cmds:"copy,plan,run,verify" help:"print only errors"`
+	Verbose            bool   `yaml:"verbose" flag:"verbose" cmds:"copy,plan,run,verify" help:"log every message"`
+	LogFormat          string `yaml:"log_format" flag:"log-format" def:"text" enum:"text,json" arg:"text" cmds:"copy,plan,run,verify" help:"log lines as text or json"`
+	Progress           string `yaml:"progress" flag:"progress" def:"auto" enum:"auto,always,never" arg:"MODE" help:"progress bar MODE: auto (on a terminal), always or never"`
+	SummaryFile        string `yaml:"summary_file" flag:"summary-file" arg:"FILE" file:"true" cmds:"copy,run" help:"also write the JSON summary to FILE"`
+	MetricsFile        string `yaml:"metrics_file" flag:"metrics-file" arg:"FILE" file:"true" cmds:"copy,run" help:"write the run's figures to FILE in the Prometheus text format"`
+	Parallel           int    `yaml:"parallel" flag:"parallel" def:"1" arg:"N" cmds:"run" help:"run up to N jobs at once"`
+	MaxHostConnections int    `yaml:"max_host_connections" flag:"max-host-connections" arg:"N" cmds:"run" help:"at most N connections to any one server, across parallel jobs"`
+	FailedFile         string `yaml:"failed_file" flag:"failed-file" arg:"FILE" file:"true" cmds:"run" help:"write the names of the jobs that failed to FILE, one per line"`
+	Job                string `yaml:"-" flag:"job" arg:"NAME" cmds:"run,verify" help:"run only the job NAME"`
+	JobsFrom           string `yaml:"-" flag:"jobs-from" arg:"FILE" file:"true" cmds:"run" help:"run only the jobs named in FILE (one per line, as --failed-file writes)"`
+	Shard              string `yaml:"-" flag:"shard" arg:"K/N" cmds:"run" help:"run only the jobs of shard K/N (K from 0, e.g. $JOB_COMPLETION_INDEX/4)"`
+	Deep               bool   `yaml:"-" flag:"deep" cmds:"verify" help:"also compare the SHA-256 of every body"`
+}
+
 func (e EndpointConfig) usesRefreshToken() bool {
 	return e.OAuth2RefreshTokenFile != "" || e.OAuth2RefreshTokenCmd != "" || e.OAuth2ClientID != ""
 }
 
 // FolderConfig is plan.FolderRules as written in a config file.
 type FolderConfig struct {
-	Include []string          `yaml:"include"`
-	Exclude []string          `yaml:"exclude"`
-	Map     map[string]string `yaml:"map"`
-	Prefix  string            `yaml:"prefix"`
+	Include []string          `yaml:"include" flag:"include" arg:"PATTERN" cmds:"copy,plan,run,verify" alias:"folder" aliasarg:"NAME" aliashelp:"copy only the folder NAME (repeatable; the same list as --include)" help:"copy only folders matching PATTERN (* any, % any but /; repeatable)"`
+	Exclude []string          `yaml:"exclude" flag:"exclude" arg:"PATTERN" merge:"append" cmds:"copy,plan,run,verify" help:"never copy folders matching PATTERN (repeatable; adds to the file's list)"`
+	Map     map[string]string `yaml:"map" flag:"map" arg:"SRC=DST" cmds:"copy,plan,run,verify" help:"SRC=DST puts the source folder SRC at the destination folder DST (repeatable)"`
+	Prefix  string            `yaml:"prefix" flag:"prefix" arg:"NAME" cmds:"copy,plan,run,verify" help:"put every folder under the destination folder NAME"`
 	// AllMail copies a Gmail source's All Mail, Important and Starred
 	// folders too (left out by default: the label folders hold the same).
-	AllMail bool `yaml:"all_mail"`
+	AllMail bool `yaml:"all_mail" flag:"all-mail" cmds:"copy,plan,run,verify" help:"copy a Gmail source's All Mail, Important and Starred folders too"`
 }
 
 func (f FolderConfig) rules() plan.FolderRules {
@@ -69,9 +97,9 @@ func (f FolderConfig) rules() plan.FolderRules {
 
 // LimitsConfig is plan.Limits as written in a config file.
 type LimitsConfig struct {
-	MessagesPerSecond string `yaml:"max_messages_per_second"`
-	BytesPerSecond    string `yaml:"max_bytes_per_second"`
-	DailyByteBudget   string `yaml:"daily_byte_budget"`
+	MessagesPerSecond string `yaml:"max_messages_per_second" flag:"max-messages-per-second" arg:"N" help:"copy at most N messages a second"`
+	BytesPerSecond    string `yaml:"max_bytes_per_second" flag:"max-bytes-per-second" arg:"SIZE" help:"copy at most SIZE a second (like 2MB)"`
+	DailyByteBudget   string `yaml:"daily_byte_budget" flag:"daily-byte-budget" arg:"SIZE" help:"stop cleanly (exit 5) once SIZE was copied this UTC day; the next run continues"`
 }
 
 func (l LimitsConfig) limits() (plan.Limits, error) {
@@ -97,10 +125,10 @@ func (l LimitsConfig) limits() (plan.Limits, error) {
 // FilterConfig is plan.Filter as written in a config file: sizes like
 // "25MB", dates like "2024-01-31" (UTC) or RFC 3339.
 type FilterConfig struct {
-	MaxSize string `yaml:"max_size"`
-	MinSize string `yaml:"min_size"`
-	Since   string `yaml:"since"`
-	Before  string `yaml:"before"`
+	MaxSize string `yaml:"max_size" flag:"max-size" arg:"SIZE" cmds:"copy,plan,run,verify" help:"skip messages larger than SIZE (like 25MB)"`
+	MinSize string `yaml:"min_size" flag:"min-size" arg:"SIZE" cmds:"copy,plan,run,verify" help:"skip messages smaller than SIZE"`
+	Since   string `yaml:"since" flag:"since" arg:"DATE" cmds:"copy,plan,run,verify" help:"copy only messages received on or after DATE (2024-01-31)"`
+	Before  string `yaml:"before" flag:"before" arg:"DATE" cmds:"copy,plan,run,verify" help:"copy only messages received before DATE"`
 }
 
 func (f FilterConfig) filter() (plan.Filter, error) {
@@ -302,6 +330,9 @@ func parseConfig(data []byte) (*Config, error) {
 	var names []string
 	for i := range cfg.Jobs {
 		j := &cfg.Jobs[i]
+		if !reJobName.MatchString(j.Name) {
+			return nil, fmt.Errorf("line %d: job %q: name must be letters, digits, '.', '_' or '-' (it names the checkpoint file)", j.line, j.Name)
+		}
 		if err := j.check(); err != nil {
 			return nil, fmt.Errorf("line %d: job %q: %v", j.line, j.Name, err)
 		}
@@ -313,10 +344,9 @@ func parseConfig(data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
+// check checks a job's settings, from the file, the command line or both:
+// the one place they are validated.
 func (j *Job) check() error {
-	if !reJobName.MatchString(j.Name) {
-		return errors.New("name must be letters, digits, '.', '_' or '-' (it names the checkpoint file)")
-	}
 	for _, ep := range []struct {
 		what string
 		e    EndpointConfig
@@ -335,14 +365,20 @@ func (j *Job) check() error {
 	if _, err := plan.ParseDedup(j.Dedup); err != nil {
 		return err
 	}
+	if err := checkEnums(j); err != nil {
+		return err
+	}
 	if j.Workers < 0 {
-		return fmt.Errorf("workers: %d is negative", j.Workers)
+		return fmt.Errorf("workers (--workers): %d is negative", j.Workers)
+	}
+	if j.FolderParallelism < 0 {
+		return fmt.Errorf("folder_parallelism (--folder-parallelism): %d is negative", j.FolderParallelism)
 	}
 	if j.MaxDeleteFraction < 0 || j.MaxDeleteFraction > 1 {
-		return fmt.Errorf("max_delete_fraction: %v is not between 0 and 1", j.MaxDeleteFraction)
+		return fmt.Errorf("max_delete_fraction (--max-delete-fraction): %v is not between 0 and 1", j.MaxDeleteFraction)
 	}
 	if j.MirrorDeletes && j.DeleteAfterCopy {
-		return errors.New("mirror_deletes and delete_after_copy together would delete the copies of what the move deleted")
+		return errors.New("mirror_deletes and delete_after_copy (--mirror-deletes, --delete-after-copy) together would delete the copies of what the move deleted")
 	}
 	if _, err := j.Limits.limits(); err != nil {
 		return fmt.Errorf("limits: %v", err)
@@ -354,4 +390,19 @@ func (j *Job) check() error {
 		return fmt.Errorf("folders: %v", err)
 	}
 	return nil
+}
+
+// check checks the run's settings once, wherever they came from.
+func (c *RunSettings) check() error {
+	if err := checkEnums(c); err != nil {
+		return err
+	}
+	if c.Parallel < 1 {
+		return usagef("parallel (--parallel): %d is less than 1", c.Parallel)
+	}
+	if c.MaxHostConnections < 0 {
+		return usagef("max_host_connections (--max-host-connections): %d is negative", c.MaxHostConnections)
+	}
+	_, _, err := parseShard(c.Shard)
+	return err
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/plan"
@@ -19,10 +18,11 @@ import (
 	"github.com/mailferry/mailferry/store"
 )
 
-// runJob opens both ends and the checkpoint and runs one job. A dry run
-// (plan) writes nothing: the destination is opened read-only if it exists,
-// and the checkpoint only read.
-func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.Writer) (*plan.Summary, error) {
+// runJob opens both ends and the checkpoint and runs one job, whose
+// settings were checked (see invocation.apply). A dry run (plan) writes
+// nothing: the destination is opened read-only if it exists, and the
+// checkpoint only read.
+func runJob(ctx context.Context, j Job, c *RunSettings, dryRun bool, stderr io.Writer) (*plan.Summary, error) {
 	var progress plan.Progress
 	if !dryRun && progressFor(c, stderr) {
 		bar := newBarProgress(stderr, j.Name)
@@ -30,29 +30,17 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 		progress, stderr = bar, bar
 	}
 	log := newLogger(c, stderr)
-	rules, filter, err := j.selection(c)
+	rules, filter, err := j.selection()
 	if err != nil {
 		return nil, err
 	}
-	lc := j.Limits
-	for _, f := range []struct{ flag, file *string }{{&c.limits.MessagesPerSecond, &lc.MessagesPerSecond}, {&c.limits.BytesPerSecond, &lc.BytesPerSecond}, {&c.limits.DailyByteBudget, &lc.DailyByteBudget}} {
-		if *f.flag != "" {
-			*f.file = *f.flag
-		}
-	}
-	limits, err := lc.limits()
+	limits, err := j.Limits.limits()
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
 	dedup, err := plan.ParseDedup(j.Dedup)
 	if err != nil {
 		return nil, usageError{err.Error()}
-	}
-	if j.Workers < 0 {
-		return nil, usagef("--workers must be at least 1")
-	}
-	if j.MirrorDeletes && j.DeleteAfterCopy {
-		return nil, usagef("--mirror-deletes and --delete-after-copy together would delete the copies of what the move deleted")
 	}
 	srcEP, dstEP, err := j.endpoints()
 	if err != nil {
@@ -94,7 +82,7 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	defer dst.Close()
 
 	props := store.Destination(dstEP)
-	folderPar := cmp.Or(c.folderParallelism, props.FolderParallelism)
+	folderPar := cmp.Or(j.FolderParallelism, props.FolderParallelism)
 	// Many in flight, few connections: into Maildir, deliveries waiting
 	// together share one syncfs; into IMAP, they share a MULTIAPPEND. A
 	// source reading one message per connection still reads only as many
@@ -102,7 +90,7 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	workers := cmp.Or(j.Workers, props.Workers)
 	grace := props.CrashGrace
 	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
-		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: c.forceDeletes, FolderParallelism: folderPar, Limits: limits,
+		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: j.ForceDeletes, FolderParallelism: folderPar, Limits: limits,
 		Folders: rules, Filter: filter, Progress: progress, Log: log})
 	if errors.Is(err, plan.ErrNothingSelected) {
 		err = fmt.Errorf("source %s: %w", srcEP, err)
@@ -113,28 +101,13 @@ func runJob(ctx context.Context, j Job, c *commonFlags, dryRun bool, stderr io.W
 	return sum, err
 }
 
-// selection is the job's folder rules and filters, with the command
-// line's on top: --folder and --include replace the file's include list,
-// --exclude adds to its exclude list, the others replace.
-func (j Job) selection(c *commonFlags) (plan.FolderRules, plan.Filter, error) {
+// selection is the job's folder rules and filters.
+func (j Job) selection() (plan.FolderRules, plan.Filter, error) {
 	rules := j.Folders.rules()
 	if p, _ := lookupProvider(j.Source.Provider); !j.Folders.AllMail {
 		rules.ExcludeRoles = p.skipRoles
 	}
-	if len(c.folder)+len(c.include) > 0 {
-		rules.Include = append(slices.Clone([]string(c.folder)), c.include...)
-	}
-	rules.Exclude = append(slices.Clone(rules.Exclude), c.exclude...)
-	if c.prefix != "" {
-		rules.Prefix = c.prefix
-	}
-	fc := j.Filters
-	for _, f := range []struct{ flag, file *string }{{&c.filters.MaxSize, &fc.MaxSize}, {&c.filters.MinSize, &fc.MinSize}, {&c.filters.Since, &fc.Since}, {&c.filters.Before, &fc.Before}} {
-		if *f.flag != "" {
-			*f.file = *f.flag
-		}
-	}
-	filter, err := fc.filter()
+	filter, err := j.Filters.filter()
 	if err != nil {
 		return rules, filter, usageError{err.Error()}
 	}

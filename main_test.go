@@ -361,12 +361,12 @@ func TestOAuth2TokenCmd(t *testing.T) {
 	e, _ := endpoint.Parse("imaps://alice@imap.example.com")
 	t.Setenv("MAILFERRY_SRC_PASSWORD", "not-used")
 	cfg := EndpointConfig{OAuth2TokenCmd: "printf 'tok-123\\n'"}
-	c, err := sinkimap.Config(e, endpointEnv(e, cfg, "src", newLogger(&commonFlags{}, io.Discard)))
+	c, err := sinkimap.Config(e, endpointEnv(e, cfg, "src", newLogger(&RunSettings{}, io.Discard)))
 	if err != nil || c.Token != "tok-123" || c.Password != "" {
 		t.Fatalf("config %+v, %v; want the token and no password", c, err)
 	}
 	cfg = EndpointConfig{OAuth2TokenCmd: "echo oops >&2; exit 3"}
-	_, err = sinkimap.Config(e, endpointEnv(e, cfg, "src", newLogger(&commonFlags{}, io.Discard)))
+	_, err = sinkimap.Config(e, endpointEnv(e, cfg, "src", newLogger(&RunSettings{}, io.Discard)))
 	if err == nil || !strings.Contains(err.Error(), "oauth2_token_cmd failed") {
 		t.Fatalf("a failing token command: %v", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/atomicfile"
+	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
 )
 
@@ -86,34 +86,48 @@ func tokenSource(cfg EndpointConfig) (func() (string, error), error) {
 	}, nil
 }
 
-// oauthLogin is "mailferry oauth login": the device authorization flow
-// (RFC 8628). It prints where to go and which code to enter, waits for the
-// user to allow access, and stores the refresh token in a 0600 file.
-func oauthLogin(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := flag.NewFlagSet("oauth login", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// oauthCommand is "mailferry oauth login".
+func oauthCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra.Command {
 	var cfg EndpointConfig
 	var out, deviceURL string
+	login := &cobra.Command{
+		Use:   "login --provider gmail|office365 --client-id ID --out FILE",
+		Short: "get an OAuth2 refresh token (device flow)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var err error
+			*code, err = oauthLogin(ctx, cfg, out, deviceURL, stdout, stderr)
+			return err
+		},
+	}
+	fs := login.Flags()
 	fs.StringVar(&cfg.Provider, "provider", "", "gmail (google) or office365 (microsoft)")
 	fs.StringVar(&cfg.OAuth2ClientID, "client-id", "", "the OAuth2 client `ID` registered with the provider")
 	fs.StringVar(&cfg.OAuth2ClientSecretFile, "client-secret-file", "", "a `FILE` holding the client secret, if the client has one")
 	fs.StringVar(&cfg.OAuth2TokenURL, "token-url", "", "the token endpoint `URL` (default: the provider's)")
 	fs.StringVar(&deviceURL, "device-url", "", "the device authorization endpoint `URL` (default: the provider's)")
 	fs.StringVar(&out, "out", "", "write the refresh token to `FILE` (0600)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: mailferry oauth login --provider gmail|office365 --client-id ID --out FILE\n\n")
-		fs.PrintDefaults()
+	login.RegisterFlagCompletionFunc("provider", cobra.FixedCompletions([]string{"gmail", "office365"}, cobra.ShellCompDirectiveNoFileComp))
+	login.MarkFlagFilename("out")
+	login.MarkFlagFilename("client-secret-file")
+	oauth := &cobra.Command{
+		Use:   "oauth login --provider P --client-id ID --out FILE",
+		Short: "get an OAuth2 refresh token (device flow)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			fmt.Fprint(stderr, "Usage: mailferry oauth login --provider gmail|office365 --client-id ID --out FILE\n")
+			*code = exitUsage
+			return nil
+		},
 	}
-	if len(args) == 0 || args[0] != "login" {
-		fs.Usage()
-		return exitUsage, nil
-	}
-	if _, err := parseArgs(fs, args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, nil
-		}
-		return exitUsage, nil
-	}
+	oauth.AddCommand(login)
+	return oauth
+}
+
+// oauthLogin runs the device authorization flow (RFC 8628). It prints
+// where to go and which code to enter, waits for the user to allow access,
+// and stores the refresh token in a 0600 file.
+func oauthLogin(ctx context.Context, cfg EndpointConfig, out, deviceURL string, stdout, stderr io.Writer) (int, error) {
 	if out == "" {
 		return exitUsage, usagef("oauth login: --out FILE is needed: it receives the refresh token")
 	}

@@ -224,7 +224,7 @@ func TestProviderPresets(t *testing.T) {
 	if got := cfg.Jobs[0].Source.URL; got != "imaps://alice@gmail.com@imap.gmail.com" {
 		t.Errorf("gmail URL %q", got)
 	}
-	rules, _, err := cfg.Jobs[0].selection(&commonFlags{})
+	rules, _, err := cfg.Jobs[0].selection()
 	if err != nil || !strings.Contains(strings.Join(rules.ExcludeRoles, " "), `\All`) {
 		t.Errorf("gmail source: exclude roles %q, %v", rules.ExcludeRoles, err)
 	}

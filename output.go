@@ -31,15 +31,15 @@ func isTerminal(w io.Writer) bool {
 // newLogger logs to w at the level the flags ask for, as text or JSON.
 // Times are left out of text lines: cron and journald stamp lines
 // themselves.
-func newLogger(c *commonFlags, w io.Writer) *slog.Logger {
+func newLogger(c *RunSettings, w io.Writer) *slog.Logger {
 	level := slog.LevelWarn
-	if c.quiet {
+	if c.Quiet {
 		level = slog.LevelError
 	}
-	if c.verbose {
+	if c.Verbose {
 		level = slog.LevelDebug
 	}
-	if c.logFormat == "json" {
+	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
@@ -163,14 +163,14 @@ func (b *barProgress) Close() {
 // progressFor picks the renderer: a bar when stderr is a terminal (or
 // --progress=always), nothing otherwise (cron, pipes, CI), and never with
 // --quiet or --json.
-func progressFor(c *commonFlags, stderr io.Writer) bool {
-	switch c.progress {
+func progressFor(c *RunSettings, stderr io.Writer) bool {
+	switch c.Progress {
 	case "always":
 		return true
 	case "never":
 		return false
 	}
-	return !c.quiet && !c.json && isTerminal(stderr)
+	return !c.Quiet && !c.JSON && isTerminal(stderr)
 }
 
 // commas writes n with thousands separators: 4,212.

@@ -30,21 +30,21 @@ func outcome(sum *plan.Summary, err error) (int, error) {
 // writeReports writes --summary-file and --metrics-file. A report that
 // cannot be written is an error on stderr, not a change of exit code: the
 // mail is where the exit code says.
-func writeReports(c *commonFlags, sums []namedSummary, code int, stderr io.Writer) {
-	if c.summaryFile != "" {
-		if err := atomicfile.Write(c.summaryFile, summaryJSON(sums)); err != nil {
+func writeReports(c *RunSettings, sums []namedSummary, code int, stderr io.Writer) {
+	if c.SummaryFile != "" {
+		if err := atomicfile.Write(c.SummaryFile, summaryJSON(sums)); err != nil {
 			report(stderr, fmt.Errorf("write --summary-file: %w", err))
 		}
 	}
-	if c.metricsFile != "" {
-		if err := atomicfile.Write(c.metricsFile, metricsText(sums, code, time.Now())); err != nil {
+	if c.MetricsFile != "" {
+		if err := atomicfile.Write(c.MetricsFile, metricsText(sums, code, time.Now())); err != nil {
 			report(stderr, fmt.Errorf("write --metrics-file: %w", err))
 		}
 	}
 }
 
-func printSummary(stdout, stderr io.Writer, c *commonFlags, dryRun bool, sums []namedSummary) {
-	if c.json {
+func printSummary(stdout, stderr io.Writer, c *RunSettings, dryRun bool, sums []namedSummary) {
+	if c.JSON {
 		stdout.Write(summaryJSON(sums))
 		return
 	}
@@ -54,7 +54,7 @@ func printSummary(stdout, stderr io.Writer, c *commonFlags, dryRun bool, sums []
 		}
 		return
 	}
-	if c.quiet {
+	if c.Quiet {
 		return
 	}
 	for _, s := range sums {

@@ -11,15 +11,9 @@ import (
 	"github.com/mailferry/mailferry/plan"
 )
 
-// verifyFlags are the flags verify takes: what selects and matches
-// messages, as the copy did, and how to report.
-var verifyFlags = map[string]bool{"json": true, "dedup": true, "quiet": true, "verbose": true, "folder": true, "include": true,
-	"exclude": true, "prefix": true, "max-size": true, "min-size": true, "since": true, "before": true, "log-format": true,
-	"job": true, "deep": true}
-
 // verifyJobs runs verify for each job: read-only on both ends, no
 // checkpoint. Exit 0 when complete, 3 when anything is missing or differs.
-func verifyJobs(ctx context.Context, jobs []Job, c *commonFlags, stdout, stderr io.Writer) (int, error) {
+func verifyJobs(ctx context.Context, jobs []Job, c *RunSettings, stdout, stderr io.Writer) (int, error) {
 	log := newLogger(c, stderr)
 	worst := exitOK
 	var out []namedVerify
@@ -38,7 +32,7 @@ func verifyJobs(ctx context.Context, jobs []Job, c *commonFlags, stdout, stderr 
 			worst = worse(worst, exitIncomplete)
 		}
 	}
-	if c.json {
+	if c.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if len(out) == 1 && len(jobs) == 1 {
@@ -87,14 +81,14 @@ func (n namedVerify) MarshalJSON() ([]byte, error) {
 	}{n.name, n.sum})
 }
 
-func verifyJob(ctx context.Context, j Job, c *commonFlags, log *slog.Logger) (*plan.VerifySummary, error) {
+func verifyJob(ctx context.Context, j Job, c *RunSettings, log *slog.Logger) (*plan.VerifySummary, error) {
 	dedup, err := plan.ParseDedup(j.Dedup)
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
 	// What the copy with the same arguments promised: its folders, their
 	// destination names and its filters.
-	rules, filter, err := j.selection(c)
+	rules, filter, err := j.selection()
 	if err != nil {
 		return nil, err
 	}
@@ -112,5 +106,5 @@ func verifyJob(ctx context.Context, j Job, c *commonFlags, log *slog.Logger) (*p
 		return nil, fmt.Errorf("open destination %s: %w", dstEP, err)
 	}
 	defer dst.Close()
-	return plan.Verify(ctx, src, dst, plan.VerifyOptions{Dedup: dedup, Deep: c.deep, Folders: rules, Filter: filter, Log: log})
+	return plan.Verify(ctx, src, dst, plan.VerifyOptions{Dedup: dedup, Deep: c.Deep, Folders: rules, Filter: filter, Log: log})
 }
