@@ -14,6 +14,8 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # Tools people migrate from: tests run them against the test Dovecot to
 # make real trees.
 command -v mbsync >/dev/null 2>&1 || need_pkgs+=(isync)
+# systemd-analyze checks the example units.
+command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need_pkgs[*]}" >&2
@@ -39,4 +41,8 @@ go vet ./...
 # full benchmark.
 export MAILFERRY_BENCH_N="${MAILFERRY_BENCH_N:-500}" MAILFERRY_BENCH_RUNS="${MAILFERRY_BENCH_RUNS:-1}" MAILFERRY_BENCH_PEERS="${MAILFERRY_BENCH_PEERS:-0}"
 export MAILFERRY_BENCH_LATENCY_N="${MAILFERRY_BENCH_LATENCY_N:-100}"
-go test -count=1 -timeout 60m "$@" ./...
+# One line per test as it ends (go test alone prints a package only when
+# all of it is done), the whole output of any test that fails.
+go build -o /tmp/mailferry-testprogress.$$ ./scripts/testprogress
+trap 'rm -f /tmp/mailferry-testprogress.$$' EXIT
+go test -json -count=1 -timeout 60m "$@" ./... | /tmp/mailferry-testprogress.$$

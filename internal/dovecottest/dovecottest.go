@@ -52,6 +52,8 @@ type Server struct {
 	mailUID, mailGID                         int
 	mu                                       sync.Mutex
 	next                                     int
+	exited                                   <-chan error // the master's end
+	pid                                      int          // the master's
 }
 
 // Binary returns the path of dovecot, or "".
@@ -224,18 +226,24 @@ service pop3-login {
 	for _, u := range users {
 		s.AddUser(t, u)
 	}
-	// The master daemonizes; its output goes to a file, not a pipe, which
-	// the daemon would hold open.
+	// The master runs in the foreground as this process's child, and is
+	// killed when this process dies (dieWithParent), however it dies: a
+	// test run stopped with SIGTERM or SIGKILL leaves no Dovecot behind
+	// (its own children exit when the master is gone). Its output goes to
+	// a file, not a pipe, which its children would hold open.
 	startLog := filepath.Join(dir, "start.log")
 	out, _ := os.Create(startLog)
-	cmd := exec.Command(bin, "-c", s.conf)
+	cmd := exec.Command(bin, "-F", "-c", s.conf)
 	cmd.Stdout, cmd.Stderr = out, out
-	err = cmd.Run()
-	out.Close()
-	if err != nil {
-		b, _ := os.ReadFile(startLog)
-		t.Fatalf("start dovecot: %v\n%s\n%s", err, b, s.Log())
+	cmd.SysProcAttr = dieWithParent()
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		t.Fatalf("start dovecot: %v", err)
 	}
+	s.pid = cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); out.Close() }()
+	s.exited = exited
 	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range ports {
 		for {
@@ -243,6 +251,12 @@ service pop3-login {
 			if err == nil {
 				c.Close()
 				break
+			}
+			select {
+			case err := <-exited:
+				b, _ := os.ReadFile(startLog)
+				t.Fatalf("start dovecot: it exited (%v)\n%s\n%s", err, b, s.Log())
+			default:
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("dovecot did not listen on %d: %v\n%s", p, err, s.Log())
@@ -359,6 +373,11 @@ func (s *Server) stop(t testing.TB) {
 	stop := exec.Command(Binary(), "-c", s.conf, "stop")
 	stop.Stdout, stop.Stderr = nil, nil
 	stop.Run()
+	select {
+	case <-s.exited:
+		return
+	case <-time.After(5 * time.Second):
+	}
 	pidFile := filepath.Join(s.Dir, "run", "master.pid")
 	for i := 0; i < 100; i++ {
 		if _, err := os.Stat(pidFile); os.IsNotExist(err) {
