@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,19 +98,17 @@ feed:
 	var failed []string
 	worst := exitOK
 	for i, r := range results {
-		if r.sum != nil {
-			sums = append(sums, namedSummary{jobs[i].Name, r.sum})
-		}
 		if r.sum == nil && r.code == exitOK { // not started: interrupted
 			r.code = exitFailed
 		}
+		sums = append(sums, namedSummary{jobs[i].Name, r.sum, r.code})
 		if r.code == exitFailed || r.code == exitIncomplete {
 			failed = append(failed, jobs[i].Name)
 		}
 		worst = worse(worst, r.code)
 	}
 	printSummary(stdout, stderr, c, false, sums)
-	writeReports(c, sums, worst, stderr)
+	writeReports(c, sums, stderr)
 	if c.FailedFile != "" {
 		data := strings.Join(failed, "\n")
 		if data != "" {
@@ -146,6 +145,9 @@ func selectJobs(all []Job, c *RunSettings) ([]Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Job != "" && !slices.ContainsFunc(all, func(j Job) bool { return j.Name == c.Job }) {
+		return nil, noSuchJob(c.Job, all)
+	}
 	var jobs []Job
 	for _, j := range all {
 		if c.Job != "" && j.Name != c.Job || only != nil && !only[j.Name] || n > 0 && shardOf(j.Name, n) != k {
@@ -154,6 +156,20 @@ func selectJobs(all []Job, c *RunSettings) ([]Job, error) {
 		jobs = append(jobs, j)
 	}
 	return jobs, nil
+}
+
+// noSuchJob is --job NAME that names no job: the hint lists those there are.
+func noSuchJob(name string, all []Job) error {
+	var names []string
+	for _, j := range all {
+		names = append(names, j.Name)
+	}
+	const most = 20
+	list := strings.Join(names[:min(len(names), most)], ", ")
+	if len(names) > most {
+		list += fmt.Sprintf(", ... (%d in all)", len(names))
+	}
+	return usageError{msg: fmt.Sprintf("--job %q: no job of that name", name), hint: "the jobs are: " + list}
 }
 
 // parseShard reads "K/N" (0 <= K < N); "" is no sharding.

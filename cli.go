@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/spf13/pflag"
 )
 
@@ -32,10 +34,38 @@ Endpoints:
   pop3s://USER@HOST[:PORT]            POP3 over TLS (pop3:// for STLS); a source only
   mbox:PATH[?folder=NAME]             an mbox file or a Thunderbird tree; a source only
 
+Passwords: MAILFERRY_SRC_PASSWORD and MAILFERRY_DST_PASSWORD; in a config
+file, password_file or password_cmd of the endpoint.
+
 Exit codes: 0 done, 1 run failed, 2 usage or config error,
 3 finished but some messages failed (each named in the summary),
 4 another run of the job is still going, 5 stopped at the daily byte budget.
 `
+
+// usageText is the overview, with each scheme's URL options as the store
+// kinds registered them.
+func usageText() string {
+	var b strings.Builder
+	head, tail, _ := strings.Cut(usage, "\nPasswords:")
+	b.WriteString(head)
+	b.WriteString("  URL options (?NAME=VALUE&...):\n")
+	byOpts := map[string][]string{}
+	var order []string
+	for _, sc := range endpoint.Schemes() {
+		k := strings.Join(sc.Options, ", ")
+		if _, seen := byOpts[k]; !seen {
+			order = append(order, k)
+		}
+		byOpts[k] = append(byOpts[k], sc.Name)
+	}
+	for _, k := range order {
+		if k != "" {
+			fmt.Fprintf(&b, "    %-20s %s\n", strings.Join(byOpts[k], ", ")+":", k)
+		}
+	}
+	b.WriteString("\nPasswords:" + tail)
+	return b.String()
+}
 
 // invocation is what the command line said: the settings its flags were
 // bound to, and which flags it gave.
@@ -50,6 +80,9 @@ type invocation struct {
 func (in *invocation) settings(file RunSettings) (*RunSettings, error) {
 	rs := file
 	applyFlags(in.flags, &rs, &in.run)
+	if err := checkMins(in.flags, &in.run); err != nil {
+		return nil, err
+	}
 	fillDefaults(&rs)
 	return &rs, rs.check()
 }
@@ -58,11 +91,15 @@ func (in *invocation) settings(file RunSettings) (*RunSettings, error) {
 // the result once.
 func (in *invocation) apply(j Job) (Job, error) {
 	applyFlags(in.flags, &j, &in.job)
-	if err := j.check(); err != nil {
+	err := checkMins(in.flags, &in.job)
+	if err == nil {
+		err = j.check()
+	}
+	if err != nil {
 		if j.Name != "" {
 			return j, usagef("job %q: %v", j.Name, err)
 		}
-		return j, usageError{err.Error()}
+		return j, usageError{msg: err.Error()}
 	}
 	return j, nil
 }
@@ -72,7 +109,7 @@ func (in *invocation) apply(j Job) (Job, error) {
 func newCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "mailferry",
-		Long:          usage,
+		Long:          usageText(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.ArbitraryArgs,
@@ -80,7 +117,7 @@ func newCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra
 			if len(args) > 0 {
 				return usagef("unknown command %q", args[0])
 			}
-			fmt.Fprint(stderr, usage)
+			fmt.Fprint(stderr, usageText())
 			*code = exitUsage
 			return nil
 		},
@@ -88,7 +125,7 @@ func newCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetHelpTemplate(helpTemplate)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.SetFlagErrorFunc(flagError)
 	root.CompletionOptions.HiddenDefaultCmd = true
 
 	// A subcommand gets the settings it takes, bound to a fresh invocation.
@@ -163,13 +200,10 @@ func copyCommand(ctx context.Context, cmd string, in *invocation, args []string,
 	}
 	sum, err := runJob(ctx, job, rs, cmd == "plan", stderr)
 	code, err := outcome(sum, err)
-	var sums []namedSummary
-	if sum != nil {
-		sums = []namedSummary{{"", sum}}
-		printSummary(stdout, stderr, rs, cmd == "plan", sums)
-	}
+	sums := []namedSummary{{"", sum, code}}
+	printSummary(stdout, stderr, rs, cmd == "plan", sums)
 	if cmd == "copy" {
-		writeReports(rs, sums, code, stderr)
+		writeReports(rs, sums, stderr)
 	}
 	return code, err
 }
@@ -193,7 +227,7 @@ func verifyCommand(ctx context.Context, in *invocation, args []string, stdout, s
 			}
 		}
 		if len(jobs) == 0 {
-			return exitUsage, usagef("no job named %q in %s", in.run.Job, args[0])
+			return exitUsage, noSuchJob(in.run.Job, cfg.Jobs)
 		}
 	default:
 		return exitUsage, usagef("verify takes a source and a destination, or one config file; got %d arguments", len(args))
@@ -208,6 +242,18 @@ func verifyCommand(ctx context.Context, in *invocation, args []string, stdout, s
 		}
 	}
 	return verifyJobs(ctx, jobs, rs, stdout, stderr)
+}
+
+// flagError says what to do about a flag the command does not take.
+func flagError(c *cobra.Command, err error) error {
+	hint := fmt.Sprintf(`run "mailferry help %s" for the flags it takes`, c.Name())
+	switch {
+	case strings.Contains(err.Error(), "--dry-run"), strings.HasSuffix(err.Error(), "in -n"):
+		hint = `"mailferry plan SRC DST" shows what copy would do and changes nothing`
+	case c.Name() == "verify":
+		hint = "verify takes the flags that choose what copy promised (folders, filters, dedup); flags about writing mean nothing to it"
+	}
+	return usageError{msg: err.Error(), hint: hint}
 }
 
 // singleDash is a long flag written with one dash (-json), which Go's flag
@@ -245,9 +291,40 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	return code, nil
 }
 
+// Set at build time by the release build (-ldflags "-X main.buildVersion=...").
+var buildVersion, buildCommit, buildDate string
+
+// version is "VERSION (commit COMMIT, built DATE)": from the release
+// build's flags, else from what the go command recorded (the module
+// version for go install, the VCS revision and time for go build in a
+// checkout).
 func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	v, commit, date, dateWord := buildVersion, buildCommit, buildDate, "built"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && commit == "":
+				commit = s.Value[:min(len(s.Value), 12)]
+			case s.Key == "vcs.time" && date == "":
+				date, dateWord = s.Value, "committed" // the best date a plain build has
+			}
+		}
 	}
-	return "devel"
+	if v == "" {
+		v = "devel"
+	}
+	var parts []string
+	if commit != "" {
+		parts = append(parts, "commit "+commit)
+	}
+	if date != "" {
+		parts = append(parts, dateWord+" "+date)
+	}
+	if len(parts) == 0 {
+		return v
+	}
+	return v + " (" + strings.Join(parts, ", ") + ")"
 }

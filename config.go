@@ -35,9 +35,9 @@ type Job struct {
 	Destination EndpointConfig `yaml:"destination"`
 	Dedup       string         `yaml:"dedup" flag:"dedup" arg:"MODE" enum:"message-id,content,none" cmds:"copy,plan,run,verify" help:"dedup MODE: message-id (default), content or none"`
 	Checkpoint  string         `yaml:"checkpoint" flag:"checkpoint" arg:"FILE" file:"true" help:"checkpoint FILE (default: under $XDG_STATE_HOME/mailferry/)"`
-	Workers     int            `yaml:"workers" flag:"workers" arg:"N" help:"N messages in flight at once (default 64 into IMAP, 16 into Maildir)"`
+	Workers     int            `yaml:"workers" flag:"workers" min:"1" arg:"N" help:"N messages in flight at once (default 64 into IMAP, 16 into Maildir)"`
 	// FolderParallelism is how many folders are copied at once.
-	FolderParallelism int `yaml:"folder_parallelism" flag:"folder-parallelism" arg:"N" help:"N folders copied at once, sharing the workers (default 3 into IMAP, 1 into Maildir)"`
+	FolderParallelism int `yaml:"folder_parallelism" flag:"folder-parallelism" min:"1" arg:"N" help:"N folders copied at once, sharing the workers (default 3 into IMAP, 1 into Maildir)"`
 	// DeleteAfterCopy makes the job a move: see plan.Options.
 	DeleteAfterCopy bool `yaml:"delete_after_copy" flag:"delete-after-copy" help:"delete each message from the source once it is safely at the destination (move)"`
 	// MirrorDeletes deletes at the destination what is gone from the
@@ -51,7 +51,8 @@ type Job struct {
 	Folders FolderConfig `yaml:"folders"`
 	Filters FilterConfig `yaml:"filters"`
 
-	line int // where the job starts in the file, for errors
+	line int        // where the job starts in the file, for errors
+	node *yaml.Node // the job in the file, to find a key's line
 }
 
 // RunSettings are the settings of one invocation: how it reports, and for
@@ -67,8 +68,8 @@ type RunSettings struct {
 	Progress           string `yaml:"progress" flag:"progress" def:"auto" enum:"auto,always,never" arg:"MODE" help:"progress bar MODE: auto (on a terminal), always or never"`
 	SummaryFile        string `yaml:"summary_file" flag:"summary-file" arg:"FILE" file:"true" cmds:"copy,run" help:"also write the JSON summary to FILE"`
 	MetricsFile        string `yaml:"metrics_file" flag:"metrics-file" arg:"FILE" file:"true" cmds:"copy,run" help:"write the run's figures to FILE in the Prometheus text format"`
-	Parallel           int    `yaml:"parallel" flag:"parallel" def:"1" arg:"N" cmds:"run" help:"run up to N jobs at once"`
-	MaxHostConnections int    `yaml:"max_host_connections" flag:"max-host-connections" arg:"N" cmds:"run" help:"at most N connections to any one server, across parallel jobs"`
+	Parallel           int    `yaml:"parallel" flag:"parallel" min:"1" def:"1" arg:"N" cmds:"run" help:"run up to N jobs at once"`
+	MaxHostConnections int    `yaml:"max_host_connections" flag:"max-host-connections" min:"1" arg:"N" cmds:"run" help:"at most N connections to any one server, across parallel jobs"`
 	FailedFile         string `yaml:"failed_file" flag:"failed-file" arg:"FILE" file:"true" cmds:"run" help:"write the names of the jobs that failed to FILE, one per line"`
 	Job                string `yaml:"-" flag:"job" arg:"NAME" cmds:"run,verify" help:"run only the job NAME"`
 	JobsFrom           string `yaml:"-" flag:"jobs-from" arg:"FILE" file:"true" cmds:"run" help:"run only the jobs named in FILE (one per line, as --failed-file writes)"`
@@ -107,7 +108,7 @@ func (l LimitsConfig) limits() (plan.Limits, error) {
 	if l.MessagesPerSecond != "" {
 		n, err := strconv.ParseFloat(l.MessagesPerSecond, 64)
 		if err != nil || n <= 0 {
-			return out, fmt.Errorf("max_messages_per_second: %q is not a positive number", l.MessagesPerSecond)
+			return out, atKey("max_messages_per_second", fmt.Errorf("max_messages_per_second: %q is not a positive number", l.MessagesPerSecond))
 		}
 		out.MessagesPerSecond = n
 	}
@@ -159,11 +160,11 @@ func parseSize(what, s string) (int64, error) {
 	}
 	m := reSize.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
-		return 0, fmt.Errorf("%s: %q is not a size (like 25MB)", what, s)
+		return 0, atKey(what, fmt.Errorf("%s: %q is not a size (like 25MB)", what, s))
 	}
 	n, err := strconv.ParseFloat(m[1], 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %q: %v", what, s, err)
+		return 0, atKey(what, fmt.Errorf("%s: %q: %v", what, s, err))
 	}
 	shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
 	return int64(n * float64(int64(1)<<shift)), nil
@@ -178,7 +179,7 @@ func parseDate(what, s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%s: %q is not a date (like 2024-01-31 or 2024-01-31T08:00:00Z)", what, s)
+	return time.Time{}, atKey(what, fmt.Errorf("%s: %q is not a date (like 2024-01-31 or 2024-01-31T08:00:00Z)", what, s))
 }
 
 // EndpointConfig is an endpoint URL, written either as a string or as a
@@ -276,8 +277,7 @@ func expandHome(p string) (string, error) {
 var ErrConfig = errors.New("config error")
 
 var (
-	reUnknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
-	reJobName      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	reJobName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 )
 
 // LoadConfig reads and checks a config file.
@@ -287,6 +287,12 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	cfg, err := parseConfig(data)
+	if err == nil {
+		var dir string
+		if dir, err = filepath.Abs(filepath.Dir(path)); err == nil {
+			err = resolvePaths(cfg, dir)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
 	}
@@ -301,10 +307,7 @@ func parseConfig(data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("empty file: no jobs")
 		}
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-		msg = reUnknownField.ReplaceAllString(msg, `unknown key "$1"`)
-		return nil, errors.New(strings.TrimSpace(strings.ReplaceAll(msg, "\n  ", "; ")))
+		return nil, yamlError(err, data)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -319,6 +322,7 @@ func parseConfig(data []byte) (*Config, error) {
 				for j, item := range doc.Content[i+1].Content {
 					if j < len(cfg.Jobs) {
 						cfg.Jobs[j].line = item.Line
+						cfg.Jobs[j].node = item
 					}
 				}
 			}
@@ -334,7 +338,12 @@ func parseConfig(data []byte) (*Config, error) {
 			return nil, fmt.Errorf("line %d: job %q: name must be letters, digits, '.', '_' or '-' (it names the checkpoint file)", j.line, j.Name)
 		}
 		if err := j.check(); err != nil {
-			return nil, fmt.Errorf("line %d: job %q: %v", j.line, j.Name, err)
+			line := j.line
+			var ke *keyError
+			if errors.As(err, &ke) && lineOf(j.node, ke.key) > 0 {
+				line = lineOf(j.node, ke.key)
+			}
+			return nil, fmt.Errorf("line %d: job %q: %v", line, j.Name, err)
 		}
 		if slices.Contains(names, j.Name) {
 			return nil, fmt.Errorf("line %d: job name %q used twice", j.line, j.Name)
@@ -356,38 +365,38 @@ func (j *Job) check() error {
 		}
 		e, err := endpoint.Parse(ep.e.URL)
 		if err != nil {
-			return fmt.Errorf("line %d: %s: %v", ep.e.line, ep.what, err)
+			return atKey(ep.what, fmt.Errorf("%s: %v", ep.what, err))
 		}
 		if !e.Server && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "" || ep.e.OAuth2TokenCmd != "" || ep.e.usesRefreshToken()) {
-			return fmt.Errorf("line %d: %s: a maildir takes no password", ep.e.line, ep.what)
+			return atKey(ep.what, fmt.Errorf("%s: %s takes no password", ep.what, e.Scheme))
 		}
 	}
 	if _, err := plan.ParseDedup(j.Dedup); err != nil {
-		return err
+		return atKey("dedup", err)
 	}
 	if err := checkEnums(j); err != nil {
 		return err
 	}
 	if j.Workers < 0 {
-		return fmt.Errorf("workers (--workers): %d is negative", j.Workers)
+		return atKey("workers", fmt.Errorf("workers (--workers): %d is negative", j.Workers))
 	}
 	if j.FolderParallelism < 0 {
-		return fmt.Errorf("folder_parallelism (--folder-parallelism): %d is negative", j.FolderParallelism)
+		return atKey("folder_parallelism", fmt.Errorf("folder_parallelism (--folder-parallelism): %d is negative", j.FolderParallelism))
 	}
 	if j.MaxDeleteFraction < 0 || j.MaxDeleteFraction > 1 {
-		return fmt.Errorf("max_delete_fraction (--max-delete-fraction): %v is not between 0 and 1", j.MaxDeleteFraction)
+		return atKey("max_delete_fraction", fmt.Errorf("max_delete_fraction (--max-delete-fraction): %v is not between 0 and 1", j.MaxDeleteFraction))
 	}
 	if j.MirrorDeletes && j.DeleteAfterCopy {
-		return errors.New("mirror_deletes and delete_after_copy (--mirror-deletes, --delete-after-copy) together would delete the copies of what the move deleted")
+		return atKey("mirror_deletes", errors.New("mirror_deletes and delete_after_copy (--mirror-deletes, --delete-after-copy) together would delete the copies of what the move deleted"))
 	}
 	if _, err := j.Limits.limits(); err != nil {
-		return fmt.Errorf("limits: %v", err)
+		return underKey("limits", err)
 	}
 	if _, err := j.Filters.filter(); err != nil {
-		return fmt.Errorf("filters: %v", err)
+		return underKey("filters", err)
 	}
 	if _, err := plan.NewFolderRules(j.Folders.rules()); err != nil {
-		return fmt.Errorf("folders: %v", err)
+		return atKey("folders", fmt.Errorf("folders: %v", err))
 	}
 	return nil
 }
@@ -396,6 +405,18 @@ func (j *Job) check() error {
 func (c *RunSettings) check() error {
 	if err := checkEnums(c); err != nil {
 		return err
+	}
+	// A report that cannot be written is found before the run, not after.
+	for _, f := range []struct{ key, path string }{{"summary_file", c.SummaryFile}, {"metrics_file", c.MetricsFile}, {"failed_file", c.FailedFile}} {
+		if f.path == "" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Dir(f.path)); err != nil || !fi.IsDir() {
+			return usagef("%s (--%s): the directory of %s does not exist", f.key, strings.ReplaceAll(f.key, "_", "-"), f.path)
+		}
+	}
+	if c.Quiet && c.Verbose {
+		return usagef("quiet and verbose (--quiet, --verbose) ask for opposite things; give one")
 	}
 	if c.Parallel < 1 {
 		return usagef("parallel (--parallel): %d is less than 1", c.Parallel)

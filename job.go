@@ -36,11 +36,11 @@ func runJob(ctx context.Context, j Job, c *RunSettings, dryRun bool, stderr io.W
 	}
 	limits, err := j.Limits.limits()
 	if err != nil {
-		return nil, usageError{err.Error()}
+		return nil, usageError{msg: err.Error()}
 	}
 	dedup, err := plan.ParseDedup(j.Dedup)
 	if err != nil {
-		return nil, usageError{err.Error()}
+		return nil, usageError{msg: err.Error()}
 	}
 	srcEP, dstEP, err := j.endpoints()
 	if err != nil {
@@ -95,6 +95,16 @@ func runJob(ctx context.Context, j Job, c *RunSettings, dryRun bool, stderr io.W
 	if errors.Is(err, plan.ErrNothingSelected) {
 		err = fmt.Errorf("source %s: %w", srcEP, err)
 	}
+	if sum != nil && sum.FailedFolders > 0 && srcEP.Scheme == "mbox" && srcEP.Options.Get("folder") == "" && isFile(srcEP.Path) {
+		// An mbox file's folder is named after the file: a name the
+		// destination refuses is fixed by naming it.
+		for _, f := range sum.Folders {
+			if f.Error != "" {
+				fmt.Fprintf(stderr, "mailferry: hint: folder %q is named after its mbox file; give it a name the destination takes with %s?folder=NAME\n", f.Name, srcEP)
+				break
+			}
+		}
+	}
 	if cerr := ckpt.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -109,10 +119,10 @@ func (j Job) selection() (plan.FolderRules, plan.Filter, error) {
 	}
 	filter, err := j.Filters.filter()
 	if err != nil {
-		return rules, filter, usageError{err.Error()}
+		return rules, filter, usageError{msg: err.Error()}
 	}
 	if _, err := plan.NewFolderRules(rules); err != nil {
-		return rules, filter, usageError{err.Error()}
+		return rules, filter, usageError{msg: err.Error()}
 	}
 	return rules, filter, nil
 }
@@ -120,10 +130,10 @@ func (j Job) selection() (plan.FolderRules, plan.Filter, error) {
 // endpoints parses the job's two URLs; a bad one is a usage error.
 func (j Job) endpoints() (src, dst *endpoint.Endpoint, err error) {
 	if src, err = endpoint.Parse(j.Source.URL); err != nil {
-		return nil, nil, usageError{"source: " + err.Error()}
+		return nil, nil, usageError{msg: "source: " + err.Error()}
 	}
 	if dst, err = endpoint.Parse(j.Destination.URL); err != nil {
-		return nil, nil, usageError{"destination: " + err.Error()}
+		return nil, nil, usageError{msg: "destination: " + err.Error()}
 	}
 	return src, dst, nil
 }
@@ -144,4 +154,9 @@ func defaultCheckpoint(name, jobID string) (string, error) {
 		name = "copy-" + hex.EncodeToString(h[:8])
 	}
 	return filepath.Join(dir, "mailferry", name+".ckpt"), nil
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

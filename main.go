@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/mailferry/mailferry/internal/endpoint"
@@ -47,12 +49,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// usageError is a mistake in the command line (exit code 2).
-type usageError struct{ msg string }
+// usageError is a mistake in the command line (exit code 2), with what
+// to do instead when there is more to say than "see help".
+type usageError struct{ msg, hint string }
 
 func (e usageError) Error() string { return e.msg }
+func (e usageError) Hint() string  { return e.hint }
 
-func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+func usagef(format string, a ...any) error { return usageError{msg: fmt.Sprintf(format, a...)} }
 
 func exitCode(err error) int {
 	var ue usageError
@@ -70,10 +74,21 @@ func exitCode(err error) int {
 func report(w io.Writer, err error) {
 	fmt.Fprintf(w, "mailferry: error: %s\n", errorText(err))
 	var hint string
-	var ue usageError
+	var h interface{ Hint() string }
+	var unknownCA x509.UnknownAuthorityError
+	var wrongName x509.HostnameError
+	var expired x509.CertificateInvalidError
 	switch {
-	case errors.As(err, &ue), errors.Is(err, store.ErrUsage), errors.Is(err, endpoint.ErrSyntax):
+	case errors.As(err, &h) && h.Hint() != "":
+		hint = h.Hint()
+	case errors.As(err, new(usageError)), errors.Is(err, store.ErrUsage), errors.Is(err, endpoint.ErrSyntax):
 		hint = `run "mailferry help" for usage`
+	case errors.As(err, &unknownCA):
+		hint = "if the server's certificate is from a private CA, add ?ca_file=/path/to/ca.pem to the URL; ?insecure_skip_verify=true turns the check off (anyone on the path can then read the password)"
+	case errors.As(err, &wrongName):
+		hint = "connect by a name the certificate holds (" + strings.Join(wrongName.Certificate.DNSNames, ", ") + "), or add ?ca_file= with the CA that signed one for this name"
+	case errors.As(err, &expired):
+		hint = "the server's certificate is expired or not valid for a server; tell its administrator, or add ?insecure_skip_verify=true to go on without the check"
 	case errors.Is(err, state.ErrLocked):
 		hint = "another mailferry run of this job is still going; wait for it to finish, or stop it"
 	case errors.Is(err, state.ErrOtherJob):

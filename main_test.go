@@ -115,7 +115,7 @@ func TestConfigErrors(t *testing.T) {
 	tests := []struct{ name, yaml, want string }{
 		{"unknown key", "jobs:\n  - name: a\n    sourse: maildir:/x\n", `line 3: unknown key "sourse"`},
 		{"unknown endpoint key", "jobs:\n  - name: a\n    source:\n      url: maildir:/x\n      pasword: x\n    destination: maildir:/y\n", `line 5: unknown key "pasword"`},
-		{"bad url", "jobs:\n  - name: a\n    source: ftp://x\n    destination: maildir:/y\n", `line 3: source`},
+		{"bad url", "jobs:\n  - name: a\n    source: ftp://x\n    destination: maildir:/y\n", `line 3: job "a": source: bad endpoint`},
 		{"bad name", "jobs:\n  - name: a/b\n    source: maildir:/x\n    destination: maildir:/y\n", `line 2: job "a/b": name`},
 		{"duplicate name", "jobs:\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n", `line 5: job name "a" used twice`},
 		{"bad dedup", "jobs:\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n    dedup: maybe\n", `unknown dedup mode`},
@@ -124,7 +124,13 @@ func TestConfigErrors(t *testing.T) {
 		{"no jobs", "jobs: []\n", "no jobs"},
 		{"tab", "jobs:\n\t- name: a\n", "line 2"},
 		{"missing destination", "jobs:\n  - name: a\n    source: maildir:/x\n", "destination: missing"},
-		{"password on maildir", "jobs:\n  - name: a\n    source: {url: 'maildir:/x', password_file: /p}\n    destination: maildir:/y\n", "a maildir takes no password"},
+		{"password on maildir", "jobs:\n  - name: a\n    source: {url: 'maildir:/x', password_file: /p}\n    destination: maildir:/y\n", "line 3: job \"a\": source: maildir takes no password"},
+		{"indentation", "jobs:\n  - name: a\n    source: maildir:/x\n   destination: maildir:/y\n", "line 4: its indentation matches no line above it"},
+		{"endpoint key at job level", "jobs:\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n    password_cmd: pass x\n", `line 5: unknown key "password_cmd" here: it belongs to an endpoint`},
+		{"not a number", "jobs:\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n    workers: many\n", `line 5: "many" is not a number`},
+		{"not a list", "jobs:\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n    folders:\n      exclude: Trash\n", `line 6: "Trash" should be a list, like [Trash]`},
+		{"bad date at its line", "jobs:\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n\n    filters:\n      since: yesterday\n", `line 7: job "a": filters: since: "yesterday" is not a date`},
+		{"bad enum at its line", "progress: sometimes\njobs:\n  - name: a\n    source: maildir:/x\n    destination: maildir:/y\n    dedup: content\n    workers: 2\n    limits:\n      max_bytes_per_second: fast\n", `line 9: job "a": limits: max_bytes_per_second: "fast" is not a size`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,16 +148,16 @@ func TestRunConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`jobs:
   - name: first
-    source: maildir:examples/sample-maildir
+    source: maildir:%[2]s
     destination:
       url: maildir:%[1]s/one
     checkpoint: %[1]s/first.ckpt
   - name: second
-    source: maildir:examples/sample-maildir
+    source: maildir:%[2]s
     destination: maildir:%[1]s/two?layout=fs
     dedup: content
     workers: 2
-`, dir)
+`, dir, sampleMaildir(t))
 	p := filepath.Join(dir, "c.yaml")
 	os.WriteFile(p, []byte(cfg), 0o600)
 	code, out, stderr := cli(t, "run", p, "--json")
@@ -272,6 +278,40 @@ func TestKillAndResume(t *testing.T) {
 	t.Logf("%d of 25 runs killed mid-way; final run copied %d, found %d present", kills, sum.Copied, sum.AlreadyPresent)
 	if kills < 10 {
 		t.Errorf("only %d runs were killed before finishing; the test did not test much", kills)
+	}
+}
+
+// sampleMaildir is the absolute path of examples/sample-maildir, for
+// configs written elsewhere (their relative paths are relative to them).
+func sampleMaildir(t *testing.T) string {
+	p, err := filepath.Abs("examples/sample-maildir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestConfigPathsRelativeToFile runs a config naming its Maildirs and
+// checkpoint relative to itself from another directory, as cron does.
+func TestConfigPathsRelativeToFile(t *testing.T) {
+	dir := t.TempDir()
+	makeMaildir(filepath.Join(dir, "mail"), 5)
+	cfg := "summary_file: out/summary.json\njobs:\n  - name: rel\n    source: maildir:mail\n    destination: maildir:backup?layout=fs\n    checkpoint: state.ckpt\n"
+	os.Mkdir(filepath.Join(dir, "out"), 0o700)
+	p := filepath.Join(dir, "job.yaml")
+	os.WriteFile(p, []byte(cfg), 0o600)
+	if code, _, stderr := cli(t, "run", "--quiet", p); code != exitOK { // the tests run in the repository, not dir
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	checkOnce(t, filepath.Join(dir, "backup"), 5)
+	for _, f := range []string{"state.ckpt", "out/summary.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s not beside the config: %v", f, err)
+		}
+	}
+	code, _, stderr := cli(t, "run", "--job", "nope", p)
+	if code != exitUsage || !strings.Contains(stderr, `--job "nope": no job of that name`) || !strings.Contains(stderr, "hint: the jobs are: rel") {
+		t.Errorf("--job nope: exit %d, %s", code, stderr)
 	}
 }
 

@@ -133,7 +133,7 @@ func oauthLogin(ctx context.Context, cfg EndpointConfig, out, deviceURL string, 
 	}
 	conf, err := oauthConfig(cfg)
 	if err != nil {
-		return exitUsage, usageError{"oauth login: " + err.Error()}
+		return exitUsage, usageError{msg: "oauth login: " + err.Error()}
 	}
 	if deviceURL != "" {
 		conf.Endpoint.DeviceAuthURL = deviceURL

@@ -49,7 +49,7 @@ func secret(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logger) 
 	case cfg.usesRefreshToken():
 		tokens, err := tokenSource(cfg)
 		if err != nil {
-			return store.Secret{}, usageError{fmt.Sprintf("%s: %v", e, err)}
+			return store.Secret{}, usageError{msg: fmt.Sprintf("%s: %v", e, err)}
 		}
 		return store.Secret{TokenSource: tokens}, nil
 	case cfg.OAuth2TokenCmd != "":

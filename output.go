@@ -207,6 +207,12 @@ func verdict(s *plan.Summary) string {
 		parts = append(parts, commas(len(s.Warnings))+" copied with a warning")
 	}
 	parts = append(parts, commas(s.Failed)+" failed")
+	switch {
+	case s.FailedFolders == 1:
+		parts = append(parts, "1 folder failed")
+	case s.FailedFolders > 1:
+		parts = append(parts, commas(s.FailedFolders)+" folders failed")
+	}
 	d := time.Duration(s.ElapsedSeconds * float64(time.Second))
 	if d >= time.Second {
 		d = d.Round(time.Second)
@@ -230,7 +236,7 @@ func summaryJSON(sums []namedSummary) []byte {
 
 // metricsText renders the figures of each job in the Prometheus text
 // exposition format, for node_exporter's textfile collector.
-func metricsText(sums []namedSummary, code int, now time.Time) []byte {
+func metricsText(sums []namedSummary, now time.Time) []byte {
 	var b bytes.Buffer
 	type metric struct {
 		name, help, kind string
@@ -242,6 +248,7 @@ func metricsText(sums []namedSummary, code int, now time.Time) []byte {
 		{"mailferry_messages_already_present", "Messages the last run found already copied.", "gauge", func(s *plan.Summary) float64 { return float64(s.AlreadyPresent) }},
 		{"mailferry_messages_recopied", "Messages the last run copied again because the destination had lost them.", "gauge", func(s *plan.Summary) float64 { return float64(s.Recopied) }},
 		{"mailferry_messages_failed", "Messages the last run failed to copy.", "gauge", func(s *plan.Summary) float64 { return float64(s.Failed) }},
+		{"mailferry_folders_failed", "Folders the last run failed as a whole (refused, unreadable).", "gauge", func(s *plan.Summary) float64 { return float64(s.FailedFolders) }},
 		{"mailferry_messages_filtered", "Messages the last run's filters left out.", "gauge", func(s *plan.Summary) float64 { return float64(s.Filtered) }},
 		{"mailferry_messages_deleted_at_source", "Messages the last run deleted at the source (move).", "gauge", func(s *plan.Summary) float64 { return float64(s.Deleted) }},
 		{"mailferry_messages_mirror_deleted", "Copies the last run deleted at the destination (mirror).", "gauge", func(s *plan.Summary) float64 { return float64(s.MirrorDeleted) }},
@@ -253,10 +260,18 @@ func metricsText(sums []namedSummary, code int, now time.Time) []byte {
 	for _, m := range metrics {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", m.name, m.help, m.name, m.kind)
 		for _, s := range sums {
-			fmt.Fprintf(&b, "%s{job=%q} %s\n", m.name, jobLabel(s.name), strconv.FormatFloat(m.value(s.sum), 'g', -1, 64))
+			sum := s.sum
+			if sum == nil {
+				sum = &plan.Summary{} // failed before it began: nothing done
+			}
+			fmt.Fprintf(&b, "%s{job=%q} %s\n", m.name, jobLabel(s.name), strconv.FormatFloat(m.value(sum), 'g', -1, 64))
 		}
 	}
-	fmt.Fprintf(&b, "# HELP mailferry_last_run_exit_code Exit code of the last run (0 done, 1 failed, 2 usage, 3 some messages failed, 4 locked).\n# TYPE mailferry_last_run_exit_code gauge\nmailferry_last_run_exit_code %d\n", code)
+	// Per job, so that an alert names the account that failed.
+	fmt.Fprintf(&b, "# HELP mailferry_last_run_exit_code Exit code of the job's last run (0 done, 1 failed, 2 usage, 3 some messages or folders failed, 4 locked, 5 stopped at the byte budget).\n# TYPE mailferry_last_run_exit_code gauge\n")
+	for _, s := range sums {
+		fmt.Fprintf(&b, "mailferry_last_run_exit_code{job=%q} %d\n", jobLabel(s.name), s.code)
+	}
 	fmt.Fprintf(&b, "# HELP mailferry_last_run_timestamp_seconds When the last run ended.\n# TYPE mailferry_last_run_timestamp_seconds gauge\nmailferry_last_run_timestamp_seconds %d\n", now.Unix())
 	return b.Bytes()
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -145,7 +146,7 @@ func TestSummaryAndMetricsFiles(t *testing.T) {
 			t.Errorf("not Prometheus text format: %q", line)
 		}
 	}
-	if want := `mailferry_messages_copied{job="copy"} ` + strconv.Itoa(sum.Copied); !strings.Contains(string(m), want) || !strings.Contains(string(m), "mailferry_last_run_exit_code 0") {
+	if want := `mailferry_messages_copied{job="copy"} ` + strconv.Itoa(sum.Copied); !strings.Contains(string(m), want) || !strings.Contains(string(m), `mailferry_last_run_exit_code{job="copy"} 0`) {
 		t.Errorf("metrics lack %q or the exit code:\n%s", want, m)
 	}
 	for _, p := range []string{summary, metrics} {
@@ -158,6 +159,34 @@ func TestSummaryAndMetricsFiles(t *testing.T) {
 	cli(t, "copy", "maildir:examples/sample-maildir", "maildir:"+filepath.Join(dir, "d"), "--checkpoint", filepath.Join(dir, "c"), "--metrics-file", metrics)
 	if m2, _ := os.ReadFile(metrics); !strings.Contains(string(m2), `mailferry_messages_copied{job="copy"} 0`) {
 		t.Errorf("second run's metrics:\n%s", m2)
+	}
+}
+
+// TestMetricsPerJob: in a run of two jobs, one failing before it copies
+// anything, the metrics name the job that failed, and a metrics file that
+// cannot be written is refused before the run.
+func TestMetricsPerJob(t *testing.T) {
+	dir := t.TempDir()
+	metrics := filepath.Join(dir, "m.prom")
+	cfg := fmt.Sprintf("jobs:\n  - name: good\n    source: maildir:%s\n    destination: maildir:%s/good\n  - name: bad\n    source: maildir:%s/missing\n    destination: maildir:%s/bad\n", sampleMaildir(t), dir, dir, dir)
+	p := filepath.Join(dir, "c.yaml")
+	os.WriteFile(p, []byte(cfg), 0o600)
+	code, out, stderr := cli(t, "run", "--json", "--metrics-file", metrics, p)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want 1: %s", code, stderr)
+	}
+	m, _ := os.ReadFile(metrics)
+	for _, want := range []string{`mailferry_last_run_exit_code{job="good"} 0`, `mailferry_last_run_exit_code{job="bad"} 1`, `mailferry_messages_copied{job="bad"} 0`} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s:\n%s", want, m)
+		}
+	}
+	if !strings.Contains(stderr, "good: 7 copied") || !strings.HasPrefix(out, "{") {
+		t.Errorf("with --json the verdict stays on stderr and the JSON on stdout:\nstdout %.80q\nstderr %s", out, stderr)
+	}
+	code, _, stderr = cli(t, "run", "--metrics-file", filepath.Join(dir, "no", "m.prom"), p)
+	if code != exitUsage || !strings.Contains(stderr, "metrics_file (--metrics-file): the directory of") {
+		t.Errorf("metrics file in a missing directory: exit %d, %s", code, stderr)
 	}
 }
 

@@ -10,9 +10,23 @@ import (
 	"github.com/mailferry/mailferry/plan"
 )
 
+// namedSummary is one job's outcome: its summary (nil if it failed
+// before it had one) and its exit code.
 type namedSummary struct {
 	name string
 	sum  *plan.Summary
+	code int
+}
+
+// started keeps the jobs that have a summary.
+func started(sums []namedSummary) []namedSummary {
+	var out []namedSummary
+	for _, s := range sums {
+		if s.sum != nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func outcome(sum *plan.Summary, err error) (int, error) {
@@ -30,31 +44,31 @@ func outcome(sum *plan.Summary, err error) (int, error) {
 // writeReports writes --summary-file and --metrics-file. A report that
 // cannot be written is an error on stderr, not a change of exit code: the
 // mail is where the exit code says.
-func writeReports(c *RunSettings, sums []namedSummary, code int, stderr io.Writer) {
+func writeReports(c *RunSettings, sums []namedSummary, stderr io.Writer) {
 	if c.SummaryFile != "" {
-		if err := atomicfile.Write(c.SummaryFile, summaryJSON(sums)); err != nil {
+		if err := atomicfile.Write(c.SummaryFile, summaryJSON(started(sums))); err != nil {
 			report(stderr, fmt.Errorf("write --summary-file: %w", err))
 		}
 	}
 	if c.MetricsFile != "" {
-		if err := atomicfile.Write(c.MetricsFile, metricsText(sums, code, time.Now())); err != nil {
+		if err := atomicfile.Write(c.MetricsFile, metricsText(sums, time.Now())); err != nil {
 			report(stderr, fmt.Errorf("write --metrics-file: %w", err))
 		}
 	}
 }
 
 func printSummary(stdout, stderr io.Writer, c *RunSettings, dryRun bool, sums []namedSummary) {
+	// With --json the summary is on stdout, for a program; the verdict
+	// stays on stderr, for the person or the cron mail.
+	sums = started(sums)
 	if c.JSON {
 		stdout.Write(summaryJSON(sums))
-		return
-	}
-	if dryRun {
+	} else if dryRun {
 		for _, s := range sums {
 			printPlan(stdout, s.sum)
 		}
-		return
 	}
-	if c.Quiet {
+	if c.Quiet || dryRun {
 		return
 	}
 	for _, s := range sums {
@@ -70,9 +84,14 @@ func printPlan(w io.Writer, s *plan.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "FOLDER\tDESTINATION\tMESSAGES\tTO COPY\tDUPLICATES\tPRESENT\tFILTERED\tFLAGS\tBYTES\t")
 	for _, f := range s.Folders {
+		// Why a folder lands under another name (special use, map,
+		// prefix), as the README promises plan shows.
 		note := ""
+		if f.MappedBy != "" {
+			note = "  (" + termSafe(f.MappedBy) + ")"
+		}
 		if f.Error != "" {
-			note = "  error: " + termSafe(f.Error)
+			note += "  error: " + termSafe(f.Error)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", termSafe(f.Name), termSafe(f.Destination), f.Messages, f.Copied, f.DuplicatesSkipped, f.AlreadyPresent, f.Filtered, f.FlagsUpdated, humanBytes(f.Bytes), note)
 	}
@@ -115,6 +134,7 @@ func totals(sums []namedSummary) jobsSummary {
 		t.DuplicatesSkipped += s.sum.DuplicatesSkipped
 		t.AlreadyPresent += s.sum.AlreadyPresent
 		t.Failed += s.sum.Failed
+		t.FailedFolders += s.sum.FailedFolders
 		t.FlagsUpdated += s.sum.FlagsUpdated
 		t.Vanished += s.sum.Vanished
 		t.Deleted += s.sum.Deleted

@@ -22,6 +22,7 @@ import (
 //	alias:"name"       a second flag for the same list (aliashelp, aliasarg: its help)
 //	merge:"append"     a list flag adds to the file's list instead of replacing it
 //	file:"true"        its value is a file name (completion offers files)
+//	min:"1"            a flag's least value (0 in a file means the default)
 //
 // From these the flags, their help and shell completions are made, a flag
 // given on the command line replaces (or, merge:"append", extends) the
@@ -188,7 +189,25 @@ func checkEnums(v any) error {
 			continue
 		}
 		if !slices.Contains(e, f.String()) {
-			return usagef("%s (--%s): %q is not one of %s", s.path, s.flag, f.String(), strings.Join(e, ", "))
+			return atKey(s.path, usagef("%s (--%s): %q is not one of %s", s.path, s.flag, f.String(), strings.Join(e, ", ")))
+		}
+	}
+	return nil
+}
+
+// checkMins checks the numbers given as flags against their declared
+// least value: --workers 0 is a mistake, not "the default".
+func checkMins(fs *pflag.FlagSet, v any) error {
+	rv := reflect.ValueOf(v).Elem()
+	for _, s := range settingsOf(rv.Type()) {
+		m := s.tag.Get("min")
+		if m == "" || !changed(fs, s.flag) {
+			continue
+		}
+		var least int64
+		fmt.Sscan(m, &least)
+		if f := rv.FieldByIndex(s.index); f.Kind() == reflect.Int && f.Int() < least {
+			return usagef("%s (--%s): %d is less than %d", s.path, s.flag, f.Int(), least)
 		}
 	}
 	return nil

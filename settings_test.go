@@ -140,9 +140,14 @@ func TestSettingsChecked(t *testing.T) {
 		{[]string{"copy", "--dedup", "bogus", "maildir:/a", "maildir:/b"}, "bogus"},
 		{[]string{"copy", "--progress", "sometimes", "maildir:/a", "maildir:/b"}, `progress (--progress): "sometimes" is not one of auto, always, never`},
 		{[]string{"copy", "--log-format", "xml", "maildir:/a", "maildir:/b"}, `log_format (--log-format): "xml"`},
-		{[]string{"copy", "--workers", "-1", "maildir:/a", "maildir:/b"}, "workers (--workers): -1 is negative"},
+		{[]string{"copy", "--workers", "0", "maildir:/a", "maildir:/b"}, "workers (--workers): 0 is less than 1"},
+		{[]string{"run", "--parallel", "0", "examples/backup.yaml"}, "parallel (--parallel): 0 is less than 1"},
+		{[]string{"copy", "--quiet", "--verbose", "maildir:/a", "maildir:/b"}, "ask for opposite things"},
+		{[]string{"copy", "--dry-run", "maildir:/a", "maildir:/b"}, `hint: "mailferry plan SRC DST" shows what copy would do`},
+		{[]string{"copy", "--bogus", "maildir:/a", "maildir:/b"}, `hint: run "mailferry help copy" for the flags it takes`},
 		{[]string{"copy", "--max-delete-fraction", "2", "maildir:/a", "maildir:/b"}, "max_delete_fraction"},
 		{[]string{"verify", "--workers", "3", "maildir:/a", "maildir:/b"}, "unknown flag: --workers"},
+		{[]string{"verify", "--delete-after-copy", "maildir:/a", "maildir:/b"}, "flags about writing mean nothing to it"},
 		{[]string{"copy", "--map", "noequals", "maildir:/a", "maildir:/b"}, "want SOURCE=DESTINATION"},
 	}
 	for _, tt := range tests {
@@ -174,5 +179,37 @@ func TestCompletion(t *testing.T) {
 	}
 	if strings.Contains(out, "--jobs-from") {
 		t.Errorf("copy offers run's --jobs-from")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	defer func(v, c, d string) { buildVersion, buildCommit, buildDate = v, c, d }(buildVersion, buildCommit, buildDate)
+	buildVersion, buildCommit, buildDate = "1.2.3", "abc1234", "2026-12-01T00:00:00Z"
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, _ := cli(t, args...)
+		if want := "mailferry 1.2.3 (commit abc1234, built 2026-12-01T00:00:00Z)\n"; code != 0 || out != want {
+			t.Errorf("%v: exit %d, %q; want %q", args, code, out, want)
+		}
+	}
+}
+
+// TestHelpOnStdout: help is read with a pager, so it goes to stdout, for
+// every command and every way of asking.
+func TestHelpOnStdout(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"help", "copy"}, {"copy", "--help"}, {"help", "run"}, {"help", "verify"}, {"help", "oauth"}, {"oauth", "login", "--help"}} {
+		code, out, stderr := cli(t, args...)
+		if code != 0 || !strings.Contains(out, "Usage:") || stderr != "" {
+			t.Errorf("%v: exit %d, stdout %d bytes, stderr %q", args, code, len(out), stderr)
+		}
+	}
+	_, out, _ := cli(t, "help")
+	for _, want := range []string{"ca_file", "MAILFERRY_SRC_PASSWORD", "oauth login", "completion", "layout"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	_, out, _ = cli(t, "help", "verify")
+	if strings.Contains(out, "--workers") || strings.Contains(out, "--delete-after-copy") || !strings.Contains(out, "--deep") {
+		t.Errorf("help verify lists the wrong flags:\n%s", out)
 	}
 }

@@ -84,7 +84,7 @@ func (n namedVerify) MarshalJSON() ([]byte, error) {
 func verifyJob(ctx context.Context, j Job, c *RunSettings, log *slog.Logger) (*plan.VerifySummary, error) {
 	dedup, err := plan.ParseDedup(j.Dedup)
 	if err != nil {
-		return nil, usageError{err.Error()}
+		return nil, usageError{msg: err.Error()}
 	}
 	// What the copy with the same arguments promised: its folders, their
 	// destination names and its filters.

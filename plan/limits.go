@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -19,6 +20,8 @@ type Limits struct {
 	// in the checkpoint across runs; 0: no budget. A run that reaches it
 	// stops cleanly with ErrBudget and the next day's run continues.
 	ByteBudget int64
+	// Now tells the day a budget counts in (nil: the clock); tests set it.
+	Now func() time.Time
 }
 
 // ErrBudget ends a run that reached Limits.ByteBudget: what was copied is

@@ -58,8 +58,9 @@ func Run(ctx context.Context, src source.Source, dst sink.Sink, ckpt Checkpoint,
 	e.sel = sel
 	e.lim = newLimiter(opt.Limits)
 	e.budgetLeft = -1
+	day := budgetDay(opt.Limits.Now)
 	if opt.Limits.ByteBudget > 0 {
-		used, err := ckpt.Usage(budgetDay())
+		used, err := ckpt.Usage(day)
 		if err != nil {
 			return e.sum, err
 		}
@@ -108,7 +109,8 @@ func Run(ctx context.Context, src source.Source, dst sink.Sink, ckpt Checkpoint,
 		err = nil
 	}
 	if opt.Limits.ByteBudget > 0 && !opt.DryRun && e.sum.Bytes > 0 {
-		if uerr := ckpt.AddUsage(budgetDay(), e.sum.Bytes); uerr != nil && err == nil {
+		// Counted in the day the run began, the day whose budget it used.
+		if uerr := ckpt.AddUsage(day, e.sum.Bytes); uerr != nil && err == nil {
 			err = uerr
 		}
 	}
@@ -131,6 +133,7 @@ func Run(ctx context.Context, src source.Source, dst sink.Sink, ckpt Checkpoint,
 			e.sum.Deleted = len(e.doneMsgs)
 		}
 	}
+	e.sum.countFailedFolders()
 	e.sum.ElapsedSeconds = time.Since(start).Seconds()
 	return e.sum, err
 }
@@ -141,6 +144,9 @@ type engine struct {
 	// budgetLeft is what the day's byte budget still allows (-1: none),
 	// under mu.
 	budgetLeft int64
+	// subscribeAll: the source uses no subscriptions; subscribe every
+	// folder copied, not only those subscribed at the source.
+	subscribeAll bool
 	// holdUntil: no new message is started before it (a server's backoff
 	// request), under mu.
 	holdUntil time.Time
@@ -188,6 +194,10 @@ func (e *engine) run(ctx context.Context) error {
 	if len(all) == 0 {
 		return fmt.Errorf("%w: the source holds no mailbox", ErrNothingSelected)
 	}
+	// A source where nothing is subscribed does not use subscriptions
+	// (its user's client shows every folder): then every folder is
+	// subscribed at the destination, where a client may show only those.
+	e.subscribeAll = !slices.ContainsFunc(all, func(f source.Folder) bool { return !f.Unsubscribed })
 	var folders []source.Folder
 	for _, f := range all {
 		if e.sel.selected(f) {
@@ -289,24 +299,43 @@ feed:
 	return planErr
 }
 
-// takeBudget reserves size bytes of the day's budget; false when they do
-// not fit (a message larger than a whole day's budget is never copied
-// and says so through ErrBudget every day: raise the budget).
-func (e *engine) takeBudget(size int64) bool {
+// What the day's byte budget says of a message.
+type budgetVerdict int
+
+const (
+	budgetFits  budgetVerdict = iota // reserved: copy it
+	budgetLater                      // not today: stop, the next run goes on
+	budgetNever                      // larger than a whole day's budget
+)
+
+// ErrOverBudget fails a message larger than the whole daily byte budget:
+// no day would ever copy it, so it is named (exit 3) and the run goes on
+// rather than stopping at it every day.
+var ErrOverBudget = errors.New("larger than the whole daily byte budget; raise daily_byte_budget to copy it")
+
+// takeBudget reserves size bytes of the day's budget.
+func (e *engine) takeBudget(size int64) budgetVerdict {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.budgetLeft < 0 {
-		return true
-	}
-	if size > e.budgetLeft {
-		return false
+	switch {
+	case e.budgetLeft < 0:
+		return budgetFits
+	case size > e.opt.Limits.ByteBudget:
+		return budgetNever
+	case size > e.budgetLeft:
+		return budgetLater
 	}
 	e.budgetLeft -= size
-	return true
+	return budgetFits
 }
 
 // budgetDay names the UTC day a byte budget counts in.
-func budgetDay() string { return time.Now().UTC().Format(time.DateOnly) }
+func budgetDay(now func() time.Time) string {
+	if now == nil {
+		now = time.Now
+	}
+	return now().UTC().Format(time.DateOnly)
+}
 
 // copyFolder plans one folder and copies what it must with its own
 // workers, returning when they are done.

@@ -63,9 +63,12 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		}); err != nil {
 			return folderErr(fmt.Errorf("create destination folder %q: %w", fs.Destination, err))
 		}
-		// Subscriptions carry over: a folder subscribed at the source (or
-		// from a store without subscriptions) is subscribed here.
-		if sub, ok := e.dst.(sink.Subscriber); ok && !f.Unsubscribed {
+		// Subscriptions carry over: a folder subscribed at the source, or
+		// any folder of a source that uses no subscriptions (a store
+		// without them, or an account with none), is subscribed here; a
+		// folder the user unsubscribed from stays unsubscribed. INBOX is
+		// always subscribed.
+		if sub, ok := e.dst.(sink.Subscriber); ok && (!f.Unsubscribed || e.subscribeAll || fs.Destination == "INBOX") {
 			if err := sub.Subscribe(ctx, fs.Destination); err != nil {
 				e.opt.Log.Warn("folder not subscribed", "folder", fs.Destination, "error", err)
 			}
@@ -230,10 +233,14 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			e.done(t, "", max(m.Size, 0))
 			continue
 		}
-		if !e.takeBudget(max(m.Size, 0)) {
+		if v := e.takeBudget(max(m.Size, 0)); v != budgetFits {
 			e.mu.Lock()
 			delete(idx.inflight, key)
 			e.mu.Unlock()
+			if v == budgetNever {
+				e.fail(fs, m, fmt.Errorf("%d bytes: %w", m.Size, ErrOverBudget))
+				continue
+			}
 			if err := flush(); err != nil {
 				return err
 			}

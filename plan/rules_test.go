@@ -174,6 +174,45 @@ func TestByteBudget(t *testing.T) {
 	}
 }
 
+// TestByteBudgetAcrossDays: a message larger than the whole budget is
+// named and skipped (never a stop every day at the same place); the rest
+// stops at the budget and goes on the next UTC day; raising the budget
+// copies the big one.
+func TestByteBudgetAcrossDays(t *testing.T) {
+	msgs := []msg{{"INBOX", "Message-ID: <big@x>\r\n\r\n" + strings.Repeat("x", 5000)}}
+	for i := range 3 {
+		msgs = append(msgs, msg{"INBOX", fmt.Sprintf("Message-ID: <%d@x>\r\n\r\n%s", i, strings.Repeat("x", 1000))})
+	}
+	src, dst := memStore(t, msgs...), memory.New()
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	day := time.Date(2026, 12, 1, 23, 0, 0, 0, time.UTC)
+	opt := plan.Options{Workers: 1, Limits: plan.Limits{ByteBudget: 2500, Now: func() time.Time { return day }}}
+	steps := []struct {
+		what                    string
+		advance                 time.Duration
+		budget                  int64
+		copied, failed, atDst   int
+		reached, namesTheBigOne bool
+	}{
+		{"day 1", 0, 2500, 2, 1, 2, true, true},
+		{"day 1 again", 0, 2500, 0, 1, 2, true, true},
+		{"day 2 (an hour later, past midnight UTC)", time.Hour, 2500, 1, 1, 3, false, true},
+		{"budget raised", 0, 10000, 1, 0, 4, false, false},
+	}
+	for _, st := range steps {
+		day = day.Add(st.advance)
+		opt.Limits.ByteBudget = st.budget
+		sum, err := runErr(t, src, dst, ckpt, opt)
+		if err != nil {
+			t.Fatalf("%s: %v", st.what, err)
+		}
+		named := len(sum.Errors) == 1 && strings.Contains(sum.Errors[0].Message, "big@x") && strings.Contains(sum.Errors[0].Error, "daily_byte_budget")
+		if sum.Copied != st.copied || sum.Failed != st.failed || dst.Count("INBOX") != st.atDst || sum.BudgetReached != st.reached || named != st.namesTheBigOne {
+			t.Errorf("%s: copied %d failed %d at the destination %d, budget reached %v, errors %v", st.what, sum.Copied, sum.Failed, dst.Count("INBOX"), sum.BudgetReached, sum.Errors)
+		}
+	}
+}
+
 // The rates hold: a run cannot go faster than its limits allow.
 func TestRateLimits(t *testing.T) {
 	var msgs []msg

@@ -12,10 +12,14 @@ type Summary struct {
 	SameMessageID int `json:"same_message_id_other_content"`
 	// Recopied counts the messages among Copied that the checkpoint
 	// recorded as copied but the destination no longer held.
-	Recopied     int `json:"recopied"`
-	Failed       int `json:"failed"`
-	FlagsUpdated int `json:"flags_updated"`
-	Vanished     int `json:"vanished"`
+	Recopied int `json:"recopied"`
+	Failed   int `json:"failed"`
+	// FailedFolders counts folders that failed as a whole (refused,
+	// unreadable): their messages are not in Failed, which counts the
+	// messages that were tried.
+	FailedFolders int `json:"failed_folders"`
+	FlagsUpdated  int `json:"flags_updated"`
+	Vanished      int `json:"vanished"`
 	// Filtered counts messages the filters (size, date) left out.
 	Filtered int `json:"filtered"`
 	Deleted  int `json:"deleted,omitempty"`
@@ -62,6 +66,16 @@ type ErrorEntry struct {
 	Folder  string `json:"folder"`
 	Message string `json:"message,omitempty"`
 	Error   string `json:"error"`
+}
+
+// countFailedFolders sets FailedFolders from the folders' errors.
+func (s *Summary) countFailedFolders() {
+	s.FailedFolders = 0
+	for _, f := range s.Folders {
+		if f.Error != "" {
+			s.FailedFolders++
+		}
+	}
 }
 
 // Incomplete reports whether anything selected did not reach the

@@ -3,6 +3,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -13,6 +15,11 @@ import (
 func Write(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".mailferry-tmp-*")
 	if err != nil {
+		// Name the file the caller asked for, not the temporary one.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return &fs.PathError{Op: "write", Path: path, Err: pe.Err}
+		}
 		return err
 	}
 	tmp := f.Name()

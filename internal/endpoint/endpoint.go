@@ -166,7 +166,7 @@ func (e *Endpoint) String() string {
 	if !e.Server {
 		s := e.Scheme + ":" + e.Path
 		if len(e.Options) > 0 {
-			s += "?" + e.Options.Encode()
+			s += "?" + readableQuery(e.Options)
 		}
 		return s
 	}
@@ -174,13 +174,18 @@ func (e *Endpoint) String() string {
 	if e.User != "" {
 		u.User = url.User(e.User)
 	}
-	q := url.Values{}
-	for k, v := range e.Options {
-		q[k] = v
-	}
-	u.RawQuery = q.Encode()
+	u.RawQuery = readableQuery(e.Options)
 	return u.String()
 }
+
+// readableQuery encodes options as a user would type them: a path stays
+// /etc/ssl/ca.pem, not %2Fetc%2Fssl%2Fca.pem; the result parses back to
+// the same values.
+func readableQuery(v url.Values) string {
+	return queryUnescaper.Replace(v.Encode())
+}
+
+var queryUnescaper = strings.NewReplacer("%2F", "/", "%3A", ":", "%40", "@", "%2C", ",", "%7E", "~")
 
 // Redact removes a password from a URL-like string that may not parse.
 func Redact(s string) string {

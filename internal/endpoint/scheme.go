@@ -65,3 +65,13 @@ func examples() string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// Schemes returns the registered schemes, sorted by name.
+func Schemes() []Scheme {
+	var out []Scheme
+	for _, n := range names() {
+		sc, _ := lookup(n)
+		out = append(out, sc)
+	}
+	return out
+}

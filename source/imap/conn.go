@@ -192,23 +192,32 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	defer dc.End()
 	opts := &imapclient.Options{TLSConfig: tc}
 	var c *imapclient.Client
-	var h *handoff // nil with STARTTLS: go-imap holds the TLS layer
+	var h *handoff         // nil with STARTTLS: go-imap holds the TLS layer
+	var rec *netx.Recorder // the server's first bytes, to name a wrong port
 	switch p.cfg.TLS {
 	case TLSImplicit:
 		t := tls.Client(dc, tc)
 		if err := t.HandshakeContext(ctx); err != nil {
 			raw.Close()
+			if m := netx.HandshakeMismatch(err, p.cfg.Addr, netx.IMAP); m != nil {
+				return nil, m
+			}
 			return nil, fmt.Errorf("TLS with %s: %w", p.cfg.Addr, err)
 		}
-		h = &handoff{Conn: t}
+		rec = netx.NewRecorder(t)
+		h = &handoff{Conn: rec}
 		c = imapclient.New(h, opts)
 	case TLSStart:
-		c, err = imapclient.NewStartTLS(dc, opts)
+		rec = netx.NewRecorder(dc)
+		c, err = imapclient.NewStartTLS(rec, opts)
 		if err != nil {
 			raw.Close()
 			var ie *imap.Error
 			if errors.As(err, &ie) {
 				return nil, fmt.Errorf("%s: %w (%v); use imaps://, or ?tls=none on a trusted loopback", p.cfg.Addr, ErrNoTLS, err)
+			}
+			if m := netx.GreetingMismatch(err, p.cfg.Addr, netx.IMAP, false, rec.First()); m != nil && !bc.Spent() {
+				return nil, m
 			}
 			return nil, spent(fmt.Errorf("STARTTLS with %s: %w", p.cfg.Addr, err))
 		}
@@ -216,11 +225,15 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		p.warn.Do(func() {
 			p.cfg.Log.Warn("IMAP without TLS (tls=none): the password and mail cross the network in clear", "server", p.cfg.Addr)
 		})
-		h = &handoff{Conn: dc}
+		rec = netx.NewRecorder(dc)
+		h = &handoff{Conn: rec}
 		c = imapclient.New(h, opts)
 	}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
+		if m := netx.GreetingMismatch(err, p.cfg.Addr, netx.IMAP, p.cfg.TLS == TLSImplicit, rec.First()); m != nil && !bc.Spent() {
+			return nil, m
+		}
 		return nil, spent(Transport(fmt.Errorf("greeting from %s: %w", p.cfg.Addr, err)))
 	}
 	cn := &Conn{c: c, dc: dc, h: h}

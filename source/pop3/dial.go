@@ -54,19 +54,30 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 		t := tls.Client(dc, tc)
 		if err := t.HandshakeContext(d.ctx); err != nil {
 			raw.Close()
+			if m := netx.HandshakeMismatch(err, addr, netx.POP3); m != nil {
+				return nil, m
+			}
 			return nil, fmt.Errorf("TLS with %s: %w", addr, err)
 		}
 		conn = t
 	}
-	br := bufio.NewReaderSize(conn, 64<<10)
+	rec := netx.NewRecorder(conn)
+	br := bufio.NewReaderSize(rec, 64<<10)
 	greeting, err := readLine(br)
 	if err != nil {
 		raw.Close()
+		if m := netx.GreetingMismatch(err, addr, netx.POP3, d.cfg.TLS == TLSImplicit, rec.First()); m != nil {
+			return nil, m
+		}
 		return nil, fmt.Errorf("greeting from %s: %w", addr, err)
 	}
 	if !strings.HasPrefix(greeting, "+OK") {
 		raw.Close()
-		return nil, fmt.Errorf("greeting from %s is not +OK: %q", addr, strings.TrimSpace(greeting))
+		err := fmt.Errorf("greeting from %s is not +OK: %q", addr, strings.TrimSpace(greeting))
+		if m := netx.GreetingMismatch(err, addr, netx.POP3, d.cfg.TLS == TLSImplicit, []byte(greeting)); m != nil {
+			return nil, m
+		}
+		return nil, err
 	}
 	caps, err := capa(conn, br)
 	if err != nil {
