@@ -58,6 +58,7 @@ func newLogger(c *RunSettings, w io.Writer) *slog.Logger {
 // writes through a wrapper, so progressbar never fsyncs the terminal.
 type barProgress struct {
 	queued, finished       atomic.Int64
+	expected, settled      atomic.Int64 // messages in all; decided without a copy
 	queuedBytes, doneBytes atomic.Int64
 	folder                 atomic.Value // string
 	listing                atomic.Bool
@@ -104,6 +105,21 @@ func (b *barProgress) Queued(size int64) {
 	b.queuedBytes.Add(size)
 }
 func (b *barProgress) Finished(size int64) { b.finished.Add(1); b.doneBytes.Add(size) }
+func (b *barProgress) Expect(n int)        { b.expected.Store(int64(n)) }
+func (b *barProgress) Settled(n int)       { b.settled.Add(int64(n)) }
+
+// counts are the bar's position and end: every message looked at, of all
+// the source holds when it could count them up front (else of those found
+// so far, plus one, so the bar does not end before the run does).
+func (b *barProgress) counts() (done, total int64) {
+	done = b.settled.Load() + b.finished.Load()
+	seen := b.settled.Load() + b.queued.Load()
+	total = b.expected.Load()
+	if total < seen {
+		total = seen + 1
+	}
+	return done, max(total, done)
+}
 
 func (b *barProgress) own(name string) {
 	defer close(b.stopped)
@@ -136,10 +152,9 @@ func (b *barProgress) draw(name string) {
 	}
 	desc += fmt.Sprintf(" (%s of %s)", humanBytes(b.doneBytes.Load()), humanBytes(b.queuedBytes.Load()))
 	b.bar.Describe(desc)
-	// The total grows as folders are listed; one more than queued keeps
-	// the bar from finishing (and going quiet) before the run does.
-	b.bar.ChangeMax64(b.queued.Load() + 1)
-	b.bar.Set64(b.finished.Load())
+	done, total := b.counts()
+	b.bar.ChangeMax64(total)
+	b.bar.Set64(done)
 }
 
 // Write prints a log line above the bar.

@@ -249,3 +249,33 @@ func TestTermSafe(t *testing.T) {
 		t.Errorf("a 5000-byte error is printed as %d bytes", len(long))
 	}
 }
+
+// TestBarCounts: with a count up front the bar's end is the whole run and
+// does not move; without one it grows with what is found, one ahead.
+func TestBarCounts(t *testing.T) {
+	tests := []struct {
+		name                              string
+		expect, settled, queued, finished int
+		wantDone, wantTotal               int64
+	}{
+		{"counted, at the start", 326, 0, 0, 0, 0, 326},
+		{"counted, mid-run", 326, 100, 50, 20, 120, 326},
+		{"counted, all done", 326, 200, 126, 126, 326, 326},
+		{"not counted", 0, 10, 5, 2, 12, 16},
+		{"count too low (mail arrived)", 10, 10, 5, 5, 15, 16},
+	}
+	for _, tt := range tests {
+		b := &barProgress{}
+		b.Expect(tt.expect)
+		b.Settled(tt.settled)
+		for range tt.queued {
+			b.Queued(1)
+		}
+		for range tt.finished {
+			b.Finished(1)
+		}
+		if done, total := b.counts(); done != tt.wantDone || total != tt.wantTotal {
+			t.Errorf("%s: %d/%d, want %d/%d", tt.name, done, total, tt.wantDone, tt.wantTotal)
+		}
+	}
+}

@@ -61,6 +61,12 @@ type Progress interface {
 	Queued(size int64)
 	// Finished: a queued message is done (copied, failed or skipped).
 	Finished(size int64)
+	// Expect: the selected folders hold about this many messages in all;
+	// told once, before the first folder, when the source can count.
+	Expect(messages int)
+	// Settled: n messages of a folder were decided without a copy
+	// (present, duplicate, filtered, unchanged folder).
+	Settled(n int)
 }
 
 type noProgress struct{}
@@ -70,3 +76,7 @@ func (noProgress) Listing(string) {}
 func (noProgress) Queued(int64) {}
 
 func (noProgress) Finished(int64) {}
+
+func (noProgress) Expect(int) {}
+
+func (noProgress) Settled(int) {}

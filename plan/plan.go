@@ -218,6 +218,7 @@ func (e *engine) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	e.expect(ctx, folders)
 
 	// Folders are copied FolderParallelism at a time, each with its share
 	// of the workers: a server serialises writes into one mailbox, so
@@ -335,6 +336,25 @@ func budgetDay(now func() time.Time) string {
 		now = time.Now
 	}
 	return now().UTC().Format(time.DateOnly)
+}
+
+// expect tells a progress bar how many messages the run will look at,
+// so its total and ETA hold from the start instead of growing folder by
+// folder. Only with a bar: a run without one pays nothing for it.
+func (e *engine) expect(ctx context.Context, folders []source.Folder) {
+	c, ok := e.src.(source.Counter)
+	if _, none := e.opt.Progress.(noProgress); none || !ok {
+		return
+	}
+	total := 0
+	for _, f := range folders {
+		n, err := c.Count(ctx, f.Name)
+		if err != nil {
+			return // the bar grows as folders are listed, as without a count
+		}
+		total += n
+	}
+	e.opt.Progress.Expect(total)
 }
 
 // copyFolder plans one folder and copies what it must with its own

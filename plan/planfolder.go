@@ -15,6 +15,8 @@ import (
 func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, tasks chan<- *task) error {
 	e.opt.Progress.Listing(f.Name)
 	fs := &FolderSummary{Name: f.Name, Destination: to.name, MappedBy: to.why}
+	queued := 0
+	defer func() { e.opt.Progress.Settled(max(0, fs.Messages-queued)) }()
 	e.mu.Lock()
 	e.sum.Folders = append(e.sum.Folders, fs)
 	e.mu.Unlock()
@@ -247,6 +249,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			return ErrBudget
 		}
 		e.opt.Progress.Queued(max(m.Size, 0))
+		queued++
 		if pf == nil {
 			if err := send(t); err != nil {
 				return err

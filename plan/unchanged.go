@@ -60,6 +60,7 @@ func (e *engine) unchanged(ctx context.Context, f source.Folder, to folderMap) (
 	e.sum.AlreadyPresent += fs.AlreadyPresent
 	e.sum.Filtered += filtered
 	e.mu.Unlock()
+	e.opt.Progress.Settled(messages)
 	e.opt.Log.Debug("folder unchanged since the last complete run; not listed", "folder", f.Name, "state", tok)
 	return folderState{}, true, nil
 }

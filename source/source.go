@@ -229,6 +229,14 @@ type CacheUser interface {
 	UseCache(Cache)
 }
 
+// Counter is implemented by sources that can count a folder's messages
+// cheaply (IMAP: STATUS; Maildir: the directory entries), so a progress
+// bar knows the whole run's size before the first folder is listed.
+type Counter interface {
+	// Count returns about how many messages folder holds.
+	Count(ctx context.Context, folder string) (int, error)
+}
+
 // Stater is implemented by sources that can tell cheaply whether a folder
 // changed, so a re-run can skip listing an unchanged one (IMAP: STATUS
 // with CONDSTORE's HIGHESTMODSEQ; Maildir: the directories' mtimes).

@@ -78,4 +78,16 @@ func (s *Store) status(ctx context.Context, folder string, modseq bool) (*imap.S
 	return st, nil
 }
 
-var _ source.Stater = (*Store)(nil)
+// Count implements source.Counter with STATUS (MESSAGES).
+func (s *Store) Count(ctx context.Context, folder string) (int, error) {
+	st, err := s.status(ctx, folder, false)
+	if err != nil || st == nil || st.NumMessages == nil {
+		return 0, err
+	}
+	return int(*st.NumMessages), nil
+}
+
+var (
+	_ source.Stater  = (*Store)(nil)
+	_ source.Counter = (*Store)(nil)
+)
