@@ -23,7 +23,7 @@ Usage:
   mailferry verify SRC DST [--deep]   check every source message is at DST
   mailferry verify CONFIG.yaml        ... for the jobs of a config file
   mailferry oauth login --provider P --client-id ID --out FILE
-                                      get an OAuth2 refresh token (device flow)
+                                      get an OAuth2 refresh token (browser sign-in)
   mailferry completion bash|zsh|fish  print a shell completion script
   mailferry version                   print the version
   mailferry help [COMMAND]            show help

@@ -24,7 +24,7 @@ func oauthConfig(cfg EndpointConfig) (*oauth2.Config, error) {
 		return nil, err
 	}
 	c := &oauth2.Config{ClientID: cfg.OAuth2ClientID, Scopes: p.scopes,
-		Endpoint: oauth2.Endpoint{TokenURL: p.tokenURL, DeviceAuthURL: p.deviceURL, AuthStyle: oauth2.AuthStyleInParams}}
+		Endpoint: oauth2.Endpoint{TokenURL: p.tokenURL, DeviceAuthURL: p.deviceURL, AuthURL: p.authURL, AuthStyle: oauth2.AuthStyleInParams}}
 	if cfg.OAuth2TokenURL != "" {
 		c.Endpoint.TokenURL = cfg.OAuth2TokenURL
 	}
@@ -86,17 +86,29 @@ func tokenSource(cfg EndpointConfig) (func() (string, error), error) {
 	}, nil
 }
 
+// loginOptions are oauth login's flags beyond the endpoint's settings.
+type loginOptions struct {
+	out                string
+	authURL, deviceURL string
+	device             bool               // the device flow, whatever the provider's default
+	browse             func(string) error // opens the authorization URL; nil: print it only
+}
+
 // oauthCommand is "mailferry oauth login".
 func oauthCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra.Command {
 	var cfg EndpointConfig
-	var out, deviceURL string
+	var opt loginOptions
+	var noBrowser bool
 	login := &cobra.Command{
 		Use:   "login --provider gmail|office365 --client-id ID --out FILE",
-		Short: "get an OAuth2 refresh token (device flow)",
+		Short: "get an OAuth2 refresh token (a browser sign-in; the device flow with --device)",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			if !noBrowser {
+				opt.browse = openBrowser
+			}
 			var err error
-			*code, err = oauthLogin(ctx, cfg, out, deviceURL, stdout, stderr)
+			*code, err = oauthLogin(ctx, cfg, opt, stderr)
 			return err
 		},
 	}
@@ -105,14 +117,17 @@ func oauthCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cob
 	fs.StringVar(&cfg.OAuth2ClientID, "client-id", "", "the OAuth2 client `ID` registered with the provider")
 	fs.StringVar(&cfg.OAuth2ClientSecretFile, "client-secret-file", "", "a `FILE` holding the client secret, if the client has one")
 	fs.StringVar(&cfg.OAuth2TokenURL, "token-url", "", "the token endpoint `URL` (default: the provider's)")
-	fs.StringVar(&deviceURL, "device-url", "", "the device authorization endpoint `URL` (default: the provider's)")
-	fs.StringVar(&out, "out", "", "write the refresh token to `FILE` (0600)")
+	fs.StringVar(&opt.authURL, "auth-url", "", "the authorization endpoint `URL` the browser signs in at (default: the provider's)")
+	fs.StringVar(&opt.deviceURL, "device-url", "", "the device authorization endpoint `URL` (default: the provider's; implies --device)")
+	fs.BoolVar(&opt.device, "device", false, "use the device flow (a code typed on another device) instead of a browser sign-in")
+	fs.BoolVar(&noBrowser, "no-browser", false, "print the sign-in URL without opening a browser")
+	fs.StringVar(&opt.out, "out", "", "write the refresh token to `FILE` (0600)")
 	login.RegisterFlagCompletionFunc("provider", cobra.FixedCompletions([]string{"gmail", "office365"}, cobra.ShellCompDirectiveNoFileComp))
 	login.MarkFlagFilename("out")
 	login.MarkFlagFilename("client-secret-file")
 	oauth := &cobra.Command{
 		Use:   "oauth login --provider P --client-id ID --out FILE",
-		Short: "get an OAuth2 refresh token (device flow)",
+		Short: "get an OAuth2 refresh token",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			fmt.Fprint(stderr, "Usage: mailferry oauth login --provider gmail|office365 --client-id ID --out FILE\n")
@@ -124,38 +139,62 @@ func oauthCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cob
 	return oauth
 }
 
-// oauthLogin runs the device authorization flow (RFC 8628). It prints
-// where to go and which code to enter, waits for the user to allow access,
-// and stores the refresh token in a 0600 file.
-func oauthLogin(ctx context.Context, cfg EndpointConfig, out, deviceURL string, stdout, stderr io.Writer) (int, error) {
-	if out == "" {
+// oauthLogin gets a refresh token and stores it in a 0600 file: by the
+// installed-app flow (a browser sign-in, oauthflow.go) where the provider
+// asks for it or --auth-url is given, else by the device authorization
+// flow (RFC 8628), which prints where to go and which code to enter.
+func oauthLogin(ctx context.Context, cfg EndpointConfig, opt loginOptions, stderr io.Writer) (int, error) {
+	if opt.out == "" {
 		return exitUsage, usagef("oauth login: --out FILE is needed: it receives the refresh token")
 	}
 	conf, err := oauthConfig(cfg)
 	if err != nil {
 		return exitUsage, usageError{msg: "oauth login: " + err.Error()}
 	}
-	if deviceURL != "" {
-		conf.Endpoint.DeviceAuthURL = deviceURL
+	p, _ := lookupProvider(cfg.Provider)
+	if opt.authURL != "" {
+		conf.Endpoint.AuthURL = opt.authURL
 	}
-	if conf.Endpoint.DeviceAuthURL == "" {
-		return exitUsage, usagef("oauth login: no device authorization endpoint: give --provider or --device-url")
+	if opt.deviceURL != "" {
+		conf.Endpoint.DeviceAuthURL = opt.deviceURL
+		opt.device = true
 	}
-	resp, err := conf.DeviceAuth(ctx)
+	browser := !opt.device && (p.loopback || opt.authURL != "")
+	var tok *oauth2.Token
+	switch {
+	case browser:
+		if conf.Endpoint.AuthURL == "" {
+			return exitUsage, usagef("oauth login: no authorization endpoint: give --provider or --auth-url")
+		}
+		tok, err = loopbackLogin(ctx, conf, opt.browse, stderr)
+	case p.name == "gmail":
+		return exitUsage, usageError{msg: "oauth login: Google's device flow does not allow the mail scope (https://mail.google.com/)",
+			hint: "leave out --device: Gmail logs in through the browser; on a server, see the README (an SSH port forward)"}
+	default:
+		tok, err = deviceLogin(ctx, conf, stderr)
+	}
 	if err != nil {
-		return exitFailed, fmt.Errorf("oauth login: device authorization: %w", err)
-	}
-	fmt.Fprintf(stderr, "To let mailferry read and write your mail, open\n\n    %s\n\nand enter the code  %s\n\nWaiting...\n", resp.VerificationURI, resp.UserCode)
-	tok, err := conf.DeviceAccessToken(ctx, resp)
-	if err != nil {
-		return exitFailed, fmt.Errorf("oauth login: %w", err)
+		return exitCode(err), fmt.Errorf("oauth login: %w", err)
 	}
 	if tok.RefreshToken == "" {
 		return exitFailed, errors.New("oauth login: the provider gave no refresh token (for Microsoft, the offline_access scope is needed)")
 	}
-	if err := atomicfile.Write(out, []byte(tok.RefreshToken+"\n")); err != nil {
+	if err := atomicfile.Write(opt.out, []byte(tok.RefreshToken+"\n")); err != nil {
 		return exitFailed, fmt.Errorf("oauth login: %w", err)
 	}
-	fmt.Fprintf(stderr, "Done: the refresh token is in %s; point oauth2_refresh_token_file at it.\n", out)
+	fmt.Fprintf(stderr, "Done: the refresh token is in %s; point oauth2_refresh_token_file at it.\n", opt.out)
 	return exitOK, nil
+}
+
+// deviceLogin runs the device authorization flow (RFC 8628).
+func deviceLogin(ctx context.Context, conf *oauth2.Config, stderr io.Writer) (*oauth2.Token, error) {
+	if conf.Endpoint.DeviceAuthURL == "" {
+		return nil, usagef("no device authorization endpoint: give --provider or --device-url")
+	}
+	resp, err := conf.DeviceAuth(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("device authorization: %w", err)
+	}
+	fmt.Fprintf(stderr, "To let mailferry read and write your mail, open\n\n    %s\n\nand enter the code  %s\n\nWaiting...\n", resp.VerificationURI, resp.UserCode)
+	return conf.DeviceAccessToken(ctx, resp)
 }

@@ -12,7 +12,12 @@ type provider struct {
 	imapHost  string
 	tokenURL  string
 	deviceURL string
-	scopes    []string
+	// authURL is where the browser signs in (the installed-app flow);
+	// loopback makes it the default flow of oauth login, as the provider
+	// asks of command-line tools.
+	authURL  string
+	loopback bool
+	scopes   []string
 	// maxConns is the provider's cap on simultaneous IMAP connections.
 	maxConns int
 	// skipRoles are source folders left out by default: Gmail's All Mail
@@ -24,12 +29,14 @@ var providers = map[string]provider{
 	"gmail": {
 		name: "gmail", imapHost: "imap.gmail.com",
 		tokenURL: "https://oauth2.googleapis.com/token", deviceURL: "https://oauth2.googleapis.com/device/code",
+		authURL: "https://accounts.google.com/o/oauth2/v2/auth", loopback: true,
 		scopes: []string{"https://mail.google.com/"}, maxConns: 15,
 		skipRoles: []string{`\All`, `\Important`, `\Flagged`},
 	},
 	"office365": {
 		name: "office365", imapHost: "outlook.office365.com",
 		tokenURL:  "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+		authURL:   "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
 		deviceURL: "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode",
 		scopes:    []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"},
 		maxConns:  8,
