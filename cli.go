@@ -29,7 +29,7 @@ Usage:
   mailferry help [COMMAND]            show help
 
 Endpoints:
-  maildir:PATH[?layout=fs]            a Maildir tree (Maildir++ by default)
+  maildir:PATH[?layout=fs|flat]       a Maildir tree (Maildir++ by default)
   imaps://USER@HOST[:PORT]            IMAP over TLS (imap:// for STARTTLS)
   pop3s://USER@HOST[:PORT]            POP3 over TLS (pop3:// for STLS); a source only
   mbox:PATH[?folder=NAME]             an mbox file or a Thunderbird tree; a source only

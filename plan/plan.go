@@ -188,6 +188,9 @@ func (e *engine) run(ctx context.Context) error {
 		all, err = e.src.Folders(ctx)
 		return err
 	})
+	if errors.Is(err, source.ErrOtherLayout) {
+		return fmt.Errorf("%w: %v", ErrNothingSelected, err)
+	}
 	if err != nil {
 		return fmt.Errorf("list source folders: %w", err)
 	}

@@ -14,6 +14,8 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # Tools people migrate from: tests run them against the test Dovecot to
 # make real trees.
 command -v mbsync >/dev/null 2>&1 || need_pkgs+=(isync)
+command -v offlineimap >/dev/null 2>&1 || need_pkgs+=(offlineimap3)
+command -v getmail >/dev/null 2>&1 || need_pkgs+=(getmail6)
 # systemd-analyze checks the example units.
 command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

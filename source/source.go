@@ -33,6 +33,10 @@ const (
 var (
 	// ErrFolderNotFound: the folder does not exist in the store.
 	ErrFolderNotFound = errors.New("folder not found")
+	// ErrOtherLayout is wrapped when a store holds no folder as it was
+	// told to read it, but does hold some read another way (a Maildir
+	// tree of another layout): the error says which.
+	ErrOtherLayout = errors.New("no folder in the layout given")
 	// ErrMessageNotFound: the message went away between List and Open.
 	ErrMessageNotFound = errors.New("message not found")
 	// ErrSizeMismatch: a body yielded more or fewer bytes than declared.

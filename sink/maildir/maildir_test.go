@@ -19,7 +19,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	for _, layout := range []srcmaildir.Layout{srcmaildir.LayoutMaildirPP, srcmaildir.LayoutFS} {
+	for _, layout := range []srcmaildir.Layout{srcmaildir.LayoutMaildirPP, srcmaildir.LayoutFS, srcmaildir.LayoutFlat} {
 		t.Run(layout.String(), func(t *testing.T) {
 			var root string
 			open := func(t *testing.T) *Sink {

@@ -28,7 +28,7 @@ func FuzzFolderName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		for _, layout := range []Layout{LayoutMaildirPP, LayoutFS} {
+		for _, layout := range []Layout{LayoutMaildirPP, LayoutFS, LayoutFlat} {
 			dir, err := dirOf("/root/mail", layout, name)
 			if err != nil {
 				continue

@@ -24,11 +24,20 @@ const (
 	// LayoutFS is one directory per folder, nested as the names are
 	// ("Sub/Folder/{cur,new,tmp}"), with UTF-8 names; the root is INBOX.
 	LayoutFS
+	// LayoutFlat is OfflineIMAP's default tree: every folder a directory
+	// directly under the root, INBOX among them ("INBOX/{cur,new,tmp}"),
+	// levels separated by '.' ("Archive.2024"), each name part in modified
+	// UTF-7 as the server had it. A root that is itself a maildir is read
+	// too.
+	LayoutFlat
 )
 
 func (l Layout) String() string {
-	if l == LayoutFS {
+	switch l {
+	case LayoutFS:
 		return "fs"
+	case LayoutFlat:
+		return "flat"
 	}
 	return "maildir++"
 }
@@ -40,8 +49,10 @@ func ParseLayout(s string) (Layout, error) {
 		return LayoutMaildirPP, nil
 	case "fs":
 		return LayoutFS, nil
+	case "flat", "offlineimap":
+		return LayoutFlat, nil
 	}
-	return 0, fmt.Errorf("unknown maildir layout %q (want maildir++ or fs)", s)
+	return 0, fmt.Errorf("unknown maildir layout %q (want maildir++, fs or flat)", s)
 }
 
 // ErrBadFolderName is wrapped when a folder name cannot be stored safely.
@@ -65,8 +76,8 @@ func checkName(name string, layout Layout) error {
 			return fmt.Errorf("%w: %q has a %q part", ErrBadFolderName, name, part)
 		case strings.ContainsFunc(part, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 			return fmt.Errorf("%w: %q has a control character", ErrBadFolderName, name)
-		case layout == LayoutMaildirPP && strings.Contains(part, "."):
-			return fmt.Errorf("%w: %q contains '.', the Maildir++ hierarchy separator (use ?layout=fs)", ErrBadFolderName, name)
+		case layout != LayoutFS && strings.Contains(part, "."):
+			return fmt.Errorf("%w: %q contains '.', the %s hierarchy separator (use ?layout=fs)", ErrBadFolderName, name, layout)
 		case layout == LayoutFS && (part == "cur" || part == "new" || part == "tmp"):
 			return fmt.Errorf("%w: %q has a part named %q, which is a maildir subdirectory", ErrBadFolderName, name, part)
 		}
@@ -81,6 +92,9 @@ func isInbox(name string) bool { return strings.EqualFold(name, "INBOX") }
 // dirOf returns the directory that holds folder name.
 func dirOf(root string, layout Layout, name string) (string, error) {
 	if isInbox(name) {
+		if layout == LayoutFlat {
+			return filepath.Join(root, "INBOX"), nil
+		}
 		return root, nil
 	}
 	if err := checkName(name, layout); err != nil {
@@ -92,6 +106,9 @@ func dirOf(root string, layout Layout, name string) (string, error) {
 	}
 	for i, p := range parts {
 		parts[i] = mutf7.Encode(p)
+	}
+	if layout == LayoutFlat {
+		return filepath.Join(root, strings.Join(parts, ".")), nil
 	}
 	return filepath.Join(root, "."+strings.Join(parts, ".")), nil
 }
@@ -182,7 +199,10 @@ func folderDirs(root string, layout Layout) (out, renamed []folderDir, links []s
 		}
 		for _, e := range ents {
 			n := e.Name()
-			if len(n) < 2 || n[0] != '.' || n == ".." {
+			switch {
+			case layout == LayoutFlat && (n == "" || n[0] == '.' || n == "cur" || n == "new" || n == "tmp"):
+				continue
+			case layout == LayoutMaildirPP && (len(n) < 2 || n[0] != '.' || n == ".."):
 				continue
 			}
 			if e.Type()&os.ModeSymlink != 0 {
@@ -194,7 +214,10 @@ func folderDirs(root string, layout Layout) (out, renamed []folderDir, links []s
 			if !e.IsDir() || linked(filepath.Join(root, n)) || !isMaildir(filepath.Join(root, n)) {
 				continue
 			}
-			parts := strings.Split(n[1:], ".")
+			parts := strings.Split(strings.TrimPrefix(n, "."), ".")
+			if layout == LayoutFlat && isInbox(n) {
+				parts = []string{"INBOX"}
+			}
 			for i, p := range parts {
 				// Dovecot writes modified UTF-7; a name that does not decode,
 				// or decodes to something that would be written otherwise,
@@ -237,6 +260,25 @@ func folderDirs(root string, layout Layout) (out, renamed []folderDir, links []s
 		out = append(out, f)
 	}
 	return out, renamed, links, nil
+}
+
+// otherLayouts says which ?layout= would find folders in a tree where
+// layout finds none ("" if none would): the hint for a tree written by
+// another tool.
+func otherLayouts(root string, layout Layout) string {
+	var found []string
+	for _, l := range []Layout{LayoutMaildirPP, LayoutFlat, LayoutFS} {
+		if l == layout {
+			continue
+		}
+		if f, _, _, err := folderDirs(root, l); err == nil && len(f) > 0 {
+			found = append(found, "?layout="+l.String())
+		}
+	}
+	if len(found) == 0 {
+		return ""
+	}
+	return "read with " + strings.Join(found, " or ") + " (fs: nested directories; flat: OfflineIMAP's Sub.Folder; maildir++: Dovecot's .Sub.Folder)"
 }
 
 // isDirLink reports whether the symbolic link p points at a directory (a

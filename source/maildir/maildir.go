@@ -75,6 +75,11 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list folders of %q: %w", s.root, err)
 	}
+	if len(found) == 0 {
+		if other := otherLayouts(s.root, s.layout); other != "" {
+			return nil, fmt.Errorf("%w: %q holds no %s folder, but is a tree %s", source.ErrOtherLayout, s.root, s.layout, other)
+		}
+	}
 	dirs := make(map[string]string, len(found))
 	out := make([]source.Folder, len(found))
 	for i, f := range found {

@@ -69,7 +69,7 @@ func seed(t *testing.T, root string, layout Layout, fx []sourcetest.Fixture) {
 }
 
 func TestConformance(t *testing.T) {
-	for _, layout := range []Layout{LayoutMaildirPP, LayoutFS} {
+	for _, layout := range []Layout{LayoutMaildirPP, LayoutFS, LayoutFlat} {
 		t.Run(layout.String(), func(t *testing.T) {
 			root := t.TempDir()
 			sourcetest.Run(t, sourcetest.Opt{
@@ -199,6 +199,9 @@ func TestFolderNames(t *testing.T) {
 		{LayoutFS, "Archive/2024", "Archive/2024"},
 		{LayoutFS, "Entwürfe", "Entwürfe"},
 		{LayoutFS, "a.b", "a.b"},
+		{LayoutFlat, "INBOX", "INBOX"},
+		{LayoutFlat, "Archive/2024", "Archive.2024"},
+		{LayoutFlat, "Entwürfe/AT&T", "Entw&APw-rfe.AT&-T"},
 	}
 	for _, tt := range tests {
 		got, err := dirOf("/r", tt.layout, tt.name)
@@ -215,6 +218,7 @@ func TestFolderNames(t *testing.T) {
 		{LayoutFS, "a/cur"}, {LayoutFS, "tmp"}, {LayoutFS, "bad\x01name"}, {LayoutFS, "x\n"},
 		{LayoutMaildirPP, "a.b"}, {LayoutMaildirPP, ".."}, {LayoutMaildirPP, "a/.."}, {LayoutMaildirPP, ""},
 		{LayoutMaildirPP, "\xff"},
+		{LayoutFlat, "a.b"}, {LayoutFlat, ".."}, {LayoutFlat, "a/.."},
 	} {
 		if got, err := dirOf("/r", tt.layout, tt.name); err == nil {
 			t.Errorf("dirOf(%v, %q) = %q, want an error", tt.layout, tt.name, got)

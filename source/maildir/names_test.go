@@ -2,9 +2,11 @@ package maildir
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mailferry/mailferry/source"
@@ -43,6 +45,11 @@ func TestFolderNamesOneToOne(t *testing.T) {
 			"": "inbox", "Inbox": "a folder named Inbox", "Work/2024": "work",
 		}, map[string]string{
 			"INBOX": "inbox", "Inbox (2)": "a folder named Inbox", "Work/2024": "work",
+		}},
+		{"OfflineIMAP: flat, '.' between levels, modified UTF-7", LayoutFlat, map[string]string{
+			"INBOX": "inbox", "Archive": "archive", "Archive.2024": "nested", "Entw&APw-rfe": "drafts", "R&-D": "r and d", ".hidden": "not a folder",
+		}, map[string]string{
+			"INBOX": "inbox", "Archive": "archive", "Archive/2024": "nested", "Entwürfe": "drafts", "R&D": "r and d",
 		}},
 		{"mbsync: INBOX beside the folders", LayoutFS, map[string]string{
 			"INBOX": "inbox", "Archive": "archive", "Sent": "sent",
@@ -124,5 +131,40 @@ func TestSymlinksNotFollowed(t *testing.T) {
 				t.Errorf("%v: %s listed", layout, f)
 			}
 		}
+	}
+}
+
+// TestOtherLayoutNamed: a tree that holds no folder in the layout given,
+// but does in another, is an error naming the layouts that read it, not
+// an empty store.
+func TestOtherLayoutNamed(t *testing.T) {
+	tests := []struct {
+		name   string
+		layout Layout
+		dirs   []string
+		want   string // in the error; "" for no error
+	}{
+		{"OfflineIMAP tree read as Maildir++", LayoutMaildirPP, []string{"INBOX", "Archive.2024"}, "?layout=flat"},
+		{"Maildir++ tree read as flat", LayoutFlat, []string{".Sent"}, "?layout=maildir++"},
+		{"an empty directory", LayoutMaildirPP, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, d := range tt.dirs {
+				mkFolder(t, filepath.Join(root, d), d)
+			}
+			s, err := Open(root, tt.layout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			folders, err := s.Folders(context.Background())
+			switch {
+			case tt.want == "" && (err != nil || len(folders) != 0):
+				t.Errorf("got %v, %v; want no folder and no error", folders, err)
+			case tt.want != "" && (!errors.Is(err, source.ErrOtherLayout) || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("got %v; want ErrOtherLayout naming %s", err, tt.want)
+			}
+		})
 	}
 }
