@@ -26,6 +26,18 @@ func needTool(t *testing.T, name string) string {
 	return p
 }
 
+// seedTreeAccount fills user's account with the folders the tree tests
+// expect: INBOX 3, Archive, Archive/2024, Sent, Entwürfe and R&D 1 each.
+func seedTreeAccount(t *testing.T, srv *dovecottest.Server, user string) []sourcetest.Fixture {
+	t.Helper()
+	var fx []sourcetest.Fixture
+	for i, folder := range []string{"INBOX", "INBOX", "INBOX", "Archive", "Archive/2024", "Sent", "Entwürfe", "R&D"} {
+		fx = append(fx, fixture(folder, i, []string{`\Seen`}))
+	}
+	sinktest.Put(t, imapStore(t, srv, user), fx)
+	return fx
+}
+
 // A tree that mbsync wrote from a Dovecot account, in its common layout
 // (Path ~/Mail/, Inbox ~/Mail/INBOX, SubFolders Verbatim: INBOX is a folder
 // beside the others), comes back into an IMAP account whole, INBOX
@@ -33,11 +45,7 @@ func needTool(t *testing.T, name string) string {
 func TestMbsyncTreeReadWhole(t *testing.T) {
 	mbsync := needTool(t, "mbsync")
 	srv, from, to := migrationPair(t)
-	var fx []sourcetest.Fixture
-	for i, folder := range []string{"INBOX", "INBOX", "INBOX", "Archive", "Archive/2024", "Sent", "Entwürfe", "R&D"} {
-		fx = append(fx, fixture(folder, i, []string{`\Seen`}))
-	}
-	sinktest.Put(t, imapStore(t, srv, from), fx)
+	fx := seedTreeAccount(t, srv, from)
 
 	home := t.TempDir()
 	mail := filepath.Join(home, "Mail")

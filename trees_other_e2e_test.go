@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
-	"github.com/mailferry/mailferry/sink/sinktest"
-	"github.com/mailferry/mailferry/source/sourcetest"
 )
 
 // Trees written by OfflineIMAP and getmail, the tools themselves run
@@ -25,11 +23,7 @@ import (
 func TestOfflineIMAPTreeReadWhole(t *testing.T) {
 	offlineimap := needTool(t, "offlineimap")
 	srv, from, _ := migrationPair(t)
-	var fx []sourcetest.Fixture
-	for i, folder := range []string{"INBOX", "INBOX", "INBOX", "Archive", "Archive/2024", "Sent", "Entwürfe", "R&D"} {
-		fx = append(fx, fixture(folder, i, []string{`\Seen`}))
-	}
-	sinktest.Put(t, imapStore(t, srv, from), fx)
+	fx := seedTreeAccount(t, srv, from)
 	for _, tc := range []struct{ sep, layout string }{{".", "flat"}, {"/", "fs"}} {
 		t.Run("sep="+tc.sep, func(t *testing.T) {
 			to := srv.NewUser(t)
