@@ -28,6 +28,11 @@ type Proxy struct {
 	// that one-way latency and no bandwidth limit would (a round trip
 	// costs 2×Delay).
 	Delay time.Duration
+	// Rewrite, if set, changes each chunk read from the server (fromServer)
+	// or the client before it is forwarded: a server that says something
+	// a real one would not (a test rewrites short, unique strings, which
+	// a chunk boundary does not split at the sizes tests send).
+	Rewrite func(fromServer bool, b []byte) []byte
 
 	broken, stalled atomic.Int64
 	mu              sync.Mutex
@@ -83,7 +88,7 @@ func (p *Proxy) serve(c net.Conn, target string, done chan struct{}) {
 	left.Store(budget)
 	cut := make(chan struct{})
 	var once sync.Once
-	pipe := func(dst, src net.Conn) {
+	pipe := func(dst, src net.Conn, fromServer bool) {
 		write, flush := dst.Write, func() {}
 		if p.Delay > 0 {
 			write, flush = delayed(dst, p.Delay, cut)
@@ -91,6 +96,13 @@ func (p *Proxy) serve(c net.Conn, target string, done chan struct{}) {
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)
+			if n > 0 && p.Rewrite != nil {
+				b := p.Rewrite(fromServer, buf[:n])
+				if len(b) > len(buf) {
+					buf = make([]byte, len(b))
+				}
+				n = copy(buf, b)
+			}
 			if n > 0 && budget >= 0 {
 				if rem := left.Add(-int64(n)); rem < 0 {
 					n += int(rem) // forward only up to the budget
@@ -113,8 +125,8 @@ func (p *Proxy) serve(c net.Conn, target string, done chan struct{}) {
 			}
 		}
 	}
-	go pipe(up, c)
-	go pipe(c, up)
+	go pipe(up, c, false)
+	go pipe(c, up, true)
 	<-cut
 	if stall && budget >= 0 {
 		p.stalled.Add(1)

@@ -29,6 +29,9 @@ type Store struct {
 	ns     *namespace
 	closed bool
 	ahead  ahead
+	// raw maps folders listed under names go-imap cannot select to
+	// those names (rawlist.go).
+	raw map[string]string
 	// unwatch stops the watch on Open's context (see netx.Live).
 	unwatch func() bool
 }
@@ -175,6 +178,9 @@ func (ns *namespace) FolderName(server string) (string, bool) {
 
 // Mailbox returns the server's name for folder.
 func (s *Store) Mailbox(ctx context.Context, folder string) (string, error) {
+	if err := s.unselectable(folder); err != nil {
+		return "", err
+	}
 	ns, err := s.Namespace(ctx)
 	if err != nil {
 		return "", err
@@ -221,9 +227,15 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 		return err
 	})
 	s.Pool.Put(cn, err != nil)
+	if badUTF7(err) {
+		return s.rawFolders(ctx, ns)
+	}
 	if err != nil {
 		return nil, Transport(fmt.Errorf("list folders: %w", err))
 	}
+	s.mu.Lock()
+	s.raw = nil
+	s.mu.Unlock()
 	var out []source.Folder
 	for _, l := range list {
 		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
