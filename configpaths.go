@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+
+	"github.com/mailferry/mailferry/internal/endpoint"
 )
 
 // A config file names files relative to itself, as systemd units and
@@ -65,11 +67,21 @@ func resolvePaths(cfg *Config, dir string) error {
 	return nil
 }
 
-// resolveURLPath resolves the PATH of SCHEME:PATH[?QUERY]; server URLs
-// (SCHEME://...) are left alone.
+func filesScheme(name string) bool {
+	for _, sc := range endpoint.Schemes() {
+		if strings.EqualFold(sc.Name, name) {
+			return sc.Files
+		}
+	}
+	return false
+}
+
+// resolveURLPath resolves the PATH of SCHEME:PATH[?QUERY] for the
+// schemes whose path is a file (maildir:, mbox:); server URLs and names
+// are left alone.
 func resolveURLPath(u *string, abs func(*string) error) error {
 	scheme, rest, ok := strings.Cut(*u, ":")
-	if !ok || strings.HasPrefix(rest, "//") || rest == "" {
+	if !ok || strings.HasPrefix(rest, "//") || rest == "" || !filesScheme(scheme) {
 		return nil
 	}
 	path, query, hasQuery := strings.Cut(rest, "?")

@@ -16,6 +16,9 @@ type Scheme struct {
 	Port        string   // a server's default port
 	ImplicitTLS bool     // TLS from the first byte; else STARTTLS or ?tls=none
 	Options     []string // the query options it accepts
+	// Files: SCHEME:PATH names a file or directory, which a config file
+	// gives relative to itself (else PATH is a name, not a path).
+	Files bool
 }
 
 var (

@@ -18,7 +18,7 @@ import (
 // Kind declares Maildir: maildir:PATH[?layout=fs], read and written.
 var Kind = &store.Kind{
 	Name:    "maildir",
-	Schemes: []endpoint.Scheme{{Name: "maildir", Options: []string{"layout"}}},
+	Schemes: []endpoint.Scheme{{Name: "maildir", Files: true, Options: []string{"layout"}}},
 	OpenSource: func(_ context.Context, e *endpoint.Endpoint, env store.Env) (source.Source, error) {
 		layout, err := layoutOf(e)
 		if err != nil {

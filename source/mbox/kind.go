@@ -12,7 +12,7 @@ import (
 // Kind declares mbox: mbox:FILE or mbox:DIR, a source only.
 var Kind = &store.Kind{
 	Name:       "mbox",
-	Schemes:    []endpoint.Scheme{{Name: "mbox", Options: []string{"folder", "format", "labels", "expunged"}}},
+	Schemes:    []endpoint.Scheme{{Name: "mbox", Files: true, Options: []string{"folder", "format", "labels", "expunged"}}},
 	OpenSource: open,
 }
 
