@@ -167,6 +167,7 @@ func newCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra
 		return verifyCommand(ctx, in, args, stdout, stderr)
 	})
 	root.AddCommand(oauthCommand(ctx, stdout, stderr, code))
+	root.AddCommand(manCommand(root, stderr))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "print the version",

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -211,5 +213,26 @@ func TestHelpOnStdout(t *testing.T) {
 	_, out, _ = cli(t, "help", "verify")
 	if strings.Contains(out, "--workers") || strings.Contains(out, "--delete-after-copy") || !strings.Contains(out, "--deep") {
 		t.Errorf("help verify lists the wrong flags:\n%s", out)
+	}
+}
+
+// TestManPages: the manual pages come from the same declaration as the
+// help: every command has one, with its flags.
+func TestManPages(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("SOURCE_DATE_EPOCH", "1764547200") // 2025-12-01
+	if code, _, stderr := cli(t, "man", dir); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for page, want := range map[string]string{
+		"mailferry.1":        "MAILFERRY",
+		"mailferry-copy.1":   `\fB--daily-byte-budget\fP`,
+		"mailferry-verify.1": `\fB--deep\fP`,
+		"mailferry-run.1":    `\fB--shard\fP`,
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil || !strings.Contains(string(b), want) || !strings.Contains(string(b), `"Dec 2025"`) {
+			t.Errorf("%s: %v, lacks %q or the fixed date", page, err, want)
+		}
 	}
 }
