@@ -115,8 +115,8 @@ func (b *barProgress) counts() (done, total int64) {
 	done = b.settled.Load() + b.finished.Load()
 	seen := b.settled.Load() + b.queued.Load()
 	total = b.expected.Load()
-	if total < seen {
-		total = seen + 1
+	if total < seen || total == 0 {
+		total = seen + 1 // never 0: progressbar takes a max of 0 for no bar at all
 	}
 	return done, max(total, done)
 }

@@ -258,6 +258,7 @@ func TestBarCounts(t *testing.T) {
 		expect, settled, queued, finished int
 		wantDone, wantTotal               int64
 	}{
+		{"nothing yet (progressbar takes 0 for no bar)", 0, 0, 0, 0, 0, 1},
 		{"counted, at the start", 326, 0, 0, 0, 0, 326},
 		{"counted, mid-run", 326, 100, 50, 20, 120, 326},
 		{"counted, all done", 326, 200, 126, 126, 326, 326},
