@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+
+	srcimap "github.com/mailferry/mailferry/source/imap"
 )
 
 // read takes the server's answers in order and hands each to its command.
@@ -91,7 +93,7 @@ func readResponse(br *bufio.Reader) (string, error) {
 			return "", err
 		}
 		line := strings.TrimRight(string(b), "\r\n")
-		if n, ok := trailingLiteral(line); ok {
+		if n, ok := srcimap.TrailingLiteral(line); ok {
 			if _, err := io.CopyN(io.Discard, br, n); err != nil {
 				return "", err
 			}
@@ -100,19 +102,6 @@ func readResponse(br *bufio.Reader) (string, error) {
 		}
 		return line, nil
 	}
-}
-
-// trailingLiteral reports a line that ends in "{n}": n bytes follow.
-func trailingLiteral(line string) (int64, bool) {
-	if !strings.HasSuffix(line, "}") {
-		return 0, false
-	}
-	i := strings.LastIndexByte(line, '{')
-	if i < 0 {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(line[i+1:len(line)-1], 10, 64)
-	return n, err == nil && n >= 0
 }
 
 // tagged is a tagged answer: the UIDs APPENDUID gave (RFC 4315), or the

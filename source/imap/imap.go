@@ -246,17 +246,24 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 			s.Cfg.Log.Warn("folder skipped: its name holds '/', which mailferry uses as the hierarchy separator", "folder", l.Mailbox)
 			continue
 		}
-		f := source.Folder{Name: name, Unsubscribed: subs && !hasAttr(l.Attrs, imap.MailboxAttrSubscribed)}
-		for _, a := range l.Attrs {
-			switch a {
-			case imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts, imap.MailboxAttrFlagged,
-				imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash:
-				f.SpecialUse = string(a)
-			}
-		}
-		out = append(out, f)
+		out = append(out, listedFolder(name, l.Attrs, subs))
 	}
 	return out, nil
+}
+
+// listedFolder is the folder name of a LIST answer with attrs: its
+// special-use role (RFC 6154), and whether it is unsubscribed when the
+// answer says (subs).
+func listedFolder(name string, attrs []imap.MailboxAttr, subs bool) source.Folder {
+	f := source.Folder{Name: name, Unsubscribed: subs && !hasAttr(attrs, imap.MailboxAttrSubscribed)}
+	for _, a := range attrs {
+		switch a {
+		case imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts, imap.MailboxAttrFlagged,
+			imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash:
+			f.SpecialUse = string(a)
+		}
+	}
+	return f
 }
 
 func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {

@@ -2,12 +2,10 @@ package imap
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -43,7 +41,7 @@ const (
 
 // listEntry is one "* LIST (attrs) delim name" line.
 type listEntry struct {
-	attrs []string
+	attrs []imap.MailboxAttr
 	name  string // as the server sent it
 }
 
@@ -73,31 +71,37 @@ func (s *Store) rawFolders(ctx context.Context, ns *namespace) ([]source.Folder,
 	if err != nil {
 		return nil, Transport(fmt.Errorf("list folders: %w", err))
 	}
+	// Decoded once each; valid names first, so that a raw name that reads
+	// like one ("é" beside "&AOk-") is the one that gets a suffix.
+	type listed struct {
+		entry   listEntry
+		decoded string
+		bad     bool
+	}
+	var valid, bad []listed
+	for _, e := range entries {
+		if hasAttr(e.attrs, imap.MailboxAttrNoSelect) || hasAttr(e.attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		l := listed{entry: e, decoded: "INBOX"}
+		if !strings.EqualFold(e.name, "INBOX") {
+			d, err := mutf7.Decode(e.name)
+			l.decoded, l.bad = d, err != nil || mutf7.Encode(d) != e.name
+		}
+		if l.bad {
+			l.decoded = strings.ToValidUTF8(e.name, "\uFFFD")
+			bad = append(bad, l)
+		} else {
+			valid = append(valid, l)
+		}
+	}
 	raw := map[string]string{}
 	var out []source.Folder
 	taken := map[string]bool{}
-	// Valid names first: a raw name that reads like one ("é" beside
-	// "&AOk-") is the one that gets a suffix.
-	valid := func(e listEntry) bool {
-		d, err := mutf7.Decode(e.name)
-		return err == nil && mutf7.Encode(d) == e.name
-	}
-	slices.SortStableFunc(entries, func(a, b listEntry) int { return -cmp.Compare(boolInt(valid(a)), boolInt(valid(b))) })
-	for _, e := range entries {
-		if hasAttrString(e.attrs, `\Noselect`) || hasAttrString(e.attrs, `\NonExistent`) {
-			continue
-		}
-		decoded, err := mutf7.Decode(e.name)
-		bad := err != nil || mutf7.Encode(decoded) != e.name
-		if strings.EqualFold(e.name, "INBOX") {
-			decoded, bad = "INBOX", false
-		}
-		if bad {
-			decoded = strings.ToValidUTF8(e.name, "\uFFFD")
-		}
-		name, ok := ns.FolderName(decoded)
+	for _, l := range append(valid, bad...) {
+		name, ok := ns.FolderName(l.decoded)
 		if !ok {
-			s.Cfg.Log.Warn("folder skipped: its name holds '/', which mailferry uses as the hierarchy separator", "folder", decoded)
+			s.Cfg.Log.Warn("folder skipped: its name holds '/', which mailferry uses as the hierarchy separator", "folder", l.decoded)
 			continue
 		}
 		// One name per folder, never another's.
@@ -105,18 +109,10 @@ func (s *Store) rawFolders(ctx context.Context, ns *namespace) ([]source.Folder,
 			name = fmt.Sprintf("%s (%d)", base, i)
 		}
 		taken[name] = true
-		if bad {
-			raw[name] = e.name
+		if l.bad {
+			raw[name] = l.entry.name
 		}
-		f := source.Folder{Name: name, Unsubscribed: subs && !hasAttrString(e.attrs, `\Subscribed`)}
-		for _, a := range e.attrs {
-			switch imap.MailboxAttr(a) {
-			case imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts, imap.MailboxAttrFlagged,
-				imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash:
-				f.SpecialUse = a
-			}
-		}
-		out = append(out, f)
+		out = append(out, listedFolder(name, l.entry.attrs, subs))
 	}
 	s.mu.Lock()
 	s.raw = raw
@@ -137,22 +133,6 @@ func (s *Store) unselectable(folder string) error {
 		return nil
 	}
 	return fmt.Errorf("folder %q (%q on the server): %w", folder, r, ErrUnselectable)
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func hasAttrString(attrs []string, a string) bool {
-	for _, x := range attrs {
-		if strings.EqualFold(x, a) {
-			return true
-		}
-	}
-	return false
 }
 
 // readList reads the answer to the LIST command tagged tag.
@@ -193,14 +173,15 @@ func readListLine(br *bufio.Reader) (string, error) {
 			return "", err
 		}
 		part = strings.TrimSuffix(strings.TrimSuffix(part, "\n"), "\r")
-		n, ok := literalAtEnd(part)
+		size, ok := TrailingLiteral(part)
 		if !ok {
 			b.WriteString(part)
 			return b.String(), nil
 		}
-		if n > maxListLine-b.Len()-len(part) {
-			return "", fmt.Errorf("LIST: a literal of %d bytes", n)
+		if size > int64(maxListLine-b.Len()-len(part)) {
+			return "", fmt.Errorf("LIST: a literal of %d bytes", size)
 		}
+		n := int(size)
 		lit := make([]byte, n)
 		if _, err := io.ReadFull(br, lit); err != nil {
 			return "", err
@@ -228,8 +209,9 @@ func readBounded(br *bufio.Reader, limit int) (string, error) {
 	}
 }
 
-// literalAtEnd reads a "{N}" or "{N+}" at the end of line.
-func literalAtEnd(line string) (int, bool) {
+// TrailingLiteral reports a response line that ends in "{n}": n bytes
+// follow (RFC 3501 §4.3; servers send no LITERAL+ form).
+func TrailingLiteral(line string) (int64, bool) {
 	if !strings.HasSuffix(line, "}") {
 		return 0, false
 	}
@@ -237,7 +219,7 @@ func literalAtEnd(line string) (int, bool) {
 	if i < 0 {
 		return 0, false
 	}
-	n, err := strconv.Atoi(strings.TrimSuffix(line[i+1:len(line)-1], "+"))
+	n, err := strconv.ParseInt(line[i+1:len(line)-1], 10, 64)
 	return n, err == nil && n >= 0
 }
 
@@ -251,7 +233,9 @@ func parseListLine(s string) (listEntry, error) {
 	if end < 0 {
 		return e, fmt.Errorf("LIST: unclosed attribute list in %q", s)
 	}
-	e.attrs = strings.Fields(s[1:end])
+	for _, a := range strings.Fields(s[1:end]) {
+		e.attrs = append(e.attrs, imap.MailboxAttr(a))
+	}
 	rest := strings.TrimLeft(s[end+1:], " ")
 	// The delimiter: NIL or a quoted character.
 	_, rest, err := parseAString(rest)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 func TestReadList(t *testing.T) {
@@ -24,12 +26,12 @@ func TestReadList(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []listEntry{
-		{[]string{`\HasNoChildren`}, "INBOX"},
-		{[]string{`\HasNoChildren`, `\Subscribed`}, "R&D"},
-		{[]string{`\HasChildren`}, `a "quoted" name`},
-		{[]string{`\HasNoChildren`}, "\xc3\xa9x"},
-		{[]string{`\Noselect`}, "Shared"},
-		{[]string{`\Sent`}, "Sent"},
+		{[]imap.MailboxAttr{`\HasNoChildren`}, "INBOX"},
+		{[]imap.MailboxAttr{`\HasNoChildren`, `\Subscribed`}, "R&D"},
+		{[]imap.MailboxAttr{`\HasChildren`}, `a "quoted" name`},
+		{[]imap.MailboxAttr{`\HasNoChildren`}, "\xc3\xa9x"},
+		{[]imap.MailboxAttr{`\Noselect`}, "Shared"},
+		{[]imap.MailboxAttr{`\Sent`}, "Sent"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d entries %q, want %d", len(got), got, len(want))
