@@ -68,26 +68,20 @@ type ErrorEntry struct {
 	Error   string `json:"error"`
 }
 
-// countFailedFolders sets FailedFolders from the folders' errors.
-func (s *Summary) countFailedFolders() {
-	s.FailedFolders = 0
+// failedFolders counts the folders that failed as a whole.
+func (s *Summary) failedFolders() int {
+	n := 0
 	for _, f := range s.Folders {
 		if f.Error != "" {
-			s.FailedFolders++
+			n++
 		}
 	}
+	return n
 }
+
+// countFailedFolders sets FailedFolders from the folders' errors.
+func (s *Summary) countFailedFolders() { s.FailedFolders = s.failedFolders() }
 
 // Incomplete reports whether anything selected did not reach the
 // destination.
-func (s *Summary) Incomplete() bool {
-	if s.Failed > 0 {
-		return true
-	}
-	for _, f := range s.Folders {
-		if f.Error != "" {
-			return true
-		}
-	}
-	return false
-}
+func (s *Summary) Incomplete() bool { return s.Failed > 0 || s.failedFolders() > 0 }
