@@ -67,21 +67,12 @@ func resolvePaths(cfg *Config, dir string) error {
 	return nil
 }
 
-func filesScheme(name string) bool {
-	for _, sc := range endpoint.Schemes() {
-		if strings.EqualFold(sc.Name, name) {
-			return sc.Files
-		}
-	}
-	return false
-}
-
 // resolveURLPath resolves the PATH of SCHEME:PATH[?QUERY] for the
 // schemes whose path is a file (maildir:, mbox:); server URLs and names
 // are left alone.
 func resolveURLPath(u *string, abs func(*string) error) error {
 	scheme, rest, ok := strings.Cut(*u, ":")
-	if !ok || strings.HasPrefix(rest, "//") || rest == "" || !filesScheme(scheme) {
+	if !ok || strings.HasPrefix(rest, "//") || rest == "" || !schemeNamesFiles(scheme) {
 		return nil
 	}
 	path, query, hasQuery := strings.Cut(rest, "?")
@@ -93,4 +84,9 @@ func resolveURLPath(u *string, abs func(*string) error) error {
 		*u += "?" + query
 	}
 	return nil
+}
+
+func schemeNamesFiles(name string) bool {
+	sc, ok := endpoint.Lookup(name)
+	return ok && sc.Files
 }

@@ -69,6 +69,9 @@ func examples() string {
 	return strings.Join(out, ", ")
 }
 
+// Lookup returns the registered scheme name (any case).
+func Lookup(name string) (Scheme, bool) { return lookup(name) }
+
 // Schemes returns the registered schemes, sorted by name.
 func Schemes() []Scheme {
 	var out []Scheme
