@@ -74,13 +74,7 @@ func tokenSource(cfg EndpointConfig) (func() (string, error), error) {
 		defer mu.Unlock()
 		t, err := ts.Token()
 		if err != nil {
-			var re *oauth2.RetrieveError
-			if errors.As(err, &re) {
-				// The provider's own words, without the request (which
-				// holds the refresh token).
-				return "", fmt.Errorf("refresh the access token: %s %s", re.ErrorCode, re.ErrorDescription)
-			}
-			return "", fmt.Errorf("refresh the access token: %w", err)
+			return "", providerError("refresh the access token", err)
 		}
 		return t.AccessToken, nil
 	}, nil
@@ -92,6 +86,16 @@ type loginOptions struct {
 	authURL, deviceURL string
 	device             bool               // the device flow, whatever the provider's default
 	browse             func(string) error // opens the authorization URL; nil: print it only
+}
+
+// providerError words a failed token request: the provider's own words,
+// without the request, which holds the refresh token or the code.
+func providerError(what string, err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return fmt.Errorf("%s: %s %s", what, re.ErrorCode, re.ErrorDescription)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // oauthCommand is "mailferry oauth login".

@@ -100,11 +100,7 @@ func loopbackLogin(ctx context.Context, conf *oauth2.Config, browse func(string)
 	}
 	tok, err := c.Exchange(ctx, res.code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) {
-			return nil, fmt.Errorf("exchange the code: %s %s", re.ErrorCode, re.ErrorDescription)
-		}
-		return nil, fmt.Errorf("exchange the code: %w", err)
+		return nil, providerError("exchange the code", err)
 	}
 	return tok, nil
 }
