@@ -22,7 +22,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -370,6 +369,9 @@ func (s *Server) stop(t testing.TB) {
 			t.Logf("dovecot log (last 3000 bytes):\n%s", tail(log, 3000))
 		}
 	}
+	if s.exited == nil {
+		return // the master never started
+	}
 	stop := exec.Command(Binary(), "-c", s.conf, "stop")
 	stop.Stdout, stop.Stderr = nil, nil
 	stop.Run()
@@ -378,20 +380,11 @@ func (s *Server) stop(t testing.TB) {
 		return
 	case <-time.After(5 * time.Second):
 	}
-	pidFile := filepath.Join(s.Dir, "run", "master.pid")
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(pidFile); os.IsNotExist(err) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	// The master is this process's child: kill it and reap it.
+	if p, err := os.FindProcess(s.pid); err == nil {
+		p.Kill()
 	}
-	if b, err := os.ReadFile(pidFile); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			if p, err := os.FindProcess(pid); err == nil {
-				p.Kill()
-			}
-		}
-	}
+	<-s.exited
 }
 
 func tail(s string, n int) string {
