@@ -87,9 +87,10 @@ type FolderConfig struct {
 	Exclude []string          `yaml:"exclude" flag:"exclude" arg:"PATTERN" merge:"append" cmds:"copy,plan,run,verify" help:"never copy folders matching PATTERN (repeatable; adds to the file's list)"`
 	Map     map[string]string `yaml:"map" flag:"map" arg:"SRC=DST" cmds:"copy,plan,run,verify" help:"SRC=DST puts the source folder SRC at the destination folder DST (repeatable)"`
 	Prefix  string            `yaml:"prefix" flag:"prefix" arg:"NAME" cmds:"copy,plan,run,verify" help:"put every folder under the destination folder NAME"`
-	// AllMail copies a Gmail source's All Mail, Important and Starred
-	// folders too (left out by default: the label folders hold the same).
-	AllMail bool `yaml:"all_mail" flag:"all-mail" cmds:"copy,plan,run,verify" help:"copy a Gmail source's All Mail, Important and Starred folders too"`
+	// AllMail copies a Gmail source's folders as its server lists them,
+	// All Mail, Important and Starred whole (by default they are left
+	// out, and All Mail's messages no label folder holds go to Archive).
+	AllMail bool `yaml:"all_mail" flag:"all-mail" cmds:"copy,plan,run,verify" help:"copy a Gmail source's All Mail, Important and Starred folders whole, not Archive"`
 }
 
 func (f FolderConfig) rules() plan.FolderRules {

@@ -54,7 +54,7 @@ func runJob(ctx context.Context, j Job, c *RunSettings, dryRun bool, stderr io.W
 		}
 	}
 
-	src, err := openSource(ctx, srcEP, j.Source, log)
+	src, err := openSource(ctx, srcEP, j.Source, j.Folders.AllMail, log)
 	if err != nil {
 		return nil, fmt.Errorf("open source %s: %w", srcEP, err)
 	}
@@ -114,9 +114,6 @@ func runJob(ctx context.Context, j Job, c *RunSettings, dryRun bool, stderr io.W
 // selection is the job's folder rules and filters.
 func (j Job) selection() (plan.FolderRules, plan.Filter, error) {
 	rules := j.Folders.rules()
-	if p, _ := lookupProvider(j.Source.Provider); !j.Folders.AllMail {
-		rules.ExcludeRoles = p.skipRoles
-	}
 	filter, err := j.Filters.filter()
 	if err != nil {
 		return rules, filter, usageError{msg: err.Error()}

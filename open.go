@@ -21,8 +21,12 @@ import (
 type side string
 
 // openSource opens an endpoint for reading.
-func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, log *slog.Logger) (source.Source, error) {
-	return store.OpenSource(ctx, e, endpointEnv(e, cfg, "src", log))
+// allMail reads a Gmail source as its server lists it (the all_mail
+// setting).
+func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, allMail bool, log *slog.Logger) (source.Source, error) {
+	env := endpointEnv(e, cfg, "src", log)
+	env.AllMail = allMail
+	return store.OpenSource(ctx, e, env)
 }
 
 // openDestination opens an endpoint for writing, or, in a dry run, to be

@@ -20,9 +20,6 @@ type provider struct {
 	scopes   []string
 	// maxConns is the provider's cap on simultaneous IMAP connections.
 	maxConns int
-	// skipRoles are source folders left out by default: Gmail's All Mail
-	// and Important hold copies of what the label folders hold.
-	skipRoles []string
 }
 
 var providers = map[string]provider{
@@ -31,7 +28,6 @@ var providers = map[string]provider{
 		tokenURL: "https://oauth2.googleapis.com/token", deviceURL: "https://oauth2.googleapis.com/device/code",
 		authURL: "https://accounts.google.com/o/oauth2/v2/auth", loopback: true,
 		scopes: []string{"https://mail.google.com/"}, maxConns: 15,
-		skipRoles: []string{`\All`, `\Important`, `\Flagged`},
 	},
 	"office365": {
 		name: "office365", imapHost: "outlook.office365.com",

@@ -24,9 +24,6 @@ type FolderRules struct {
 	// ("Restored/2026-11-26"): INBOX becomes "Restored/2026-11-26/INBOX".
 	// Special-use mapping is then off: a restore keeps its names.
 	Prefix string
-	// ExcludeRoles leaves out source folders with these special-use roles
-	// (Gmail's \All and \Important repeat what the label folders hold).
-	ExcludeRoles []string
 }
 
 // Filter chooses which messages are copied. Messages it leaves out are
@@ -96,7 +93,6 @@ func NewFolderRules(r FolderRules) (FolderRules, error) {
 type folderSelector struct {
 	include, exclude []*regexp.Regexp
 	patterns         []string // of include, for unmatched
-	roles            []string
 }
 
 // unmatched returns the first include pattern that matches none of
@@ -124,7 +120,7 @@ func folderList(folders []source.Folder) string {
 }
 
 func newFolderSelector(r FolderRules) (*folderSelector, error) {
-	s := &folderSelector{roles: r.ExcludeRoles, patterns: r.Include}
+	s := &folderSelector{patterns: r.Include}
 	for _, list := range []struct {
 		pats []string
 		out  *[]*regexp.Regexp
@@ -141,9 +137,6 @@ func newFolderSelector(r FolderRules) (*folderSelector, error) {
 }
 
 func (s *folderSelector) selected(f source.Folder) bool {
-	if f.SpecialUse != "" && slices.Contains(s.roles, f.SpecialUse) {
-		return false
-	}
 	name := f.Name
 	match := func(res []*regexp.Regexp) bool {
 		for _, re := range res {

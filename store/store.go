@@ -56,6 +56,9 @@ type Env struct {
 	Secret func() (Secret, error)
 	// MaxConns caps the endpoint's connections (0: no cap).
 	MaxConns int
+	// AllMail reads a Gmail source as its server lists it: All Mail,
+	// Important and Starred as folders (the all_mail setting).
+	AllMail bool
 }
 
 // Secret is how a server endpoint logs in: a password, or a token (or a

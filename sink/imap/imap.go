@@ -42,6 +42,8 @@ type Sink struct {
 
 // Open connects and logs in.
 func Open(ctx context.Context, cfg srcimap.Config) (*Sink, error) {
+	// Written to, a Gmail account is the folders its server lists.
+	cfg.KeepAllMail = true
 	st, err := srcimap.Open(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -26,6 +26,17 @@ var Kind = &store.Kind{
 		if err != nil {
 			return nil, err
 		}
+		c.KeepAllMail = env.AllMail
+		return srcimap.Open(ctx, c)
+	},
+	// Looked at as a destination, a Gmail account is what it is written
+	// as: the folders its server lists.
+	OpenLook: func(ctx context.Context, e *endpoint.Endpoint, env store.Env) (source.Source, error) {
+		c, err := Config(e, env)
+		if err != nil {
+			return nil, err
+		}
+		c.KeepAllMail = true
 		return srcimap.Open(ctx, c)
 	},
 	OpenSink: func(ctx context.Context, e *endpoint.Endpoint, env store.Env) (sink.Sink, error) {

@@ -62,7 +62,11 @@ type Config struct {
 	// large message on a slow link is fine; a dead peer is not waited on
 	// forever.
 	Timeout time.Duration
-	Log     *slog.Logger
+	// KeepAllMail shows a Gmail account as its server lists it (All Mail,
+	// Important and Starred included) rather than as its label folders
+	// plus Archive (gmail.go). A store opened to be written to sets it.
+	KeepAllMail bool
+	Log         *slog.Logger
 }
 
 // Errors a caller may want to tell apart.

@@ -32,6 +32,8 @@ type Store struct {
 	// raw maps folders listed under names go-imap cannot select to
 	// those names (rawlist.go).
 	raw map[string]string
+	// gm is the Gmail view of All Mail, when in force (gmail.go).
+	gm *gmailView
 	// unwatch stops the watch on Open's context (see netx.Live).
 	unwatch func() bool
 }
@@ -181,6 +183,9 @@ func (s *Store) Mailbox(ctx context.Context, folder string) (string, error) {
 	if err := s.unselectable(folder); err != nil {
 		return "", err
 	}
+	if gm := s.gmail(); gm != nil && folder == gm.archive {
+		folder = gm.allMail
+	}
 	ns, err := s.Namespace(ctx)
 	if err != nil {
 		return "", err
@@ -212,8 +217,10 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 		return nil, err
 	}
 	var list []*imap.ListData
+	var caps imap.CapSet
 	subs := false // whether LIST reports subscriptions
 	err = cn.Do(func() error {
+		caps = cn.c.Caps()
 		opts := &imap.ListOptions{}
 		if cn.c.Caps().Has(imap.CapSpecialUse) {
 			opts.ReturnSpecialUse = true
@@ -248,7 +255,7 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 		}
 		out = append(out, listedFolder(name, l.Attrs, subs))
 	}
-	return out, nil
+	return s.gmailFolders(out, caps), nil
 }
 
 // listedFolder is the folder name of a LIST answer with attrs: its
@@ -259,7 +266,7 @@ func listedFolder(name string, attrs []imap.MailboxAttr, subs bool) source.Folde
 	for _, a := range attrs {
 		switch a {
 		case imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts, imap.MailboxAttrFlagged,
-			imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash:
+			imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash, mailboxAttrImportant:
 			f.SpecialUse = string(a)
 		}
 	}
@@ -318,6 +325,11 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	s.Pool.Put(cn, err != nil && !errors.Is(err, source.ErrFolderNotFound))
 	if err != nil {
 		return Transport(err)
+	}
+	if gm := s.gmail(); gm != nil && folder == gm.archive {
+		if msgs, err = s.keepArchived(ctx, gm, msgs); err != nil {
+			return err
+		}
 	}
 	return source.Emit(ctx, msgs, fn)
 }

@@ -120,7 +120,7 @@ func (s *Store) rawFolders(ctx context.Context, ns *namespace) ([]source.Folder,
 	for name, r := range raw {
 		s.Cfg.Log.Warn("folder name on the server is not valid modified UTF-7; that folder cannot be copied", "folder", name, "server_name", r)
 	}
-	return out, nil
+	return s.gmailFolders(out, st.Caps), nil
 }
 
 // unselectable returns the error for a folder listed under a name go-imap
@@ -138,28 +138,20 @@ func (s *Store) unselectable(folder string) error {
 // readList reads the answer to the LIST command tagged tag.
 func readList(br *bufio.Reader, tag string) ([]listEntry, error) {
 	var out []listEntry
-	for {
-		line, err := readListLine(br)
-		if err != nil {
-			return nil, err
-		}
-		if rest, ok := strings.CutPrefix(line, tag+" "); ok {
-			if !strings.HasPrefix(strings.ToUpper(rest), "OK") {
-				return nil, fmt.Errorf("LIST: %q", rest)
-			}
-			return out, nil
-		}
+	err := readTagged(br, tag, func(line string) error {
 		if !strings.HasPrefix(strings.ToUpper(line), "* LIST ") {
-			continue // other untagged data
+			return nil // other untagged data
 		}
 		e, err := parseListLine(line[len("* LIST "):])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if out = append(out, e); len(out) > maxListEntries {
-			return nil, fmt.Errorf("LIST: more than %d folders", maxListEntries)
+			return fmt.Errorf("LIST: more than %d folders", maxListEntries)
 		}
-	}
+		return nil
+	})
+	return out, err
 }
 
 // readListLine reads one response line with its literals inlined as
@@ -179,7 +171,7 @@ func readListLine(br *bufio.Reader) (string, error) {
 			return b.String(), nil
 		}
 		if size > int64(maxListLine-b.Len()-len(part)) {
-			return "", fmt.Errorf("LIST: a literal of %d bytes", size)
+			return "", fmt.Errorf("an answer holds a literal of %d bytes", size)
 		}
 		n := int(size)
 		lit := make([]byte, n)
@@ -198,7 +190,7 @@ func readBounded(br *bufio.Reader, limit int) (string, error) {
 		chunk, err := br.ReadSlice('\n')
 		b.Write(chunk)
 		if b.Len() > limit {
-			return "", fmt.Errorf("LIST: a line longer than %d bytes", maxListLine)
+			return "", fmt.Errorf("an answer line longer than %d bytes", maxListLine)
 		}
 		if err == nil {
 			return b.String(), nil

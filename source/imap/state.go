@@ -15,6 +15,10 @@ import (
 // HIGHESTMODSEQ (CONDSTORE, RFC 7162) when any flag changes. Without
 // CONDSTORE a flag change would go unseen, so the answer is "" (list).
 func (s *Store) State(ctx context.Context, folder string) (string, error) {
+	if gm := s.gmail(); gm != nil && folder == gm.archive {
+		// What it lists changes with any label anywhere: always listed.
+		return "", nil
+	}
 	st, err := s.status(ctx, folder, true)
 	if err != nil || st == nil {
 		return "", err
@@ -80,6 +84,10 @@ func (s *Store) status(ctx context.Context, folder string, modseq bool) (*imap.S
 
 // Count implements source.Counter with STATUS (MESSAGES).
 func (s *Store) Count(ctx context.Context, folder string) (int, error) {
+	if gm := s.gmail(); gm != nil && folder == gm.archive {
+		keep, err := s.archived(ctx, gm)
+		return len(keep), err
+	}
 	st, err := s.status(ctx, folder, false)
 	if err != nil || st == nil || st.NumMessages == nil {
 		return 0, err

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/gmailtest"
+	"github.com/mailferry/mailferry/internal/header"
+	"github.com/mailferry/mailferry/source"
+	srcimap "github.com/mailferry/mailferry/source/imap"
+	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+)
+
+// gmailAccount fills an emulated Gmail account: mail in the inbox, under
+// labels (one message under two), sent, starred, marked important, in
+// Spam, and archived with no label at all, which only All Mail lists.
+func gmailAccount(t *testing.T) (src string) {
+	g := gmailtest.New(t, "alice", "pw")
+	date := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
+	for id, labels := range map[string][]string{
+		"inbox":              {`\Inbox`, `\Important`},
+		"work":               {"Work", `\Starred`},
+		"two-labels":         {"Work", "Société/Reçus"},
+		"sent":               {`\Sent`},
+		"archived":           nil,
+		"archived-important": {`\Important`},
+		"archived-starred":   {`\Starred`},
+		"spam":               {`\Spam`},
+	} {
+		g.Add(t, []byte("Message-ID: <"+id+"@example.com>\r\nSubject: "+id+"\r\n\r\nbody\r\n"), date, nil, labels...)
+	}
+	t.Setenv("MAILFERRY_SRC_PASSWORD", "pw")
+	return "imap://alice@" + g.Addr + "?tls=none"
+}
+
+// folderIDs lists a store: folder, then the message IDs it holds, sorted.
+func folderIDs(t *testing.T, s source.Source) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	folders, err := s.Folders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, f := range folders {
+		err := s.List(ctx, f.Name, func(m source.Message) error {
+			if m.MessageIDKnown {
+				out[f.Name] = append(out[f.Name], strings.Trim(m.MessageID, "<>"))
+				return nil
+			}
+			r, err := s.Open(ctx, m)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			id, _, err := header.MessageID(r)
+			out[f.Name] = append(out[f.Name], strings.Trim(id, "<>"))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(out[f.Name])
+	}
+	return out
+}
+
+// TestGmailSourceCopiesArchivedMail: from a Gmail account (recognised by
+// X-GM-EXT-1, not by its host), every message of All Mail reaches the
+// destination: each label's folder holds its messages, and the messages
+// no label holds (archived, or only Important or Starred) are in Archive.
+// Nothing is copied twice through All Mail, Important or Starred, verify
+// agrees, and a re-run copies nothing. With --all-mail the account is
+// copied as its server lists it.
+func TestGmailSourceCopiesArchivedMail(t *testing.T) {
+	src := gmailAccount(t)
+	want := map[string][]string{
+		"INBOX":         {"inbox@example.com"},
+		"Work":          {"two-labels@example.com", "work@example.com"},
+		"Société/Reçus": {"two-labels@example.com"},
+		"Archive":       {"archived-important@example.com", "archived-starred@example.com", "archived@example.com"},
+	}
+	check := func(t *testing.T, got map[string][]string, sent, spam string) {
+		t.Helper()
+		w := maps.Clone(want)
+		w[sent] = []string{"sent@example.com"}
+		w[spam] = []string{"spam@example.com"}
+		for f, ids := range got {
+			if len(ids) == 0 {
+				delete(got, f) // an empty Drafts or Trash
+			}
+		}
+		if !maps.EqualFunc(got, w, slices.Equal) {
+			t.Errorf("destination holds\n%v\nwant\n%v", got, w)
+		}
+	}
+
+	t.Run("to Maildir", func(t *testing.T) {
+		dir := t.TempDir() + "/backup"
+		sum := copyJSON(t, "copy", src, "maildir:"+dir)
+		if sum.Copied != 9 {
+			t.Errorf("copied %d, want 9 (8 messages, one with two labels)", sum.Copied)
+		}
+		s, err := srcmaildir.Open(dir, srcmaildir.LayoutMaildirPP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		check(t, folderIDs(t, s), "[Gmail]/Sent Mail", "[Gmail]/Spam")
+		if code, _, stderr := cli(t, "verify", src, "maildir:"+dir); code != exitOK {
+			t.Errorf("verify: exit %d\n%s", code, stderr)
+		}
+		if again := copyJSON(t, "copy", src, "maildir:"+dir); again.Copied != 0 {
+			t.Errorf("re-run copied %d", again.Copied)
+		}
+	})
+
+	t.Run("to Dovecot", func(t *testing.T) {
+		srv := dovecottest.Start(t, dovecottest.Options{})
+		user := srv.NewUser(t)
+		t.Setenv("MAILFERRY_DST_PASSWORD", dovecottest.Password)
+		copyJSON(t, "copy", src, imapURL(srv, user))
+		dst, err := srcimap.Open(context.Background(), srcimap.Config{Addr: dovecottest.Addr(srv.IMAPSPort), TLS: srcimap.TLSImplicit, CAFile: srv.CAFile, User: user, Password: dovecottest.Password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dst.Close()
+		check(t, folderIDs(t, dst), "[Gmail]/Sent Mail", "[Gmail]/Spam")
+		if code, _, stderr := cli(t, "verify", src, imapURL(srv, user)); code != exitOK {
+			t.Errorf("verify: exit %d\n%s", code, stderr)
+		}
+	})
+
+	t.Run("--all-mail", func(t *testing.T) {
+		dir := t.TempDir() + "/all"
+		copyJSON(t, "copy", "--all-mail", src, "maildir:"+dir)
+		s, err := srcmaildir.Open(dir, srcmaildir.LayoutMaildirPP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		got := folderIDs(t, s)
+		for f, n := range map[string]int{gmailtest.AllMail: 7, gmailtest.Important: 2, gmailtest.Starred: 2, "Archive": 0} {
+			if len(got[f]) != n {
+				t.Errorf("--all-mail: %s holds %d messages, want %d", f, len(got[f]), n)
+			}
+		}
+	})
+}

@@ -1,0 +1,300 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/mutf7"
+	"github.com/mailferry/mailferry/source"
+)
+
+// Gmail shows labels as folders: a message is listed in the folder of
+// each of its labels, and every message but Spam and Trash is in All Mail
+// (the \All folder), which is the only place a message archived without a
+// label is listed. Copying the label folders alone loses that mail;
+// copying All Mail as well copies everything twice.
+//
+// So a Gmail source (one whose server offers X-GM-EXT-1, whatever its
+// host name: Google Workspace, a proxy and the test emulator alike) is
+// shown as its label folders plus one folder, "Archive" (special use
+// \Archive), that lists the messages of All Mail no listed folder holds.
+// All Mail itself, Important and Starred are not shown: they repeat what
+// the label folders hold (Starred is the \Flagged flag every copy keeps).
+// Config.KeepAllMail shows the account as the server lists it instead.
+//
+// Gmail's documentation, which this follows:
+//   - https://developers.google.com/workspace/gmail/imap/imap-extensions
+//     (X-GM-EXT-1 in CAPABILITY; the special-use attributes \All,
+//     \Important, \Flagged of LIST; X-GM-LABELS in FETCH: a message's
+//     labels, system ones as \Inbox, \Sent, \Draft, \Important, \Starred,
+//     user ones as modified UTF-7 astrings)
+//   - https://support.google.com/mail/answer/6576 (archiving removes the
+//     Inbox label; the message stays in All Mail)
+
+// capGmail is Gmail's extension capability.
+const capGmail = imap.Cap("X-GM-EXT-1")
+
+// gmailView is how a Gmail account's All Mail is shown.
+type gmailView struct {
+	archive string          // the shown folder's name
+	allMail string          // the \All folder's name
+	folders map[string]bool // the folders shown, by name
+	roles   map[string]bool // their special-use roles
+}
+
+// gmailFolders applies the Gmail view to a folder listing, if the server
+// is Gmail and the view is wanted; it remembers what it did for Mailbox
+// and List.
+func (s *Store) gmailFolders(folders []source.Folder, caps imap.CapSet) []source.Folder {
+	var gm *gmailView
+	defer func() {
+		s.mu.Lock()
+		s.gm = gm
+		s.mu.Unlock()
+	}()
+	if !caps.Has(capGmail) || s.Cfg.KeepAllMail {
+		return folders
+	}
+	gm = &gmailView{folders: map[string]bool{}, roles: map[string]bool{}}
+	var out []source.Folder
+	for _, f := range folders {
+		switch f.SpecialUse {
+		case string(imap.MailboxAttrAll):
+			gm.allMail = f.Name
+			continue
+		case mailboxAttrImportant, string(imap.MailboxAttrFlagged):
+			continue
+		}
+		gm.folders[f.Name] = true
+		gm.roles[f.SpecialUse] = true
+		out = append(out, f)
+	}
+	if gm.allMail == "" {
+		gm = nil
+		return out
+	}
+	gm.archive = "Archive"
+	for i := 2; gm.folders[gm.archive]; i++ {
+		gm.archive = "Archive (" + strconv.Itoa(i) + ")"
+	}
+	s.Cfg.Log.Info("Gmail: All Mail is copied as the messages no label folder holds", "folder", gm.archive)
+	return append(out, source.Folder{Name: gm.archive, SpecialUse: string(imap.MailboxAttrArchive)})
+}
+
+// mailboxAttrImportant is RFC 8457's \Important, which go-imap does not name.
+const mailboxAttrImportant = `\Important`
+
+// gmail returns the view in force, or nil.
+func (s *Store) gmail() *gmailView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gm
+}
+
+// shown reports whether a message with these labels is listed in a
+// folder the view shows. A label without a shown folder (one hidden from
+// IMAP in Gmail's settings, or \Important) does not count.
+func (gm *gmailView) shown(labels []string, ns *namespace) bool {
+	for _, l := range labels {
+		switch strings.ToLower(l) {
+		case `\inbox`:
+			return true
+		case `\sent`:
+			if gm.roles[string(imap.MailboxAttrSent)] {
+				return true
+			}
+		case `\draft`:
+			if gm.roles[string(imap.MailboxAttrDrafts)] {
+				return true
+			}
+		}
+		if strings.HasPrefix(l, `\`) {
+			continue
+		}
+		d, err := mutf7.Decode(l)
+		if err != nil {
+			continue
+		}
+		if name, ok := ns.FolderName(d); ok && gm.folders[name] {
+			return true
+		}
+	}
+	return false
+}
+
+// archived returns the UIDs of All Mail's messages the view's other
+// folders do not show, reading every message's labels on a connection
+// taken from go-imap, whose FETCH parser fails on X-GM-LABELS
+// (docs/library-audit.md, §1.4a).
+func (s *Store) archived(ctx context.Context, gm *gmailView) (map[imap.UID]bool, error) {
+	ns, err := s.Namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mailbox, err := ns.ServerName(gm.allMail)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Pool.Detached(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read Gmail labels: %w", err)
+	}
+	defer st.Close()
+	st.DC.Begin()
+	defer st.DC.End()
+	br := bufio.NewReader(st)
+	if _, err := io.WriteString(st, "mf1 EXAMINE "+quote(mutf7.Encode(mailbox))+"\r\n"); err != nil {
+		return nil, Transport(fmt.Errorf("examine %q: %w", gm.allMail, err))
+	}
+	if err := readTagged(br, "mf1", nil); err != nil {
+		return nil, fmt.Errorf("examine %q: %w", gm.allMail, err)
+	}
+	if _, err := io.WriteString(st, "mf2 UID FETCH 1:* (UID X-GM-LABELS)\r\n"); err != nil {
+		return nil, Transport(fmt.Errorf("fetch Gmail labels: %w", err))
+	}
+	out := map[imap.UID]bool{}
+	err = readTagged(br, "mf2", func(line string) error {
+		uid, labels, ok, err := parseLabelsFetch(line)
+		if err != nil || !ok {
+			return err
+		}
+		if !gm.shown(labels, ns) {
+			out[uid] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetch Gmail labels of %q: %w", gm.allMail, err)
+	}
+	return out, nil
+}
+
+// quote makes s an IMAP quoted string.
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// readTagged reads untagged lines, giving each to fn (if not nil), until
+// the line tagged tag, and fails unless that says OK.
+func readTagged(br *bufio.Reader, tag string, fn func(string) error) error {
+	for {
+		line, err := readListLine(br)
+		if err != nil {
+			return Transport(err)
+		}
+		if rest, ok := strings.CutPrefix(line, tag+" "); ok {
+			if !strings.HasPrefix(strings.ToUpper(rest), "OK") {
+				return fmt.Errorf("the server answered %q", rest)
+			}
+			return nil
+		}
+		if fn != nil {
+			if err := fn(line); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// parseLabelsFetch reads "* N FETCH (UID u X-GM-LABELS (l ...))", items
+// in any order; ok is false for any other untagged line.
+func parseLabelsFetch(line string) (uid imap.UID, labels []string, ok bool, err error) {
+	f := strings.SplitN(line, " ", 4)
+	if len(f) < 4 || f[0] != "*" || !strings.EqualFold(f[2], "FETCH") {
+		return 0, nil, false, nil
+	}
+	s, found := strings.CutPrefix(f[3], "(")
+	if !found {
+		return 0, nil, false, fmt.Errorf("FETCH: no item list in %q", line)
+	}
+	seenLabels := false
+	for {
+		s = strings.TrimLeft(s, " ")
+		if strings.HasPrefix(s, ")") {
+			break
+		}
+		name, rest, _ := strings.Cut(s, " ")
+		switch strings.ToUpper(name) {
+		case "UID":
+			num, after, _ := strings.Cut(rest, " ")
+			num = strings.TrimSuffix(num, ")")
+			if after == "" && strings.HasSuffix(rest, ")") {
+				after = ")"
+			}
+			n, perr := strconv.ParseUint(num, 10, 32)
+			if perr != nil || n == 0 {
+				return 0, nil, false, fmt.Errorf("FETCH: bad UID in %q", line)
+			}
+			uid, s = imap.UID(n), after
+		case "X-GM-LABELS":
+			labels, s, err = parseLabelList(rest)
+			if err != nil {
+				return 0, nil, false, fmt.Errorf("FETCH: %w in %q", err, line)
+			}
+			seenLabels = true
+		default:
+			return 0, nil, false, fmt.Errorf("FETCH: unasked item %q in %q", name, line)
+		}
+	}
+	if uid == 0 || !seenLabels {
+		return 0, nil, false, fmt.Errorf("FETCH: UID or X-GM-LABELS missing in %q", line)
+	}
+	return uid, labels, true, nil
+}
+
+// parseLabelList reads "(astring ...)" and returns the labels and what
+// follows the list.
+func parseLabelList(s string) ([]string, string, error) {
+	s, ok := strings.CutPrefix(s, "(")
+	if !ok {
+		return nil, "", fmt.Errorf("no label list")
+	}
+	var out []string
+	for {
+		s = strings.TrimLeft(s, " ")
+		switch {
+		case s == "":
+			return nil, "", fmt.Errorf("unclosed label list")
+		case s[0] == ')':
+			return out, s[1:], nil
+		case s[0] == '"' || strings.HasPrefix(s, "\x00{"):
+			l, rest, err := parseAString(s)
+			if err != nil {
+				return nil, "", err
+			}
+			out, s = append(out, l), rest
+		default:
+			end := strings.IndexAny(s, " )")
+			if end < 0 {
+				end = len(s)
+			}
+			out, s = append(out, s[:end]), s[end:]
+		}
+	}
+}
+
+// keepArchived keeps, of All Mail's messages, those the view's other
+// folders do not show.
+func (s *Store) keepArchived(ctx context.Context, gm *gmailView, msgs []source.Message) ([]source.Message, error) {
+	keep, err := s.archived(ctx, gm)
+	if err != nil {
+		return nil, err
+	}
+	out := msgs[:0]
+	for _, m := range msgs {
+		_, uid, err := ParseID(m.ID)
+		if err != nil {
+			return nil, err
+		}
+		if keep[uid] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
