@@ -203,6 +203,12 @@ type EndpointConfig struct {
 	OAuth2TokenURL         string
 	OAuth2RefreshTokenFile string
 	OAuth2RefreshTokenCmd  string
+	// Admin credentials, one for many mailboxes (oauthadmin.go): a Google
+	// service account's key file, or Microsoft 365 app-only access (the
+	// client's ID and secret) in a tenant.
+	OAuth2ServiceAccountFile string
+	OAuth2AppOnly            bool
+	OAuth2Tenant             string
 	// MaxConns caps the endpoint's connections (run --max-host-connections);
 	// not in the file.
 	MaxConns int `yaml:"-"`
@@ -210,7 +216,8 @@ type EndpointConfig struct {
 }
 
 var endpointKeys = []string{"url", "provider", "user", "password_file", "password_cmd", "oauth2_token_cmd",
-	"oauth2_client_id", "oauth2_client_secret_file", "oauth2_token_url", "oauth2_refresh_token_file", "oauth2_refresh_token_cmd"}
+	"oauth2_client_id", "oauth2_client_secret_file", "oauth2_token_url", "oauth2_refresh_token_file", "oauth2_refresh_token_cmd",
+	"oauth2_service_account_file", "oauth2_app_only", "oauth2_tenant"}
 
 // UnmarshalYAML accepts a scalar URL or a mapping. It checks the mapping's
 // keys itself: yaml.v3 does not apply KnownFields inside custom unmarshalers.
@@ -231,15 +238,22 @@ func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
 				"password_file": &e.PasswordFile, "password_cmd": &e.PasswordCmd, "oauth2_token_cmd": &e.OAuth2TokenCmd,
 				"oauth2_client_id": &e.OAuth2ClientID, "oauth2_client_secret_file": &e.OAuth2ClientSecretFile, "oauth2_token_url": &e.OAuth2TokenURL,
 				"oauth2_refresh_token_file": &e.OAuth2RefreshTokenFile, "oauth2_refresh_token_cmd": &e.OAuth2RefreshTokenCmd,
+				"oauth2_service_account_file": &e.OAuth2ServiceAccountFile, "oauth2_tenant": &e.OAuth2Tenant,
 			}[k.Value]
 			switch {
+			case k.Value == "oauth2_app_only":
+				b, err := strconv.ParseBool(v.Value)
+				if err != nil {
+					return fmt.Errorf("line %d: oauth2_app_only: want true or false, not %q", v.Line, v.Value)
+				}
+				e.OAuth2AppOnly = b
 			case field != nil:
 				*field = v.Value
 			default:
 				return fmt.Errorf("line %d: unknown key %q (an endpoint takes: %s)", k.Line, k.Value, strings.Join(endpointKeys, ", "))
 			}
 		}
-		for _, f := range []*string{&e.PasswordFile, &e.OAuth2ClientSecretFile, &e.OAuth2RefreshTokenFile} {
+		for _, f := range []*string{&e.PasswordFile, &e.OAuth2ClientSecretFile, &e.OAuth2RefreshTokenFile, &e.OAuth2ServiceAccountFile} {
 			x, err := expandHome(*f)
 			if err != nil {
 				return fmt.Errorf("line %d: %v", n.Line, err)
@@ -368,7 +382,7 @@ func (j *Job) check() error {
 		if err != nil {
 			return atKey(ep.what, fmt.Errorf("%s: %v", ep.what, err))
 		}
-		if !e.Server && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "" || ep.e.OAuth2TokenCmd != "" || ep.e.usesRefreshToken()) {
+		if !e.Server && (ep.e.PasswordFile != "" || ep.e.PasswordCmd != "" || ep.e.OAuth2TokenCmd != "" || ep.e.usesOAuth2()) {
 			return atKey(ep.what, fmt.Errorf("%s: %s takes no password", ep.what, e.Scheme))
 		}
 	}

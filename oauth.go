@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/mailferry/mailferry/internal/atomicfile"
 	"github.com/spf13/cobra"
@@ -66,18 +64,7 @@ func tokenSource(cfg EndpointConfig) (func() (string, error), error) {
 	if refresh == "" {
 		return nil, errors.New("OAuth2 needs a refresh token: oauth2_refresh_token_file or oauth2_refresh_token_cmd (mailferry oauth login makes one)")
 	}
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Timeout: time.Minute})
-	ts := oauth2.ReuseTokenSourceWithExpiry(&oauth2.Token{RefreshToken: refresh}, conf.TokenSource(ctx, &oauth2.Token{RefreshToken: refresh}), time.Minute)
-	var mu sync.Mutex
-	return func() (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		t, err := ts.Token()
-		if err != nil {
-			return "", providerError("refresh the access token", err)
-		}
-		return t.AccessToken, nil
-	}, nil
+	return reuseTokens(conf.TokenSource(tokenContext(), &oauth2.Token{RefreshToken: refresh}), "refresh the access token"), nil
 }
 
 // loginOptions are oauth login's flags beyond the endpoint's settings.
@@ -93,7 +80,21 @@ type loginOptions struct {
 func providerError(what string, err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		return fmt.Errorf("%s: %s %s", what, re.ErrorCode, re.ErrorDescription)
+		code, desc := re.ErrorCode, re.ErrorDescription
+		if code == "" {
+			// The JWT grant leaves the answer unparsed: its RFC 6749
+			// §5.2 fields, and nothing else of the body.
+			var body struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			json.Unmarshal(re.Body, &body)
+			code, desc = body.Error, body.Description
+		}
+		if code == "" && re.Response != nil {
+			code = re.Response.Status
+		}
+		return fmt.Errorf("%s: %s", what, strings.TrimSpace(code+" "+desc))
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

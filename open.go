@@ -49,7 +49,17 @@ func endpointEnv(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Log
 // secret finds how a server endpoint logs in: an OAuth2 refresh token
 // (tokens are then fetched as needed), a token command, or a password.
 func secret(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Logger) (store.Secret, error) {
+	admin := func(tokens func() (string, error), err error) (store.Secret, error) {
+		if err != nil {
+			return store.Secret{}, usageError{msg: fmt.Sprintf("%s: %v", e, err)}
+		}
+		return store.Secret{TokenSource: tokens}, nil
+	}
 	switch {
+	case cfg.OAuth2ServiceAccountFile != "":
+		return admin(serviceAccountTokens(cfg, e.User))
+	case cfg.OAuth2AppOnly:
+		return admin(appOnlyTokens(cfg))
 	case cfg.usesRefreshToken():
 		tokens, err := tokenSource(cfg)
 		if err != nil {
