@@ -32,7 +32,7 @@ Endpoints:
   maildir:PATH[?layout=fs|flat]       a Maildir tree (Maildir++ by default)
   imaps://USER@HOST[:PORT]            IMAP over TLS (imap:// for STARTTLS)
   pop3s://USER@HOST[:PORT]            POP3 over TLS (pop3:// for STLS); a source only
-  mbox:PATH[?folder=NAME]             an mbox file or a Thunderbird tree; a source only
+  mbox:PATH[?folder=NAME]             an mbox file or tree; written: DIR, one file per folder
 
 Passwords: MAILFERRY_SRC_PASSWORD and MAILFERRY_DST_PASSWORD; in a config
 file, password_file or password_cmd of the endpoint.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	sinkimap "github.com/mailferry/mailferry/sink/imap"
+	sinkmbox "github.com/mailferry/mailferry/sink/mbox"
 	"github.com/mailferry/mailferry/sink/sinktest"
 	"github.com/mailferry/mailferry/source"
 	srcpop3 "github.com/mailferry/mailferry/source/pop3"
@@ -223,6 +224,22 @@ func TestCrashMatrix(t *testing.T) {
 			}
 		}},
 	}
+	for _, dedup := range []string{"message-id", "none"} {
+		paths = append(paths, struct {
+			name  string
+			pause time.Duration
+			fresh func(t *testing.T) ([]string, func(t *testing.T))
+		}{"IMAP to mbox, --dedup " + dedup, 0, func(t *testing.T) ([]string, func(t *testing.T)) {
+			d := filepath.Join(t.TempDir(), "dst")
+			src, dst := imapURL(srv, imapSrc), "mbox:"+d
+			return []string{"copy", src, dst, "--dedup", dedup, "--checkpoint", filepath.Join(t.TempDir(), "ckpt"), "--quiet"}, func(t *testing.T) {
+				if got := countMbox(t, d); got != n {
+					t.Fatalf("destination holds %d messages, want %d", got, n)
+				}
+				verifyDeep(t, src, dst)
+			}
+		}})
+	}
 	// The crash between a write and its record, in the dedup modes that
 	// rely on it least: --dedup none (write intents) and content.
 	for _, dedup := range []string{"none", "content"} {
@@ -288,4 +305,25 @@ func TestCrashMatrix(t *testing.T) {
 			crashCycles(t, env, kills, p.pause, p.fresh)
 		})
 	}
+}
+
+// countMbox counts the messages of an mbox tree mailferry wrote.
+func countMbox(t *testing.T, dir string) int {
+	t.Helper()
+	s, err := sinkmbox.New(dir, sinkmbox.LayoutMbox, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	folders, err := s.Folders(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, f := range folders {
+		if err := s.List(t.Context(), f.Name, func(source.Message) error { total++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return total
 }

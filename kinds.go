@@ -3,7 +3,7 @@ package main
 import (
 	sinkimap "github.com/mailferry/mailferry/sink/imap"
 	sinkmaildir "github.com/mailferry/mailferry/sink/maildir"
-	srcmbox "github.com/mailferry/mailferry/source/mbox"
+	sinkmbox "github.com/mailferry/mailferry/sink/mbox"
 	srcpop3 "github.com/mailferry/mailferry/source/pop3"
 	"github.com/mailferry/mailferry/store"
 )
@@ -12,7 +12,7 @@ import (
 // a store.Kind, and one line here.
 func init() {
 	store.Register(sinkmaildir.Kind)
-	store.Register(srcmbox.Kind)
+	store.Register(sinkmbox.Kind)
 	store.Register(sinkimap.Kind)
 	store.Register(srcpop3.Kind)
 }

@@ -20,7 +20,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/gob"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +28,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -172,10 +170,16 @@ func (s *Store) List(ctx context.Context, folderName string, fn func(source.Mess
 
 func (m *mfile) size(e *entry) int64 {
 	n := e.End - e.Body
-	if m.unquote && !e.CL {
+	if m.unquoted(e) {
 		n -= e.Quoted
 	}
 	return n
+}
+
+// unquoted reports whether e's mboxrd quoting is undone: in a file known
+// to be mboxrd, and in every message mailferry wrote.
+func (m *mfile) unquoted(e *entry) bool {
+	return e.Mine || (m.unquote && !e.CL)
 }
 
 // Open implements source.Source.
@@ -193,7 +197,7 @@ func (s *Store) Open(ctx context.Context, msg source.Message) (io.ReadCloser, er
 			return nil, fmt.Errorf("mbox %q: message %s: %w", r.file.path, msg.ID, errChanged)
 		}
 		var rd io.Reader = &checkedReader{r: io.NewSectionReader(r.file.f, e.Body, e.End-e.Body), h: sha256.New(), want: e.Sum, name: fmt.Sprintf("mbox %q: message at byte %d", r.file.path, e.Start)}
-		if r.file.unquote && !e.CL && e.Quoted > 0 {
+		if r.file.unquoted(e) && e.Quoted > 0 {
 			rd = newUnquoter(rd)
 		}
 		return io.NopCloser(rd), nil
@@ -349,12 +353,8 @@ func (mf *mfile) finishIndex(opt Options) {
 	seen := map[[16]byte]int{}
 	mf.ids = make([]string, len(mf.idx.Entries))
 	for i, e := range mf.idx.Entries {
-		id := hex.EncodeToString(e.Sum[:])
-		if n := seen[e.Sum]; n > 0 {
-			id += "." + strconv.Itoa(n)
-		}
+		mf.ids[i] = ID(e.Sum, seen[e.Sum])
 		seen[e.Sum]++
-		mf.ids[i] = id
 	}
 }
 

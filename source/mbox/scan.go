@@ -32,6 +32,11 @@ type entry struct {
 	Labels    []string
 	HasLabels bool
 	Expunged  bool
+	// Mine: mailferry wrote the message, behind a block (mine.go) taken
+	// off again: Body is after it, and the message is the Declared-Body
+	// bytes there, mboxrd quoted. End short of Declared: cut short.
+	Mine     bool
+	Declared int64
 }
 
 // fileIndex is the index of one mbox file: where its messages are, and a
@@ -48,7 +53,7 @@ type fileIndex struct {
 }
 
 const (
-	indexVersion    = 1
+	indexVersion    = 2
 	fingerprintSize = 64 << 10
 	maxHeaderBytes  = 1 << 20 // header bytes read for metadata; the message is never cut
 )
@@ -88,6 +93,9 @@ type scanner struct {
 	inHeader bool
 	hdr      []byte
 	clEnd    int64 // -1, or the end a valid Content-Length gives
+	heldOff  int64 // where held starts
+	skip     int64 // the end of mailferry's block: lines before it are not the message's
+	mine     []string
 }
 
 // scan indexes f from offset from (0, or the start of a From_ line) to
@@ -129,13 +137,17 @@ func (s *scanner) line(line []byte, off int64, lineStart bool) error {
 		}
 		s.hash.Reset()
 		s.held, s.inHeader, s.hdr, s.clEnd = s.held[:0], true, s.hdr[:0], -1
+		s.readBlock()
 		return nil
 	}
 	if s.cur == nil {
 		return errNotMbox
 	}
+	if off < s.skip {
+		return nil // mailferry's block
+	}
 	if len(s.held) > 0 {
-		s.hash.Write(s.held)
+		s.hashAt(s.held, s.heldOff)
 		s.held = s.held[:0]
 	}
 	blank := lineStart && (string(line) == "\n" || string(line) == "\r\n")
@@ -149,10 +161,13 @@ func (s *scanner) line(line []byte, off int64, lineStart bool) error {
 		}
 	}
 	if blank {
+		if len(s.held) == 0 {
+			s.heldOff = off
+		}
 		s.held = append(s.held, line...)
 		return nil
 	}
-	s.hash.Write(line)
+	s.hashAt(line, off)
 	if lineStart && line[0] == '>' {
 		i := bytes.IndexFunc(line, func(r rune) bool { return r != '>' })
 		if i > 0 && bytes.HasPrefix(line[i:], []byte("From ")) {
@@ -175,6 +190,12 @@ func (s *scanner) headerDone(bodyStart int64) {
 	c.Flags, c.Labels, c.HasLabels, c.Expunged = m.flags, m.labels, m.hasLabels, m.expunged
 	if c.Date.IsZero() {
 		c.Date = m.date
+	}
+	if c.Mine {
+		// The block's flags, and the file's folder: a copy of a Takeout
+		// message keeps its X-Gmail-Labels header, not its labels' folders.
+		c.Flags, c.HasLabels, c.Expunged = s.mine, false, false
+		return
 	}
 	if m.hasLength && s.validLength(bodyStart+m.length) {
 		s.clEnd = bodyStart + m.length
@@ -209,6 +230,33 @@ func (s *scanner) validLength(end int64) bool {
 	return isFromLine(b)
 }
 
+// hashAt hashes b, found at offset off, as part of the current message:
+// of a message mailferry wrote, nothing past its declared end (the line
+// end it added to a message without one).
+func (s *scanner) hashAt(b []byte, off int64) {
+	if c := s.cur; c.Mine && off+int64(len(b)) > c.Declared {
+		b = b[:max(0, c.Declared-off)]
+	}
+	s.hash.Write(b)
+}
+
+// readBlock looks for mailferry's block right after the current From_
+// line.
+func (s *scanner) readBlock() {
+	s.skip = -1
+	buf := make([]byte, 4096)
+	n, _ := s.f.ReadAt(buf, s.cur.Body)
+	flags, length, size, ok := parseBlock(buf[:n])
+	if !ok {
+		return
+	}
+	*s.count += int64(n)
+	c := s.cur
+	c.Mine, c.Body = true, c.Body+int64(size)
+	c.Declared = c.Body + length
+	s.skip, s.clEnd, s.mine = c.Body, c.Declared, flags
+}
+
 // finish closes the current message at off, leaving out a held blank
 // line: the separator an mbox writer puts before each From_ line.
 func (s *scanner) finish(off int64) {
@@ -221,6 +269,9 @@ func (s *scanner) finish(off int64) {
 		s.headerDone(off)
 	}
 	c.End = off - int64(len(s.held))
+	if c.Mine && c.Declared <= c.End {
+		c.End = c.Declared
+	}
 	s.held = s.held[:0]
 	copy(c.Sum[:], s.hash.Sum(nil))
 	s.idx.Entries = append(s.idx.Entries, *c)

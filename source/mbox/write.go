@@ -2,7 +2,6 @@ package mbox
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"path/filepath"
 	"strings"
@@ -34,20 +33,10 @@ func Append(w io.Writer, sender string, date time.Time, msg []byte) error {
 		sender = "MAILER-DAEMON"
 	}
 	bw.WriteString("From " + sender + " " + date.UTC().Format("Mon Jan _2 15:04:05 -0700 2006") + "\n")
-	for len(msg) > 0 {
-		i := bytes.IndexByte(msg, '\n')
-		line := msg
-		if i >= 0 {
-			line = msg[:i+1]
-		}
-		msg = msg[len(line):]
-		if j := bytes.IndexFunc(line, func(r rune) bool { return r != '>' }); j >= 0 && bytes.HasPrefix(line[j:], []byte("From ")) {
-			bw.WriteByte('>')
-		}
-		bw.Write(line)
-		if line[len(line)-1] != '\n' {
-			bw.WriteByte('\n')
-		}
+	q := Quote(msg)
+	bw.Write(q)
+	if len(q) > 0 && q[len(q)-1] != '\n' {
+		bw.WriteByte('\n')
 	}
 	bw.WriteString("\n")
 	return bw.Flush()
