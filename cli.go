@@ -73,6 +73,10 @@ type invocation struct {
 	run   RunSettings
 	job   Job
 	flags *pflag.FlagSet
+	// pass counts --watch passes after the first; effective is the
+	// settings the last pass ran with.
+	pass      int
+	effective *RunSettings
 }
 
 // settings returns the run's settings: the file's (if any), the flags
@@ -84,6 +88,10 @@ func (in *invocation) settings(file RunSettings) (*RunSettings, error) {
 		return nil, err
 	}
 	fillDefaults(&rs)
+	if in.pass > 0 {
+		rs.quietNoop, rs.Progress = true, "never"
+	}
+	in.effective = &rs
 	return &rs, rs.check()
 }
 
@@ -154,14 +162,18 @@ func newCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra
 			short = "show what copy would do; change nothing"
 		}
 		sub(name+" SRC DST [flags]", short, func(in *invocation, args []string) (int, error) {
-			return copyCommand(ctx, name, in, args, stdout, stderr)
+			return watch(ctx, in, stderr, func(ctx context.Context) (int, error) {
+				return copyCommand(ctx, name, in, args, stdout, stderr)
+			})
 		})
 	}
 	sub("run CONFIG.yaml [flags]", "run the jobs of a config file", func(in *invocation, args []string) (int, error) {
 		if len(args) != 1 {
 			return exitUsage, usagef("run takes one config file, got %d arguments", len(args))
 		}
-		return runConfig(ctx, args[0], in, stdout, stderr)
+		return watch(ctx, in, stderr, func(ctx context.Context) (int, error) {
+			return runConfig(ctx, args[0], in, stdout, stderr)
+		})
 	})
 	sub("verify SRC DST | CONFIG.yaml [flags]", "check every source message is at the destination", func(in *invocation, args []string) (int, error) {
 		return verifyCommand(ctx, in, args, stdout, stderr)

@@ -75,6 +75,12 @@ type RunSettings struct {
 	JobsFrom           string `yaml:"-" flag:"jobs-from" arg:"FILE" file:"true" cmds:"run" help:"run only the jobs named in FILE (one per line, as --failed-file writes)"`
 	Shard              string `yaml:"-" flag:"shard" arg:"K/N" cmds:"run" help:"run only the jobs of shard K/N (K from 0, e.g. $JOB_COMPLETION_INDEX/4)"`
 	Deep               bool   `yaml:"-" flag:"deep" cmds:"verify" help:"also compare the SHA-256 of every body"`
+	Watch              bool   `yaml:"watch" flag:"watch" cmds:"copy,run" help:"after the run, stay up and copy what arrives, a pass every --watch-interval seconds, until SIGTERM or Ctrl-C"`
+	WatchInterval      int    `yaml:"watch_interval" flag:"watch-interval" min:"1" def:"10" arg:"SECONDS" cmds:"copy,run" help:"seconds between two passes of --watch"`
+
+	// quietNoop leaves out the verdict of a job that found nothing to do
+	// (a --watch pass after the first).
+	quietNoop bool
 }
 
 func (e EndpointConfig) usesRefreshToken() bool {

@@ -65,15 +65,20 @@ func TestSystemdUnitsVerify(t *testing.T) {
 	}
 	dir := t.TempDir()
 	exe, _ := os.Executable() // any executable will do for ExecStart's check
-	for _, name := range []string{"mailferry-backup.service", "mailferry-backup.timer"} {
+	// The watch template is verified as one of its instances.
+	for name, as := range map[string]string{"mailferry-backup.service": "", "mailferry-backup.timer": "", "mailferry-watch@.service": "mailferry-watch@alice.service"} {
 		b, err := os.ReadFile(filepath.Join("examples/systemd", name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(dir, name), []byte(strings.ReplaceAll(string(b), "/usr/local/bin/mailferry", exe)), 0o600)
+		if as == "" {
+			as = name
+		}
+		os.WriteFile(filepath.Join(dir, as), []byte(strings.ReplaceAll(string(b), "/usr/local/bin/mailferry", exe)), 0o600)
 	}
 	out, err := exec.Command("systemd-analyze", "verify", "--man=no",
-		filepath.Join(dir, "mailferry-backup.service"), filepath.Join(dir, "mailferry-backup.timer")).CombinedOutput()
+		filepath.Join(dir, "mailferry-backup.service"), filepath.Join(dir, "mailferry-backup.timer"),
+		filepath.Join(dir, "mailferry-watch@alice.service")).CombinedOutput()
 	// systemd-analyze exits 0 on values it ignores; any word from it is a
 	// mistake in the unit.
 	if err != nil || len(out) > 0 {

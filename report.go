@@ -72,6 +72,9 @@ func printSummary(stdout, stderr io.Writer, c *RunSettings, dryRun bool, sums []
 		return
 	}
 	for _, s := range sums {
+		if c.quietNoop && s.code == exitOK && !eventful(s.sum) {
+			continue
+		}
 		prefix := ""
 		if s.name != "" {
 			prefix = s.name + ": "
@@ -146,4 +149,9 @@ func totals(sums []namedSummary) jobsSummary {
 		out.Jobs = append(out.Jobs, jobSummary{s.name, s.sum})
 	}
 	return out
+}
+
+// eventful reports whether a run did anything worth a line.
+func eventful(s *plan.Summary) bool {
+	return s.Copied+s.Failed+s.FailedFolders+s.FlagsUpdated+s.Deleted+s.MirrorDeleted > 0
 }
