@@ -24,7 +24,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	gomaildir "github.com/emersion/go-maildir"
@@ -154,7 +153,7 @@ func cleanTmp(tmp string) error {
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && time.Unix(st.Ctim.Unix()).Before(cutoff) {
+		if ct, ok := changeTime(fi); ok && ct.Before(cutoff) {
 			os.Remove(filepath.Join(tmp, e.Name()))
 		}
 	}

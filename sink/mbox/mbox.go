@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/mailferry/mailferry/internal/atomicfile"
@@ -133,7 +132,7 @@ func (s *Sink) appender(folder string) (*appender, error) {
 		return nil, fmt.Errorf("folder %q: %w", folder, err)
 	}
 	_, statErr := os.Lstat(path)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	f, err := openNoFollow(path)
 	if err != nil {
 		return nil, fmt.Errorf("folder %q: %w", folder, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
 
 	"github.com/mailferry/mailferry/sink"
 )
@@ -25,12 +24,11 @@ func (s *Sink) FolderState(_ context.Context, folder string) (sink.FolderState, 
 	if err != nil {
 		return sink.FolderState{}, err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || !fi.Mode().IsRegular() {
+	if !fi.Mode().IsRegular() {
 		return sink.FolderState{Messages: -1, Next: -1}, nil
 	}
 	return sink.FolderState{
-		Identity: fmt.Sprintf("%d:%d", st.Dev, st.Ino),
+		Identity: fileID(fi),
 		Messages: -1, Next: -1,
 		Stamp: fmt.Sprintf("%d:%d", fi.Size(), fi.ModTime().UnixNano()),
 	}, nil
