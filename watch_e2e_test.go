@@ -18,8 +18,9 @@ import (
 )
 
 // --watch keeps a Maildir backup seconds behind a Dovecot account: a
-// message appended to INBOX, a new folder with a message, and a burst of
-// three each reach the backup, durably, within 5 s, once each; no-op
+// message appended to INBOX, a new folder with a message, a burst of
+// three, and a message after the server kicked every connection each reach
+// the backup, durably, within 5 s, once each; no-op
 // passes print nothing; the metrics file is refreshed; a kill -9 and a
 // restart lose and double nothing (a message delivered while it was down
 // arrives); SIGTERM ends it with exit 0 within seconds.
@@ -86,11 +87,16 @@ func TestWatchFollowsTheSource(t *testing.T) {
 		t.Errorf("metrics file: %v\n%s", err, b)
 	}
 
+	// Every connection kicked by the server: the next pass connects anew.
+	doveadm(t, srv, "kick", src)
+	deliver("INBOX")
+	arrives("a message after the server kicked every connection", 6)
+
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	deliver("INBOX")
 	cmd = start()
-	arrives("a message delivered while it was down", 6)
+	arrives("a message delivered while it was down", 7)
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -103,8 +109,8 @@ func TestWatchFollowsTheSource(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("SIGTERM: still running after 5 s")
 	}
-	if got := sourcetest.CountMaildir(dst); got != 6 {
-		t.Fatalf("backup holds %d messages, want 6 (each once)", got)
+	if got := sourcetest.CountMaildir(dst); got != 7 {
+		t.Fatalf("backup holds %d messages, want 7 (each once)", got)
 	}
 	if code, _, out := cli(t, "verify", imapURL(srv, src), "maildir:"+dst); code != exitOK {
 		t.Fatalf("verify: exit %d\n%s", code, out)
