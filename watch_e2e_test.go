@@ -89,6 +89,7 @@ func TestWatchFollowsTheSource(t *testing.T) {
 
 	// Every connection kicked by the server: the next pass connects anew.
 	doveadm(t, srv, "kick", src)
+	store = imapStore(t, srv, src) // the test's own connections were kicked too
 	deliver("INBOX")
 	arrives("a message after the server kicked every connection", 6)
 
