@@ -162,7 +162,7 @@ func newCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra
 			short = "show what copy would do; change nothing"
 		}
 		sub(name+" SRC DST [flags]", short, func(in *invocation, args []string) (int, error) {
-			return watch(ctx, in, stderr, func(ctx context.Context) (int, error) {
+			return watch(ctx, in, stderr, name == "copy" && in.run.Watch, func(ctx context.Context) (int, error) {
 				return copyCommand(ctx, name, in, args, stdout, stderr)
 			})
 		})
@@ -171,7 +171,13 @@ func newCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra
 		if len(args) != 1 {
 			return exitUsage, usagef("run takes one config file, got %d arguments", len(args))
 		}
-		return watch(ctx, in, stderr, func(ctx context.Context) (int, error) {
+		// Whether the file asks for a watch is known before the first pass,
+		// so that a stop lets that pass finish too.
+		watching := in.run.Watch
+		if cfg, err := LoadConfig(args[0]); err == nil && cfg.Run.Watch {
+			watching = true
+		}
+		return watch(ctx, in, stderr, watching, func(ctx context.Context) (int, error) {
 			return runConfig(ctx, args[0], in, stdout, stderr)
 		})
 	})

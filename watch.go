@@ -21,13 +21,22 @@ const maxWatchBackoff = 5 * time.Minute
 // wait doubles, up to five minutes, until one succeeds. SIGHUP starts a
 // pass at once (run reads its config file again on every pass).
 //
-// Ended by SIGTERM or Ctrl-C while it waits, it exits 0: the last pass put
-// everything at the destination. Ended during a pass, that pass's code
-// stands (1: interrupted).
-func watch(ctx context.Context, in *invocation, stderr io.Writer, pass func(context.Context) (int, error)) (int, error) {
+// Ended by SIGTERM or Ctrl-C, it lets a pass under way finish (for up to
+// stopGrace; a watch pass is short) and exits with its code: 0 when the
+// last pass put everything at the destination. A pass still going after
+// the grace is cut short (1: interrupted). watching says, before the first
+// pass, whether this is a watch at all: a plain copy stops at once.
+func watch(ctx context.Context, in *invocation, stderr io.Writer, watching bool, pass func(context.Context) (int, error)) (int, error) {
+	if watching {
+		inner := pass
+		pass = func(ctx context.Context) (int, error) { return graced(ctx, inner) }
+	}
 	code, err := pass(ctx)
 	rs := in.effective
 	if rs == nil || !rs.Watch || code == exitUsage || ctx.Err() != nil {
+		if ctx.Err() != nil && watching && code == exitOK {
+			return exitOK, nil
+		}
 		return code, err
 	}
 	hup := make(chan os.Signal, 1)
@@ -65,4 +74,29 @@ func watch(ctx context.Context, in *invocation, stderr io.Writer, pass func(cont
 			return code, err
 		}
 	}
+}
+
+// stopGrace is how long a stop waits for a watch pass under way.
+const stopGrace = 5 * time.Second
+
+// graced runs pass on a context that ends stopGrace after ctx does.
+func graced(ctx context.Context, pass func(context.Context) (int, error)) (int, error) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(stopGrace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-done:
+			}
+		case <-done:
+		}
+	}()
+	return pass(pctx)
 }
