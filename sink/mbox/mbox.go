@@ -31,6 +31,7 @@ import (
 	"github.com/mailferry/mailferry/internal/atomicfile"
 	"github.com/mailferry/mailferry/internal/eol"
 	"github.com/mailferry/mailferry/internal/header"
+	"github.com/mailferry/mailferry/internal/safename"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 	srcmbox "github.com/mailferry/mailferry/source/mbox"
@@ -91,14 +92,16 @@ var errBadName = errors.New("folder name cannot be an mbox file here")
 // path is the file of folder, refusing names that would leave the tree or
 // read back as another folder.
 func (s *Sink) path(folder string) (string, error) {
-	parts := strings.Split(folder, "/")
-	for _, p := range parts {
+	if p := safename.Problem(folder); p != "" {
+		return "", fmt.Errorf("%w: %s", errBadName, p)
+	}
+	for _, p := range strings.Split(folder, "/") {
 		low := strings.ToLower(p)
 		switch {
-		case p == "" || p == "." || p == ".." || strings.HasPrefix(p, "."):
-			return "", fmt.Errorf("folder %q: %w (an empty, dot or dot-dot part)", folder, errBadName)
-		case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }):
-			return "", fmt.Errorf("folder %q: %w (a control character or backslash)", folder, errBadName)
+		case strings.HasPrefix(p, "."):
+			return "", fmt.Errorf("folder %q: %w (a part starting with '.', which mbox readers skip)", folder, errBadName)
+		case strings.ContainsRune(p, '\\'):
+			return "", fmt.Errorf("folder %q: %w (a backslash)", folder, errBadName)
 		case strings.HasSuffix(low, ".mbox") || strings.HasSuffix(low, ".sbd") || strings.HasSuffix(low, ".mbx") || strings.HasSuffix(low, ".msf"):
 			return "", fmt.Errorf("folder %q: %w (a part ending in .mbox, .sbd, .mbx or .msf would read back as another folder)", folder, errBadName)
 		}

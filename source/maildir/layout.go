@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/mailferry/mailferry/internal/mutf7"
+	"github.com/mailferry/mailferry/internal/safename"
 )
 
 // Layout is how folders map to directories.
@@ -62,20 +62,11 @@ var ErrBadFolderName = errors.New("folder name cannot be stored in this maildir"
 // cannot represent. This is the only gate between a folder name, which may
 // come from a remote server, and a path on disk.
 func checkName(name string, layout Layout) error {
-	if name == "" {
-		return fmt.Errorf("%w: empty name", ErrBadFolderName)
-	}
-	if !utf8.ValidString(name) {
-		return fmt.Errorf("%w: %q is not valid UTF-8", ErrBadFolderName, name)
+	if p := safename.Problem(name); p != "" {
+		return fmt.Errorf("%w: %s", ErrBadFolderName, p)
 	}
 	for _, part := range strings.Split(name, "/") {
 		switch {
-		case part == "":
-			return fmt.Errorf("%w: %q has an empty part", ErrBadFolderName, name)
-		case part == "." || part == "..":
-			return fmt.Errorf("%w: %q has a %q part", ErrBadFolderName, name, part)
-		case strings.ContainsFunc(part, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-			return fmt.Errorf("%w: %q has a control character", ErrBadFolderName, name)
 		case layout != LayoutFS && strings.Contains(part, "."):
 			return fmt.Errorf("%w: %q contains '.', the %s hierarchy separator (use ?layout=fs)", ErrBadFolderName, name, layout)
 		case layout == LayoutFS && (part == "cur" || part == "new" || part == "tmp"):
