@@ -34,9 +34,6 @@ func watch(ctx context.Context, in *invocation, stderr io.Writer, watching bool,
 	code, err := pass(ctx)
 	rs := in.effective
 	if rs == nil || !rs.Watch || code == exitUsage || ctx.Err() != nil {
-		if ctx.Err() != nil && watching && code == exitOK {
-			return exitOK, nil
-		}
 		return code, err
 	}
 	hup := make(chan os.Signal, 1)

@@ -88,9 +88,9 @@ func readMeta(hdr []byte) meta {
 		if strings.ContainsRune(status, 'R') {
 			flags = append(flags, source.FlagSeen)
 		}
-		for c, f := range map[rune]string{'A': source.FlagAnswered, 'F': source.FlagFlagged, 'T': source.FlagDraft, 'D': source.FlagDeleted} {
-			if strings.ContainsRune(xstatus, c) {
-				flags = append(flags, f)
+		for _, x := range xStatusFlags {
+			if strings.IndexByte(xstatus, x.letter) >= 0 {
+				flags = append(flags, x.flag)
 			}
 		}
 	}
@@ -100,6 +100,15 @@ func readMeta(hdr []byte) meta {
 	}
 	m.flags = source.NormalizeFlags(flags)
 	return m
+}
+
+// xStatusFlags are the X-Status letters of Dovecot and mutt, in the order
+// mailferry writes them.
+var xStatusFlags = []xStatusFlag{{'A', source.FlagAnswered}, {'D', source.FlagDeleted}, {'F', source.FlagFlagged}, {'T', source.FlagDraft}}
+
+type xStatusFlag struct {
+	letter byte
+	flag   string
 }
 
 // parseLabels splits X-Gmail-Labels: comma-separated, a label holding a

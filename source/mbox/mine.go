@@ -37,31 +37,20 @@ var blockRE = regexp.MustCompile(`\AStatus: (R?O?)\nX-Status: ([AFTD]*)\nX-Keywo
 // Block is the header block written in front of a message of n stored
 // bytes with flags.
 func Block(flags []string, n int64) []byte {
-	var status, xstatus string
-	var keywords []string
-	for _, f := range source.NormalizeFlags(flags) {
-		switch f {
-		case source.FlagSeen:
-			status = "R"
-		case source.FlagAnswered:
-			xstatus += "A"
-		case source.FlagFlagged:
-			xstatus += "F"
-		case source.FlagDraft:
-			xstatus += "T"
-		case source.FlagDeleted:
-			xstatus += "D"
-		default:
-			keywords = append(keywords, f)
+	flags = source.NormalizeFlags(flags)
+	status, xstatus := "", ""
+	if slices.Contains(flags, source.FlagSeen) {
+		status = "R"
+	}
+	for _, x := range xStatusFlags {
+		if slices.Contains(flags, x.flag) {
+			xstatus += string(x.letter)
 		}
 	}
-	return fmt.Appendf(nil, "Status: %sO\nX-Status: %s\nX-Keywords: %s\n%s: %d\n", status, sortLetters(xstatus), strings.Join(keywords, " "), lengthField, n)
-}
-
-func sortLetters(s string) string {
-	b := []byte(s)
-	slices.Sort(b)
-	return string(b)
+	keywords := slices.DeleteFunc(flags, func(f string) bool {
+		return f == source.FlagSeen || slices.ContainsFunc(xStatusFlags, func(x xStatusFlag) bool { return x.flag == f })
+	})
+	return fmt.Appendf(nil, "Status: %sO\nX-Status: %s\nX-Keywords: %s\n%s: %d\n", status, xstatus, strings.Join(keywords, " "), lengthField, n)
 }
 
 // parseBlock reads a block at the start of b: the flags it gives, the
@@ -74,8 +63,10 @@ func parseBlock(b []byte) (flags []string, n int64, size int, ok bool) {
 	if bytes.Contains(m[1], []byte("R")) {
 		flags = append(flags, source.FlagSeen)
 	}
-	for _, c := range m[2] {
-		flags = append(flags, map[byte]string{'A': source.FlagAnswered, 'F': source.FlagFlagged, 'T': source.FlagDraft, 'D': source.FlagDeleted}[c])
+	for _, x := range xStatusFlags {
+		if bytes.IndexByte(m[2], x.letter) >= 0 {
+			flags = append(flags, x.flag)
+		}
 	}
 	flags = append(flags, strings.Fields(string(m[3]))...)
 	n, err := strconv.ParseInt(string(m[4]), 10, 64)
