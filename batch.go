@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/mailferry/mailferry/internal/atomicfile"
+	"github.com/mailferry/mailferry/internal/pool"
 	"github.com/mailferry/mailferry/plan"
 )
 
@@ -65,24 +66,16 @@ func runConfig(ctx context.Context, path string, in *invocation, stdout, stderr 
 		defer mu.Unlock()
 		return stderr.Write(p)
 	})
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range par {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				j := jobs[i]
-				j.Source.MaxConns, j.Destination.MaxConns = maxConns, maxConns
-				sum, err := runJob(ctx, j, &jc, false, lockedStderr)
-				code, err := outcome(sum, err)
-				if err != nil {
-					report(lockedStderr, fmt.Errorf("job %q: %w", j.Name, err))
-				}
-				results[i] = result{sum, code}
-			}
-		}()
-	}
+	next, done := pool.Start(par, 0, func(i int) {
+		j := jobs[i]
+		j.Source.MaxConns, j.Destination.MaxConns = maxConns, maxConns
+		sum, err := runJob(ctx, j, &jc, false, lockedStderr)
+		code, err := outcome(sum, err)
+		if err != nil {
+			report(lockedStderr, fmt.Errorf("job %q: %w", j.Name, err))
+		}
+		results[i] = result{sum, code}
+	})
 feed:
 	for i := range jobs {
 		select {
@@ -91,8 +84,7 @@ feed:
 			break feed
 		}
 	}
-	close(next)
-	wg.Wait()
+	done()
 
 	var sums []namedSummary
 	var failed []string

@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
@@ -21,32 +20,28 @@ func (e *engine) copy(ctx context.Context, stop context.CancelCauseFunc, t *task
 	if ctx.Err() != nil {
 		return
 	}
-	id, n, err := e.put(ctx, t)
-	for attempt := 1; err != nil && attempt <= e.opt.Retries && transient(err) && ctx.Err() == nil; attempt++ {
-		e.mu.Lock()
-		e.sum.Retries++
-		e.mu.Unlock()
-		delay := backoff(e.opt.RetryBase, attempt, err)
-		e.opt.Log.Warn("retrying", "folder", t.fs.Name, "message", describe(t.m), "attempt", attempt, "after", delay.Round(time.Millisecond), "error", err)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
+	var id string
+	var n int64
+	var last error
+	err := e.retryEach(ctx, func(again bool) error {
+		if again {
+			// The failed attempt may have stored the message and lost only
+			// the server's answer with the connection: look before writing
+			// again, or a retry would make a duplicate.
+			fid, found, rerr := e.recheck(ctx, t)
+			if rerr != nil {
+				// Still the failure being retried, the look aside.
+				last = fmt.Errorf("%w (and checking the destination: %v)", last, rerr)
+				return last
+			}
+			if found {
+				id, n = fid, max(t.m.Size, 0)
+				return nil
+			}
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		// The failed attempt may have stored the message and lost only the
-		// server's answer with the connection: look before writing again,
-		// or a retry would make a duplicate.
-		if fid, found, rerr := e.recheck(ctx, t); rerr == nil && found {
-			id, n, err = fid, max(t.m.Size, 0), nil
-			break
-		} else if rerr != nil {
-			err = fmt.Errorf("%w (and checking the destination: %v)", err, rerr)
-			continue
-		}
-		id, n, err = e.put(ctx, t)
-	}
+		id, n, last = e.put(ctx, t)
+		return last
+	}, "folder", t.fs.Name, "message", describe(t.m))
 	switch {
 	case err == nil:
 		e.done(t, id, n)
@@ -207,15 +202,11 @@ func (e *engine) done(t *task, id string, size int64) {
 	}
 	idx.flags[id] = t.m.Flags
 	t.fs.Copied++
-	e.sum.Copied++
 	if t.recopy {
 		t.fs.Recopied++
-		e.sum.Recopied++
 	}
 	t.fs.DuplicatesSkipped += len(t.followers)
-	e.sum.DuplicatesSkipped += len(t.followers)
 	t.fs.Bytes += size
-	e.sum.Bytes += size
 	e.mu.Unlock()
 	e.opt.Log.Debug("copied", "folder", t.fs.Name, "message", describe(t.m), "bytes", size)
 	if e.opt.DryRun {
@@ -259,7 +250,6 @@ func (e *engine) record(m source.Message, rec state.Record, dstKeys []string) {
 func (e *engine) fail(fs *FolderSummary, m source.Message, err error) {
 	e.mu.Lock()
 	fs.Failed++
-	e.sum.Failed++
 	e.sum.Errors = append(e.sum.Errors, ErrorEntry{Folder: fs.Name, Message: describe(m), Error: err.Error()})
 	e.mu.Unlock()
 	e.opt.Log.Error("message not copied", "folder", fs.Name, "message", describe(m), "error", err)
@@ -276,7 +266,6 @@ func (e *engine) warn(folder string, m source.Message, warning string) {
 func (e *engine) filtered(fs *FolderSummary, m source.Message) {
 	e.mu.Lock()
 	fs.Filtered++
-	e.sum.Filtered++
 	e.mu.Unlock()
 	e.opt.Log.Debug("filtered out", "folder", fs.Name, "message", describe(m), "size", m.Size, "date", m.Date)
 }

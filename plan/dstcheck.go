@@ -128,7 +128,6 @@ func (e *engine) recoverUnkeyed(ctx context.Context, fs *FolderSummary, pending 
 		byKey[k] = ids[1:]
 		e.mu.Lock()
 		fs.AlreadyPresent++
-		e.sum.AlreadyPresent++
 		dstFlags := idx.flags[ids[0]]
 		e.mu.Unlock()
 		e.opt.Log.Info("found the copy an interrupted run wrote", "folder", fs.Name, "message", describe(m))

@@ -33,7 +33,6 @@ func (e *engine) updateFlags(ctx context.Context, fs *FolderSummary, m source.Me
 	}
 	e.mu.Lock()
 	fs.FlagsUpdated++
-	e.sum.FlagsUpdated++
 	e.mu.Unlock()
 	if e.opt.DryRun {
 		return nil

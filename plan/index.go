@@ -44,10 +44,8 @@ func (e *engine) needsCopy(ctx context.Context, fs *FolderSummary, idx *dstIndex
 		dstFlags = idx.flags[p.id]
 		if p.thisRun {
 			fs.DuplicatesSkipped++
-			e.sum.DuplicatesSkipped++
 		} else {
 			fs.AlreadyPresent++
-			e.sum.AlreadyPresent++
 		}
 	}
 	e.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/pool"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 )
@@ -103,6 +104,7 @@ func Run(ctx context.Context, src source.Source, dst sink.Sink, ckpt Checkpoint,
 		e.graceUntil = last.Add(opt.CrashGrace)
 	}
 	err = e.run(ctx)
+	e.sum.total()
 	if errors.Is(err, ErrBudget) {
 		e.sum.BudgetReached = true
 		e.opt.Log.Warn("stopped: " + ErrBudget.Error())
@@ -249,30 +251,22 @@ func (e *engine) run(ctx context.Context) error {
 	var (
 		planErr   error
 		errOnce   sync.Once
-		next      = make(chan []source.Folder)
-		planners  sync.WaitGroup
 		budgetHit atomic.Bool // no new folders once the budget is used up
 	)
-	for range par {
-		planners.Add(1)
-		go func() {
-			defer planners.Done()
-			for group := range next {
-				for _, f := range group {
-					if runCtx.Err() != nil || budgetHit.Load() {
-						break // and keep taking groups, so the feeder never blocks
-					}
-					if err := e.copyFolder(runCtx, stop, f, mapping[f.Name], workers); errors.Is(err, ErrBudget) {
-						errOnce.Do(func() { planErr = err })
-						budgetHit.Store(true) // copies in flight finish
-					} else if err != nil {
-						errOnce.Do(func() { planErr = err })
-						stop(nil)
-					}
-				}
+	next, planned := pool.Start(par, 0, func(group []source.Folder) {
+		for _, f := range group {
+			if runCtx.Err() != nil || budgetHit.Load() {
+				return // and keep taking groups, so the feeder never blocks
 			}
-		}()
-	}
+			if err := e.copyFolder(runCtx, stop, f, mapping[f.Name], workers); errors.Is(err, ErrBudget) {
+				errOnce.Do(func() { planErr = err })
+				budgetHit.Store(true) // copies in flight finish
+			} else if err != nil {
+				errOnce.Do(func() { planErr = err })
+				stop(nil)
+			}
+		}
+	})
 feed:
 	for _, g := range groups {
 		if budgetHit.Load() {
@@ -284,8 +278,7 @@ feed:
 			break feed
 		}
 	}
-	close(next)
-	planners.Wait()
+	planned()
 	// The summary lists folders in the order they were found, whatever
 	// order the groups finished in.
 	order := map[string]int{}
@@ -367,20 +360,9 @@ func (e *engine) copyFolder(ctx context.Context, stop context.CancelCauseFunc, f
 	if skipped || err != nil {
 		return err
 	}
-	tasks := make(chan *task, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range tasks {
-				e.copy(ctx, stop, t)
-			}
-		}()
-	}
+	tasks, copied := pool.Start(workers, workers, func(t *task) { e.copy(ctx, stop, t) })
 	err = e.planFolder(ctx, f, to, tasks)
-	close(tasks)
-	wg.Wait()
+	copied()
 	// Whatever ended the folder, every record names a copy that is there:
 	// the state may vouch for them. A run stopped by the destination (full)
 	// still asks for it; one interrupted by the user does not wait.

@@ -135,9 +135,6 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		}
 	}
 	rf.Close()
-	e.mu.Lock()
-	e.sum.AlreadyPresent += fs.AlreadyPresent
-	e.mu.Unlock()
 	for _, u := range flagUpdates {
 		if err := e.updateFlags(ctx, fs, u.m, u.rec); err != nil {
 			return err

@@ -17,20 +17,27 @@ import (
 // retry runs fn until it succeeds, fails for good, or runs out of
 // attempts, with the same backoff as copies.
 func (e *engine) retry(ctx context.Context, what string, fn func() error) error {
-	err := fn()
+	return e.retryEach(ctx, func(bool) error { return fn() }, "what", what)
+}
+
+// retryEach is the one retry loop: fn is told whether it is a retry (a
+// copy looks at the destination before writing again), and attrs name
+// what is retried in the log.
+func (e *engine) retryEach(ctx context.Context, fn func(again bool) error, attrs ...any) error {
+	err := fn(false)
 	for attempt := 1; err != nil && attempt <= e.opt.Retries && transient(err) && ctx.Err() == nil; attempt++ {
 		e.mu.Lock()
 		e.sum.Retries++
 		e.mu.Unlock()
 		delay := backoff(e.opt.RetryBase, attempt, err)
 		e.holdAll(err)
-		e.opt.Log.Warn("retrying", "what", what, "attempt", attempt, "after", delay.Round(time.Millisecond), "error", err)
+		e.opt.Log.Warn("retrying", append(attrs, "attempt", attempt, "after", delay.Round(time.Millisecond), "error", err)...)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		err = fn()
+		err = fn(true)
 	}
 	return err
 }

@@ -81,7 +81,6 @@ func (e *engine) refine(ctx context.Context, c *sameID, fs *FolderSummary, idx *
 	}
 	e.mu.Lock()
 	fs.SameMessageID++
-	e.sum.SameMessageID++
 	e.mu.Unlock()
 	e.opt.Log.Info("another message with the same Message-ID and other content; copied as a message of its own", "folder", fs.Name, "message", describe(m))
 	id, err := e.matchSameID(ctx, c, idx, key, mine)

@@ -2,27 +2,15 @@ package plan
 
 // Summary is the outcome of a run, also printed by --json.
 type Summary struct {
-	DryRun            bool `json:"dry_run,omitempty"`
-	Copied            int  `json:"copied"`
-	DuplicatesSkipped int  `json:"duplicates_skipped"`
-	AlreadyPresent    int  `json:"already_present"`
-	// SameMessageID counts messages that share a Message-ID with another
-	// message of their folder but differ in content: each is a message of
-	// its own, copied or matched at the destination.
-	SameMessageID int `json:"same_message_id_other_content"`
-	// Recopied counts the messages among Copied that the checkpoint
-	// recorded as copied but the destination no longer held.
-	Recopied int `json:"recopied"`
-	Failed   int `json:"failed"`
+	DryRun bool `json:"dry_run,omitempty"`
+	// Counts is the sum of the folders' counts, taken once at the end.
+	Counts
 	// FailedFolders counts folders that failed as a whole (refused,
 	// unreadable): their messages are not in Failed, which counts the
 	// messages that were tried.
 	FailedFolders int `json:"failed_folders"`
-	FlagsUpdated  int `json:"flags_updated"`
 	Vanished      int `json:"vanished"`
-	// Filtered counts messages the filters (size, date) left out.
-	Filtered int `json:"filtered"`
-	Deleted  int `json:"deleted,omitempty"`
+	Deleted       int `json:"deleted,omitempty"`
 	// MirrorDeleted counts copies deleted at the destination because their
 	// source message is gone (mirror).
 	MirrorDeleted int `json:"mirror_deleted,omitempty"`
@@ -33,7 +21,6 @@ type Summary struct {
 	// matched the destination by Message-ID only, not byte for byte.
 	KeptAtSource   int              `json:"kept_at_source,omitempty"`
 	Retries        int              `json:"retries"`
-	Bytes          int64            `json:"bytes"`
 	Folders        []*FolderSummary `json:"folders"`
 	ElapsedSeconds float64          `json:"elapsed_seconds"`
 	Errors         []ErrorEntry     `json:"errors"`
@@ -42,23 +29,54 @@ type Summary struct {
 	Warnings []ErrorEntry `json:"warnings,omitempty"`
 }
 
+// Counts are what happened to a folder's messages; the run's are their sum.
+type Counts struct {
+	Copied            int `json:"copied"`
+	DuplicatesSkipped int `json:"duplicates_skipped"`
+	AlreadyPresent    int `json:"already_present"`
+	// SameMessageID counts messages that share a Message-ID with another
+	// message of their folder but differ in content: each is a message of
+	// its own, copied or matched at the destination.
+	SameMessageID int `json:"same_message_id_other_content"`
+	// Recopied counts the messages among Copied that the checkpoint
+	// recorded as copied but the destination no longer held.
+	Recopied     int `json:"recopied"`
+	Failed       int `json:"failed"`
+	FlagsUpdated int `json:"flags_updated"`
+	// Filtered counts messages the filters (size, date) left out.
+	Filtered int   `json:"filtered"`
+	Bytes    int64 `json:"bytes"`
+}
+
+func (c *Counts) add(o Counts) {
+	c.Copied += o.Copied
+	c.DuplicatesSkipped += o.DuplicatesSkipped
+	c.AlreadyPresent += o.AlreadyPresent
+	c.SameMessageID += o.SameMessageID
+	c.Recopied += o.Recopied
+	c.Failed += o.Failed
+	c.FlagsUpdated += o.FlagsUpdated
+	c.Filtered += o.Filtered
+	c.Bytes += o.Bytes
+}
+
+// total sets the run's counts from its folders'.
+func (s *Summary) total() {
+	s.Counts = Counts{}
+	for _, f := range s.Folders {
+		s.Counts.add(f.Counts)
+	}
+}
+
 // FolderSummary is the outcome for one source folder.
 type FolderSummary struct {
 	Name        string `json:"name"`
 	Destination string `json:"destination"`
 	// MappedBy says why Destination differs from Name ("special-use \Sent").
-	MappedBy          string `json:"mapped_by,omitempty"`
-	Messages          int    `json:"messages"`
-	Copied            int    `json:"copied"`
-	DuplicatesSkipped int    `json:"duplicates_skipped"`
-	AlreadyPresent    int    `json:"already_present"`
-	SameMessageID     int    `json:"same_message_id_other_content,omitempty"`
-	Recopied          int    `json:"recopied,omitempty"`
-	Failed            int    `json:"failed"`
-	FlagsUpdated      int    `json:"flags_updated"`
-	Filtered          int    `json:"filtered"`
-	Bytes             int64  `json:"bytes"`
-	Error             string `json:"error,omitempty"`
+	MappedBy string `json:"mapped_by,omitempty"`
+	Messages int    `json:"messages"`
+	Counts
+	Error string `json:"error,omitempty"`
 }
 
 // ErrorEntry names one failure: a message (Message empty: the whole folder).

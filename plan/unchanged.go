@@ -54,11 +54,9 @@ func (e *engine) unchanged(ctx context.Context, f source.Folder, to folderMap) (
 		return now, false, nil
 	}
 	messages, filtered := saved.Messages, saved.Filtered
-	fs := &FolderSummary{Name: f.Name, Destination: to.name, MappedBy: to.why, Messages: messages, AlreadyPresent: messages - filtered, Filtered: filtered}
+	fs := &FolderSummary{Name: f.Name, Destination: to.name, MappedBy: to.why, Messages: messages, Counts: Counts{AlreadyPresent: messages - filtered, Filtered: filtered}}
 	e.mu.Lock()
 	e.sum.Folders = append(e.sum.Folders, fs)
-	e.sum.AlreadyPresent += fs.AlreadyPresent
-	e.sum.Filtered += filtered
 	e.mu.Unlock()
 	e.opt.Progress.Settled(messages)
 	e.opt.Log.Debug("folder unchanged since the last complete run; not listed", "folder", f.Name, "state", tok)
