@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -16,8 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
-	"github.com/mailferry/mailferry/internal/netx"
-	"github.com/mailferry/mailferry/internal/spool"
+	"github.com/mailferry/mailferry/internal/imapappend"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
@@ -79,7 +76,7 @@ func small(n int) []string {
 // every message is an APPEND of its own.
 func TestAppenderPipelines(t *testing.T) {
 	srv := startAppendServer(t, nil, func(s *appendServer) {
-		s.caps, s.holdN = literalPlusCaps, commandsAhead
+		s.caps, s.holdN = literalPlusCaps, imapappend.CommandsAhead
 		s.folders["Other"] = true
 	})
 	dst := openFake(t, srv, 3)
@@ -257,51 +254,6 @@ func TestAppendersLeaveAConnection(t *testing.T) {
 	}
 }
 
-func TestReadResponse(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"M1 OK [APPENDUID 9 3] done\r\n", "M1 OK [APPENDUID 9 3] done"},
-		{"* 3 FETCH (FLAGS (\\Seen) X {5}\r\nab\r\nc Y)\r\nM2 OK done\r\n", "* 3 FETCH (FLAGS (\\Seen) X  Y)"},
-		{"M3 NO bare LF\n", "M3 NO bare LF"},
-	} {
-		got, err := readResponse(bufio.NewReader(strings.NewReader(tt.in)))
-		if err != nil || got != tt.want {
-			t.Errorf("readResponse(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
-}
-
-func TestParseTagged(t *testing.T) {
-	for _, tt := range []struct {
-		in       string
-		n        int
-		uv       uint32
-		uids     []imap.UID
-		typ      imap.StatusResponseType
-		code     imap.ResponseCode
-		bad      bool
-		errorful bool
-	}{
-		{in: "OK [APPENDUID 38505 3955] APPEND completed", n: 1, uv: 38505, uids: []imap.UID{3955}},
-		{in: "OK [APPENDUID 38505 3955:3957] APPEND completed", n: 3, uv: 38505, uids: []imap.UID{3955, 3956, 3957}},
-		{in: "OK [APPENDUID 7 9:8,12] either way round", n: 3, uv: 7, uids: []imap.UID{8, 9, 12}},
-		{in: "OK [APPENDUID 7 1:100000] more than sent", n: 3, uv: 7},
-		{in: "OK [APPENDUID 7 x] garbage", n: 1, uv: 7},
-		{in: "OK done", n: 1},
-		{in: "ok [appenduid 1 2] lower case", n: 1, uv: 1, uids: []imap.UID{2}},
-		{in: "NO [TRYCREATE] no such mailbox", n: 1, typ: imap.StatusResponseTypeNo, code: imap.ResponseCodeTryCreate, errorful: true},
-		{in: "NO [OVERQUOTA] quota", n: 1, typ: imap.StatusResponseTypeNo, code: imap.ResponseCodeOverQuota, errorful: true},
-		{in: "BAD Suggested Backoff Time: 30 milliseconds", n: 1, typ: imap.StatusResponseTypeBad, bad: true, errorful: true},
-		{in: "PREAUTH what", n: 1, bad: true, errorful: true},
-	} {
-		ans, bad := parseTagged(tt.in, tt.n)
-		var ie *imap.Error
-		if ans.uidValidity != tt.uv || !slices.Equal(ans.uids, tt.uids) || bad != tt.bad || (ans.err != nil) != tt.errorful ||
-			(tt.typ != "" && (!errors.As(ans.err, &ie) || ie.Type != tt.typ || ie.Code != tt.code)) {
-			t.Errorf("parseTagged(%q, %d) = %+v, bad %v", tt.in, tt.n, ans, bad)
-		}
-	}
-}
-
 // Against Dovecot: messages over 4 KB and over the LITERAL+ limit, into
 // folders whose names need quoting and modified UTF-7, arrive byte for
 // byte with their flags and dates, through appenders.
@@ -320,7 +272,7 @@ func TestAppenderDovecot(t *testing.T) {
 	errs := make(chan error, 64)
 	for i := range 30 {
 		folder := []string{"INBOX", "Entwürfe", `Say "hi" \ there`}[i%3]
-		size := []int{100, 5000, 70000, literalPlusMax + 10}[i%4]
+		size := []int{100, 5000, 70000, imapappend.LiteralPlusMax + 10}[i%4]
 		body := fmt.Sprintf("Message-ID: <%d@appender.test>\r\nSubject: %d\r\n\r\n%s\r\n", i, i, strings.Repeat(fmt.Sprintf("%d ", i), size/3))
 		m := source.Message{Size: int64(len(body)), Date: time.Date(2021, 3, 4, 5, 6, i, 0, time.FixedZone("", 3600)), Flags: []string{`\Seen`, "$Label1"}}
 		wg.Add(1)
@@ -374,52 +326,6 @@ func TestAppenderDovecot(t *testing.T) {
 	}
 	if got != 30 {
 		t.Fatalf("found %d of 30", got)
-	}
-}
-
-// A caller that gives up (an interrupted run) while its message is being
-// written does not return, and so does not close its spool, until the
-// writer is done with it; one still queued is taken off the queue.
-func TestAppenderCancelWaitsForWriter(t *testing.T) {
-	ours, theirs := net.Pipe() // writes block until the other end reads
-	defer theirs.Close()
-	a := newAppender("INBOX", &srcimap.Stream{Conn: ours, DC: netx.NewDeadlineConn(ours, 5*time.Second), Caps: imap.CapSet{imap.CapMultiAppend: {}}})
-	defer a.close()
-	body := "Subject: x\r\n\r\n" + strings.Repeat("y", 100<<10) + "\r\n"
-	sp := &spool.Spool{}
-	sp.Write([]byte(body))
-	ctx, cancel := context.WithCancel(context.Background())
-	returned := make(chan error, 1)
-	go func() {
-		_, err := a.append(ctx, nil, time.Time{}, sp)
-		returned <- err
-	}()
-	// The writer has begun the command (it blocks: nobody reads yet).
-	head := make([]byte, 10)
-	if _, err := io.ReadFull(theirs, head); err != nil || string(head) != "M1 APPEND " {
-		t.Fatalf("read %q, %v", head, err)
-	}
-	cancel()
-	select {
-	case err := <-returned:
-		t.Fatalf("append returned (%v) while its spool was still being written", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	go io.Copy(io.Discard, theirs) // let the writer finish
-	select {
-	case err := <-returned:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("append = %v, want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("append did not return once the writer was done")
-	}
-	sp.Close()
-	// Queued behind a full pipeline and cancelled: off the queue at once.
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	cancel2()
-	if _, err := a.append(ctx2, nil, time.Time{}, sp); !errors.Is(err, context.Canceled) {
-		t.Fatalf("append with a cancelled context = %v", err)
 	}
 }
 

@@ -56,7 +56,7 @@ func Open(ctx context.Context, cfg srcimap.Config) (*Sink, error) {
 func (s *Sink) Close() error {
 	s.apMu.Lock()
 	for name, a := range s.appenders {
-		a.close()
+		a.Close()
 		delete(s.appenders, name)
 	}
 	s.noAppender = true

@@ -9,17 +9,30 @@ import (
 	srcimap "github.com/mailferry/mailferry/source/imap"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/mailferry/mailferry/internal/imapappend"
 	"github.com/mailferry/mailferry/internal/spool"
 	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 )
+
+// After a failed attempt to open an appender's connection, messages go
+// through the shared connections for this long.
+const appenderCooldown = 30 * time.Second
+
+// appender is a mailbox's imapappend.Appender with the number of callers
+// between Sink.appender and doneWith (under Sink.apMu): one in use is not
+// closed to make room for another.
+type appender struct {
+	*imapappend.Appender
+	users int
+}
 
 // appender returns mailbox's appender, making one when the server offers
 // LITERAL+ and a connection can be spared, with m's flags as the mailbox
 // keeps them; nil means go-imap's APPEND. The caller gives it back with
 // doneWith.
 func (s *Sink) appender(ctx context.Context, folder, mailbox string, m source.Message, size int64) (*appender, []imap.Flag) {
-	if size > literalPlusMax || !quotable(mailbox) {
+	if size > imapappend.LiteralPlusMax || !imapappend.Quotable(mailbox) {
 		return nil, nil
 	}
 	s.apMu.Lock()
@@ -28,7 +41,7 @@ func (s *Sink) appender(ctx context.Context, folder, mailbox string, m source.Me
 		return nil, nil
 	}
 	a := s.appenders[mailbox]
-	if a != nil && a.broken() {
+	if a != nil && a.Broken() {
 		delete(s.appenders, mailbox)
 		a = nil
 	}
@@ -64,7 +77,7 @@ func (s *Sink) doneWith(a *appender) {
 // appender is closed.
 func (s *Sink) newAppender(ctx context.Context, folder, mailbox string) *appender {
 	for name, a := range s.appenders {
-		if a.broken() {
+		if a.Broken() {
 			delete(s.appenders, name)
 		}
 	}
@@ -72,14 +85,14 @@ func (s *Sink) newAppender(ctx context.Context, folder, mailbox string) *appende
 		var lru string
 		var last time.Time
 		for name, a := range s.appenders {
-			if a.users == 0 && a.idle() && (lru == "" || a.lastUsed().Before(last)) {
-				lru, last = name, a.lastUsed()
+			if a.users == 0 && a.Idle() && (lru == "" || a.LastUsed().Before(last)) {
+				lru, last = name, a.LastUsed()
 			}
 		}
 		if lru == "" {
 			return nil
 		}
-		s.appenders[lru].close()
+		s.appenders[lru].Close()
 		delete(s.appenders, lru)
 	}
 	// PERMANENTFLAGS first, on a pooled connection: the appender's never
@@ -111,7 +124,7 @@ func (s *Sink) newAppender(ctx context.Context, folder, mailbox string) *appende
 		s.Cfg.Log.Debug("no APPEND connection of its own; using the shared ones", "folder", folder, "error", err)
 		return nil
 	}
-	return newAppender(mailbox, st)
+	return &appender{Appender: imapappend.New(mailbox, st)}
 }
 
 // appendPlus appends through a.
@@ -119,15 +132,15 @@ func (s *Sink) appendPlus(ctx context.Context, a *appender, flags []imap.Flag, f
 	defer s.doneWith(a)
 	// RFC 7889: a message over the server's APPENDLIMIT is refused before
 	// its bytes are sent.
-	if limit, ok := a.st.Caps.AppendLimit(); ok && limit != nil && sp.Size() > int64(*limit) {
+	if limit, ok := a.Caps().AppendLimit(); ok && limit != nil && sp.Size() > int64(*limit) {
 		return "", fmt.Errorf("%d bytes, over the server's APPENDLIMIT of %d: %w", sp.Size(), *limit, sink.ErrRejected)
 	}
-	r, err := a.append(ctx, flags, m.Date, sp)
+	r, err := a.Append(ctx, flags, m.Date, sp)
 	if err != nil {
 		return "", fmt.Errorf("append to %q: %w", folder, err)
 	}
-	if r.uid == 0 {
+	if r.UID == 0 {
 		return "", nil // no UIDPLUS: the copy has no ID we know
 	}
-	return srcimap.MessageID(r.uidValidity, r.uid), nil
+	return srcimap.MessageID(r.UIDValidity, r.UID), nil
 }

@@ -1,4 +1,4 @@
-package imap
+package imapappend
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 )
 
 // read takes the server's answers in order and hands each to its command.
-func (a *appender) read() {
+func (a *Appender) read() {
 	br := bufio.NewReaderSize(a.st.Conn, 16<<10)
 	var bye string
 	for {
@@ -60,13 +60,13 @@ func (a *appender) read() {
 		for i, c := range b.calls {
 			switch {
 			case ans.err != nil && len(b.calls) > 1:
-				c.done <- appendResult{err: fmt.Errorf("%w: %w", errSingly, ans.err)}
+				c.done <- Result{err: fmt.Errorf("%w: %w", errSingly, ans.err)}
 			case ans.err != nil:
-				c.done <- appendResult{err: ans.err}
+				c.done <- Result{err: ans.err}
 			case len(ans.uids) == len(b.calls):
-				c.done <- appendResult{uidValidity: ans.uidValidity, uid: ans.uids[i]}
+				c.done <- Result{UIDValidity: ans.uidValidity, UID: ans.uids[i]}
 			default:
-				c.done <- appendResult{} // no UIDPLUS: no IDs
+				c.done <- Result{} // no UIDPLUS: no IDs
 			}
 		}
 		if bad {

@@ -1,4 +1,6 @@
-package imap
+// Package imapappend writes APPENDs into an IMAP mailbox over a
+// connection of its own, without go-imap's round trip per literal.
+package imapappend
 
 import (
 	"bufio"
@@ -19,7 +21,7 @@ import (
 	srcimap "github.com/mailferry/mailferry/source/imap"
 )
 
-// An appender writes APPENDs into one mailbox over a connection of its
+// An Appender writes APPENDs into one mailbox over a connection of its
 // own. Messages that wait for it together go in one MULTIAPPEND (RFC 3502),
 // each as a non-synchronizing literal (LITERAL+, RFC 7888) right behind
 // the last, so a message costs the server a share of one transaction and
@@ -40,7 +42,7 @@ import (
 // (srcimap.Pool.Detached). One goroutine writes commands, one reads the
 // answers, in order, so neither side waits on the other (the deadlock of
 // audit §0 cannot happen).
-type appender struct {
+type Appender struct {
 	mailbox string // the server's name
 	st      *srcimap.Stream
 	multi   bool // the server offers MULTIAPPEND
@@ -55,8 +57,6 @@ type appender struct {
 	tag     uint64
 	err     error // once set, the connection is done
 	used    time.Time
-
-	users int // callers between Sink.appender and doneWith; under Sink.apMu
 }
 
 // appendCall is one message waiting for its answer.
@@ -66,7 +66,7 @@ type appendCall struct {
 	date   time.Time
 	sp     *spool.Spool
 	single bool // an APPEND of its own (its batch was refused)
-	done   chan appendResult
+	done   chan Result
 	// sent is closed once the writer is done with sp (written, failed, or
 	// dropped unsent): the caller's spool must outlive its use.
 	sent     chan struct{}
@@ -74,7 +74,7 @@ type appendCall struct {
 }
 
 func newCall(ctx context.Context, flags []imap.Flag, date time.Time, sp *spool.Spool, single bool) *appendCall {
-	return &appendCall{ctx: ctx, flags: flags, date: date, sp: sp, single: single, done: make(chan appendResult, 1), sent: make(chan struct{})}
+	return &appendCall{ctx: ctx, flags: flags, date: date, sp: sp, single: single, done: make(chan Result, 1), sent: make(chan struct{})}
 }
 
 func (c *appendCall) release() { c.sentOnce.Do(func() { close(c.sent) }) }
@@ -84,26 +84,25 @@ type appendBatch struct {
 	calls []*appendCall
 }
 
-type appendResult struct {
-	uidValidity uint32
-	uid         imap.UID
+// Result is the server's answer to one message: with UIDPLUS, the
+// message's UIDVALIDITY and UID (zero without).
+type Result struct {
+	UIDValidity uint32
+	UID         imap.UID
 	err         error
 }
 
 const (
-	// literalPlusMax: bigger messages go through go-imap, which waits for
+	// LiteralPlusMax: bigger messages go through go-imap, which waits for
 	// the server's go-ahead, so a message the server refuses (over quota)
 	// is not sent in vain; their transfer dwarfs the round trip anyway.
-	literalPlusMax = 1 << 20
+	LiteralPlusMax = 1 << 20
 	// A batch holds at most this many messages or bytes.
 	batchMax      = 64
 	batchMaxBytes = 8 << 20
 	// Commands written and not yet answered: one being stored, one ready
 	// behind it. Holding the rest back lets them gather into batches.
-	commandsAhead = 2
-	// After a failed attempt to open an appender's connection, messages
-	// go through the shared connections for this long.
-	appenderCooldown = 30 * time.Second
+	CommandsAhead = 2
 )
 
 // errSingly: the batch a message was in was refused as a whole; the
@@ -112,8 +111,8 @@ const (
 // none of its messages (RFC 3502 §6.3.11).
 var errSingly = errors.New("batch refused; send singly")
 
-func newAppender(mailbox string, st *srcimap.Stream) *appender {
-	a := &appender{mailbox: mailbox, st: st, multi: st.Caps.Has(imap.CapMultiAppend),
+func New(mailbox string, st *srcimap.Stream) *Appender {
+	a := &Appender{mailbox: mailbox, st: st, multi: st.Caps.Has(imap.CapMultiAppend),
 		bw: bufio.NewWriterSize(st.Conn, 64<<10), used: time.Now()}
 	a.cond = sync.NewCond(&a.mu)
 	go a.read()
@@ -121,44 +120,47 @@ func newAppender(mailbox string, st *srcimap.Stream) *appender {
 	return a
 }
 
-// broken reports whether the appender can take no more commands.
-func (a *appender) broken() bool {
+// Caps is what the server offered on the appender's connection.
+func (a *Appender) Caps() imap.CapSet { return a.st.Caps }
+
+// Broken reports whether the appender can take no more commands.
+func (a *Appender) Broken() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.err != nil
 }
 
-func (a *appender) lastUsed() time.Time {
+func (a *Appender) LastUsed() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.used
 }
 
-// idle reports whether no message waits to be written or answered.
-func (a *appender) idle() bool {
+// Idle reports whether no message waits to be written or answered.
+func (a *Appender) Idle() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.queue) == 0 && len(a.pending) == 0
 }
 
-// append queues one message and waits for the server's answer. A failure
+// Append queues one message and waits for the server's answer. A failure
 // to send, or a connection lost before the answer, fails this and every
 // other message on the connection as transient: the message may or may
 // not have been stored, and the planner looks before it tries again.
-func (a *appender) append(ctx context.Context, flags []imap.Flag, date time.Time, sp *spool.Spool) (appendResult, error) {
+func (a *Appender) Append(ctx context.Context, flags []imap.Flag, date time.Time, sp *spool.Spool) (Result, error) {
 	call := newCall(ctx, flags, date, sp, false)
 	for {
 		a.mu.Lock()
 		if a.err != nil {
 			err := a.err
 			a.mu.Unlock()
-			return appendResult{}, err
+			return Result{}, err
 		}
 		a.queue = append(a.queue, call)
 		a.used = time.Now()
 		a.cond.Broadcast()
 		a.mu.Unlock()
-		var r appendResult
+		var r Result
 		select {
 		case r = <-call.done:
 		case <-ctx.Done():
@@ -173,7 +175,7 @@ func (a *appender) append(ctx context.Context, flags []imap.Flag, date time.Time
 			}
 			a.mu.Unlock()
 			<-call.sent
-			return appendResult{}, ctx.Err()
+			return Result{}, ctx.Err()
 		}
 		if errors.Is(r.err, errSingly) && !call.single {
 			call = newCall(ctx, flags, date, sp, true)
@@ -184,11 +186,11 @@ func (a *appender) append(ctx context.Context, flags []imap.Flag, date time.Time
 }
 
 // write sends the queue's messages, as batches, while fewer than
-// commandsAhead commands await their answers.
-func (a *appender) write() {
+// CommandsAhead commands await their answers.
+func (a *Appender) write() {
 	for {
 		a.mu.Lock()
-		for a.err == nil && (len(a.queue) == 0 || len(a.pending) >= commandsAhead) {
+		for a.err == nil && (len(a.queue) == 0 || len(a.pending) >= CommandsAhead) {
 			a.cond.Wait()
 		}
 		if a.err != nil {
@@ -222,7 +224,7 @@ func (a *appender) write() {
 // take makes the next batch from the queue, with a.mu held: the first
 // message and as many after it as fit, unless either must go alone.
 // Messages whose callers have gone are dropped unsent.
-func (a *appender) take() *appendBatch {
+func (a *Appender) take() *appendBatch {
 	a.tag++
 	b := &appendBatch{tag: "M" + strconv.FormatUint(a.tag, 10)}
 	var bytes int64
@@ -230,7 +232,7 @@ func (a *appender) take() *appendBatch {
 	for ; i < len(a.queue); i++ {
 		c := a.queue[i]
 		if c.ctx.Err() != nil {
-			c.done <- appendResult{err: c.ctx.Err()}
+			c.done <- Result{err: c.ctx.Err()}
 			c.release()
 			continue
 		}
@@ -251,7 +253,7 @@ func (a *appender) take() *appendBatch {
 
 // send writes one command: "tag APPEND mailbox", then for each message
 // its flags, date and literal.
-func (a *appender) send(b *appendBatch) error {
+func (a *Appender) send(b *appendBatch) error {
 	a.bw.WriteString(b.tag)
 	a.bw.WriteString(" APPEND ")
 	writeMailbox(a.bw, a.mailbox)
@@ -279,7 +281,7 @@ func writeAppendMessage(w *bufio.Writer, flags []imap.Flag, date time.Time, size
 			if i > 0 {
 				w.WriteByte(' ')
 			}
-			w.WriteString(string(f)) // atoms: checked by allowedFlags
+			w.WriteString(string(f)) // atoms: the caller checks (sink/imap's allowedFlags)
 		}
 		w.WriteByte(')')
 	}
@@ -310,9 +312,9 @@ func writeMailbox(w *bufio.Writer, name string) {
 	w.WriteByte('"')
 }
 
-// quotable reports whether a mailbox name can go in a quoted string (no
+// Quotable reports whether a mailbox name can go in a quoted string (no
 // control characters); others go through go-imap, which sends a literal.
-func quotable(name string) bool {
+func Quotable(name string) bool {
 	for i := 0; i < len(name); i++ {
 		if name[i] < 0x20 || name[i] == 0x7f {
 			return false
@@ -323,7 +325,7 @@ func quotable(name string) bool {
 
 // fail ends the connection: every message waiting to be written or
 // answered gets err, marked transient.
-func (a *appender) fail(err error) {
+func (a *Appender) fail(err error) {
 	a.mu.Lock()
 	if a.err == nil {
 		a.err = srcimap.Transport(fmt.Errorf("APPEND connection to %q: %w", a.mailbox, err))
@@ -336,18 +338,18 @@ func (a *appender) fail(err error) {
 	for _, b := range pending {
 		a.st.DC.End()
 		for _, c := range b.calls {
-			c.done <- appendResult{err: err}
+			c.done <- Result{err: err}
 		}
 	}
 	for _, c := range queue {
-		c.done <- appendResult{err: err}
+		c.done <- Result{err: err}
 		c.release()
 	}
 }
 
-// close logs out, politely and without waiting, and ends the connection.
+// Close logs out, politely and without waiting, and ends the connection.
 // A command still being written (an interrupted run) is not waited for.
-func (a *appender) close() {
+func (a *Appender) Close() {
 	if a.wmu.TryLock() {
 		a.bw.WriteString("L LOGOUT\r\n")
 		a.bw.Flush()
