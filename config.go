@@ -399,16 +399,16 @@ func (j *Job) check() error {
 		return err
 	}
 	if j.Workers < 0 {
-		return atKey("workers", fmt.Errorf("workers (--workers): %d is negative", j.Workers))
+		return atKey("workers", fmt.Errorf("%s: %d is negative", named(j, "workers"), j.Workers))
 	}
 	if j.FolderParallelism < 0 {
-		return atKey("folder_parallelism", fmt.Errorf("folder_parallelism (--folder-parallelism): %d is negative", j.FolderParallelism))
+		return atKey("folder_parallelism", fmt.Errorf("%s: %d is negative", named(j, "folder_parallelism"), j.FolderParallelism))
 	}
 	if j.MaxDeleteFraction < 0 || j.MaxDeleteFraction > 1 {
-		return atKey("max_delete_fraction", fmt.Errorf("max_delete_fraction (--max-delete-fraction): %v is not between 0 and 1", j.MaxDeleteFraction))
+		return atKey("max_delete_fraction", fmt.Errorf("%s: %v is not between 0 and 1", named(j, "max_delete_fraction"), j.MaxDeleteFraction))
 	}
 	if j.MirrorDeletes && j.DeleteAfterCopy {
-		return atKey("mirror_deletes", errors.New("mirror_deletes and delete_after_copy (--mirror-deletes, --delete-after-copy) together would delete the copies of what the move deleted"))
+		return atKey("mirror_deletes", fmt.Errorf("%s and %s together would delete the copies of what the move deleted", named(j, "mirror_deletes"), named(j, "delete_after_copy")))
 	}
 	if _, err := j.Limits.limits(); err != nil {
 		return underKey("limits", err)
@@ -433,17 +433,17 @@ func (c *RunSettings) check() error {
 			continue
 		}
 		if fi, err := os.Stat(filepath.Dir(f.path)); err != nil || !fi.IsDir() {
-			return usagef("%s (--%s): the directory of %s does not exist", f.key, strings.ReplaceAll(f.key, "_", "-"), f.path)
+			return usagef("%s: the directory of %s does not exist", named(c, f.key), f.path)
 		}
 	}
 	if c.Quiet && c.Verbose {
-		return usagef("quiet and verbose (--quiet, --verbose) ask for opposite things; give one")
+		return usagef("%s and %s ask for opposite things; give one", named(c, "quiet"), named(c, "verbose"))
 	}
 	if c.Parallel < 1 {
-		return usagef("parallel (--parallel): %d is less than 1", c.Parallel)
+		return usagef("%s: %d is less than 1", named(c, "parallel"), c.Parallel)
 	}
 	if c.MaxHostConnections < 0 {
-		return usagef("max_host_connections (--max-host-connections): %d is negative", c.MaxHostConnections)
+		return usagef("%s: %d is negative", named(c, "max_host_connections"), c.MaxHostConnections)
 	}
 	_, _, err := parseShard(c.Shard)
 	return err

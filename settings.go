@@ -195,6 +195,18 @@ func checkEnums(v any) error {
 	return nil
 }
 
+// named is how a message names a setting of *v: its YAML key and its
+// flag, both from the declaration ("max_delete_fraction
+// (--max-delete-fraction)"). An undeclared path is a bug of the caller.
+func named(v any, path string) string {
+	for _, s := range settingsOf(reflect.TypeOf(v).Elem()) {
+		if s.path == path {
+			return s.path + " (--" + s.flag + ")"
+		}
+	}
+	panic("setting " + path + " is not declared")
+}
+
 // checkMins checks the numbers given as flags against their declared
 // least value: --workers 0 is a mistake, not "the default".
 func checkMins(fs *pflag.FlagSet, v any) error {
