@@ -80,6 +80,9 @@ type Server struct {
 	LabelFetches int
 }
 
+// Mu is the lock LabelFetches is read under.
+func (s *Server) Mu() *sync.Mutex { return &s.mu }
+
 // Message is one message of the account.
 type Message struct {
 	MsgID  uint64

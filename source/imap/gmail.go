@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -46,6 +47,24 @@ type gmailView struct {
 	allMail string          // the \All folder's name
 	folders map[string]bool // the folders shown, by name
 	roles   map[string]bool // their special-use roles
+
+	// counted is the Archive's UIDs as Count read them, for the List that
+	// follows in the same run: Gmail's labels are read once, not twice.
+	// List takes them; a view lives for one listing of the folders.
+	mu      sync.Mutex
+	counted map[imap.UID]bool
+}
+
+// coversAll reports whether labels were read for every message of msgs.
+func coversAll(read map[imap.UID]bool, msgs []source.Message) bool {
+	for _, m := range msgs {
+		if _, uid, err := ParseID(m.ID); err != nil {
+			return false
+		} else if _, ok := read[uid]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // gmailFolders applies the Gmail view to a folder listing, if the server
@@ -128,8 +147,8 @@ func (gm *gmailView) shown(labels []string, ns *namespace) bool {
 	return false
 }
 
-// archived returns the UIDs of All Mail's messages the view's other
-// folders do not show, reading every message's labels on a connection
+// archived returns, for each UID of All Mail, whether the view's other
+// folders do not show the message (true: it is the Archive's), reading every message's labels on a connection
 // taken from go-imap, whose FETCH parser fails on X-GM-LABELS
 // (docs/library-audit.md, §1.4a).
 func (s *Store) archived(ctx context.Context, gm *gmailView) (map[imap.UID]bool, error) {
@@ -164,9 +183,7 @@ func (s *Store) archived(ctx context.Context, gm *gmailView) (map[imap.UID]bool,
 		if err != nil || !ok {
 			return err
 		}
-		if !gm.shown(labels, ns) {
-			out[uid] = true
-		}
+		out[uid] = !gm.shown(labels, ns)
 		return nil
 	})
 	if err != nil {
@@ -282,9 +299,17 @@ func parseLabelList(s string) ([]string, string, error) {
 // keepArchived keeps, of All Mail's messages, those the view's other
 // folders do not show.
 func (s *Store) keepArchived(ctx context.Context, gm *gmailView, msgs []source.Message) ([]source.Message, error) {
-	keep, err := s.archived(ctx, gm)
-	if err != nil {
-		return nil, err
+	gm.mu.Lock()
+	keep := gm.counted
+	gm.counted = nil
+	gm.mu.Unlock()
+	// Labels read before the listing do for the messages they cover; a
+	// message that came since has its labels read now, with all the rest.
+	if keep == nil || !coversAll(keep, msgs) {
+		var err error
+		if keep, err = s.archived(ctx, gm); err != nil {
+			return nil, err
+		}
 	}
 	out := msgs[:0]
 	for _, m := range msgs {

@@ -137,6 +137,63 @@ func TestGmailView(t *testing.T) {
 	}
 }
 
+// The labels a progress bar's count read are the listing's too: one
+// FETCH of X-GM-LABELS per run, not two. A message that reached All Mail
+// after the count is not left out for want of labels: they are read again.
+func TestGmailLabelsReadOncePerRun(t *testing.T) {
+	g := gmailtest.New(t, "alice", "pw")
+	date := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	g.Add(t, gmailMessage("archived-1"), date, nil)
+	g.Add(t, gmailMessage("inbox-1"), date, nil, `\Inbox`)
+	ctx := context.Background()
+	s, err := Open(ctx, Config{Addr: g.Addr, TLS: TLSNone, User: "alice", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fetches := func() int {
+		g.Mu().Lock()
+		defer g.Mu().Unlock()
+		return g.LabelFetches
+	}
+	list := func() []string {
+		var out []string
+		if err := s.List(ctx, "Archive", func(m source.Message) error {
+			out = append(out, m.MessageID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tt := range []struct {
+		add         string // archived before List, after Count
+		wantFetches int
+		want        []string
+	}{
+		{"", 1, []string{"<archived-1@example.com>"}},
+		{"archived-2", 2, []string{"<archived-1@example.com>", "<archived-2@example.com>"}},
+	} {
+		if _, err := s.Folders(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before := fetches()
+		if n, err := s.Count(ctx, "Archive"); err != nil || n != 1 {
+			t.Fatalf("Count = %d, %v; want 1", n, err)
+		}
+		if tt.add != "" {
+			g.Add(t, gmailMessage(tt.add), date, nil)
+		}
+		if got := list(); !slices.Equal(got, tt.want) {
+			t.Errorf("Archive lists %q, want %q", got, tt.want)
+		}
+		if got := fetches() - before; got != tt.wantFetches {
+			t.Errorf("%d label FETCHes for Count and List, want %d", got, tt.wantFetches)
+		}
+	}
+}
+
 // The labels answer is parsed whatever the order of its items, with
 // quoted, literal and atom labels; anything else is refused, not guessed.
 func TestParseLabelsFetch(t *testing.T) {

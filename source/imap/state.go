@@ -86,7 +86,16 @@ func (s *Store) status(ctx context.Context, folder string, modseq bool) (*imap.S
 func (s *Store) Count(ctx context.Context, folder string) (int, error) {
 	if gm := s.gmail(); gm != nil && folder == gm.archive {
 		keep, err := s.archived(ctx, gm)
-		return len(keep), err
+		gm.mu.Lock()
+		gm.counted = keep
+		gm.mu.Unlock()
+		n := 0
+		for _, archived := range keep {
+			if archived {
+				n++
+			}
+		}
+		return n, err
 	}
 	st, err := s.status(ctx, folder, false)
 	if err != nil || st == nil || st.NumMessages == nil {
