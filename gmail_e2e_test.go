@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/internal/gmailtest"
 	"github.com/mailferry/mailferry/internal/header"
+	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	srcmaildir "github.com/mailferry/mailferry/source/maildir"
@@ -151,4 +154,71 @@ func TestGmailSourceCopiesArchivedMail(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestGmailDownloadAllowanceStopsCleanly: once an account's daily IMAP
+// download allowance is spent, Gmail refuses bodies with NO [OVERQUOTA].
+// That is the source's budget, not a failure of each message: the run
+// stops as at its own byte budget (exit 5, nothing named as failed,
+// the reason on stderr), whether the refusal comes at the first body or
+// midway, and the next run, the allowance back, copies everything, each
+// message once.
+func TestGmailDownloadAllowanceStopsCleanly(t *testing.T) {
+	g := gmailtest.New(t, "alice", "pw")
+	date := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
+	want := map[string][]string{}
+	for i, labels := range [][]string{{`\Inbox`}, {`\Inbox`}, {"Work"}, {"Work", `\Inbox`}, nil, nil} {
+		id := fmt.Sprintf("m%d@example.com", i)
+		g.Add(t, []byte("Message-ID: <"+id+">\r\nSubject: "+id+"\r\n\r\nbody\r\n"), date, nil, labels...)
+		folders := []string{"Archive"}
+		if labels != nil {
+			folders = nil
+			for _, l := range labels {
+				folders = append(folders, map[string]string{`\Inbox`: "INBOX", "Work": "Work"}[l])
+			}
+		}
+		for _, f := range folders {
+			want[f] = append(want[f], id)
+		}
+	}
+	t.Setenv("MAILFERRY_SRC_PASSWORD", "pw")
+	src := "imap://alice@" + g.Addr + "?tls=none"
+	dir := t.TempDir() + "/backup"
+	for _, allow := range []int{0, 2} {
+		g.AllowDownloads(allow)
+		code, out, stderr := cli(t, "copy", "--json", src, "maildir:"+dir)
+		var sum plan.Summary
+		if err := json.Unmarshal([]byte(out), &sum); err != nil {
+			t.Fatalf("allowance %d: summary: %v\n%s", allow, err, out)
+		}
+		if code != exitBudget || sum.Failed != 0 || sum.FailedFolders != 0 || !sum.BudgetReached {
+			t.Errorf("allowance %d: exit %d, %d failed, %d folders failed, budget_reached %v; want exit 5 and nothing failed\n%s",
+				allow, code, sum.Failed, sum.FailedFolders, sum.BudgetReached, stderr)
+		}
+		if !strings.Contains(stderr, "allows no more downloads") || !strings.Contains(stderr, "OVERQUOTA") {
+			t.Errorf("allowance %d: stderr does not say why the run stopped:\n%s", allow, stderr)
+		}
+	}
+	g.AllowDownloads(-1)
+	copyJSON(t, "copy", src, "maildir:"+dir)
+	s, err := srcmaildir.Open(dir, srcmaildir.LayoutMaildirPP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := folderIDs(t, s)
+	for f, ids := range got {
+		if len(ids) == 0 {
+			delete(got, f)
+		}
+	}
+	for _, ids := range want {
+		slices.Sort(ids)
+	}
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("destination holds\n%v\nwant\n%v", got, want)
+	}
+	if code, _, stderr := cli(t, "verify", src, "maildir:"+dir); code != exitOK {
+		t.Errorf("verify: exit %d\n%s", code, stderr)
+	}
 }

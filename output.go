@@ -283,7 +283,7 @@ func metricsText(sums []namedSummary, now time.Time) []byte {
 		}
 	}
 	// Per job, so that an alert names the account that failed.
-	fmt.Fprintf(&b, "# HELP mailferry_last_run_exit_code Exit code of the job's last run (0 done, 1 failed, 2 usage, 3 some messages or folders failed, 4 locked, 5 stopped at the byte budget).\n# TYPE mailferry_last_run_exit_code gauge\n")
+	fmt.Fprintf(&b, "# HELP mailferry_last_run_exit_code Exit code of the job's last run (0 done, 1 failed, 2 usage, 3 some messages or folders failed, 4 locked, 5 stopped at the byte budget or the source's daily allowance).\n# TYPE mailferry_last_run_exit_code gauge\n")
 	for _, s := range sums {
 		fmt.Fprintf(&b, "mailferry_last_run_exit_code{job=%q} %d\n", jobLabel(s.name), s.code)
 	}

@@ -54,6 +54,12 @@ func (e *engine) copy(ctx context.Context, stop context.CancelCauseFunc, t *task
 		e.fail(t.fs, t.m, err)
 		stop(fmt.Errorf("folder %q: %w", t.dstFolder, err))
 		return
+	case errors.Is(err, source.ErrQuota):
+		// Not this message's failure: the source's allowance for the day
+		// is spent. The run stops as at its own byte budget; the next one
+		// copies this message and the rest.
+		stop(fmt.Errorf("%w: %w", ErrBudget, err))
+		return
 	default:
 		e.fail(t.fs, t.m, err)
 	}

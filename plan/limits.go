@@ -24,7 +24,8 @@ type Limits struct {
 	Now func() time.Time
 }
 
-// ErrBudget ends a run that reached Limits.ByteBudget: what was copied is
+// ErrBudget ends a run that reached Limits.ByteBudget, or the source's own
+// allowance (source.ErrQuota, wrapped in it): what was copied is
 // recorded, the rest waits for the next day's run.
 var ErrBudget = errors.New("the day's byte budget is used up; the next run continues where this one stopped")
 

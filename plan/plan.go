@@ -107,7 +107,11 @@ func Run(ctx context.Context, src source.Source, dst sink.Sink, ckpt Checkpoint,
 	e.sum.total()
 	if errors.Is(err, ErrBudget) {
 		e.sum.BudgetReached = true
-		e.opt.Log.Warn("stopped: " + ErrBudget.Error())
+		if errors.Is(err, source.ErrQuota) {
+			e.opt.Log.Warn("stopped: the source allows no more downloads for now (Gmail: about 2.5 GB a day); the next run continues where this one stopped", "answer", err.Error())
+		} else {
+			e.opt.Log.Warn("stopped: " + ErrBudget.Error())
+		}
 		err = nil
 	}
 	if opt.Limits.ByteBudget > 0 && !opt.DryRun && e.sum.Bytes > 0 {

@@ -24,6 +24,11 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, source.ErrQuota) {
+			// The source's allowance is spent, not this folder broken:
+			// the run stops as at its budget, and the next one lists it.
+			return fmt.Errorf("%w: folder %q: %w", ErrBudget, f.Name, err)
+		}
 		e.mu.Lock()
 		fs.Error = err.Error()
 		e.sum.Errors = append(e.sum.Errors, ErrorEntry{Folder: f.Name, Error: err.Error()})

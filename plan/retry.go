@@ -52,7 +52,7 @@ func transient(err error) bool {
 	var errno syscall.Errno
 	switch {
 	case errors.Is(err, sink.ErrRejected), errors.Is(err, sink.ErrStop), errors.Is(err, source.ErrSizeMismatch),
-		errors.Is(err, source.ErrMessageNotFound), errors.Is(err, context.Canceled):
+		errors.Is(err, source.ErrMessageNotFound), errors.Is(err, source.ErrQuota), errors.Is(err, context.Canceled):
 		return false
 	case errors.As(err, &te):
 		return true

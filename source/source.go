@@ -41,6 +41,10 @@ var (
 	ErrMessageNotFound = errors.New("message not found")
 	// ErrSizeMismatch: a body yielded more or fewer bytes than declared.
 	ErrSizeMismatch = errors.New("message size differs from the size declared")
+	// ErrQuota: the source lets no more be downloaded for now (Gmail's
+	// daily IMAP allowance). The run stops cleanly, as at its own byte
+	// budget, and the next one continues.
+	ErrQuota = errors.New("the source allows no more downloads for now")
 )
 
 // TransientError marks a failure worth trying again: the connection broke,

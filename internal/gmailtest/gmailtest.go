@@ -78,6 +78,9 @@ type Server struct {
 	next   uint64
 	// LabelFetches counts FETCH commands that asked for X-GM-LABELS.
 	LabelFetches int
+	// downloads is how many more FETCH commands for bodies are answered
+	// (AllowDownloads); negative: no limit.
+	downloads int
 }
 
 // Mu is the lock LabelFetches is read under.
@@ -104,7 +107,7 @@ func New(t testing.TB, user, pass string) *Server {
 	ln := testnet.Listen(t)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	s := &Server{user: u, boxes: map[string][]*Message{}, attrs: map[string]string{}, hidden: map[string]bool{}, next: 1_700_000_000_000_000_000}
+	s := &Server{user: u, boxes: map[string][]*Message{}, attrs: map[string]string{}, hidden: map[string]bool{}, next: 1_700_000_000_000_000_000, downloads: -1}
 	s.create(t, "INBOX", "")
 	for _, f := range system {
 		s.create(t, f.name, f.attr)
@@ -179,6 +182,32 @@ func (s *Server) Hide(label string) {
 	s.hidden[folderOf(label)] = true
 }
 
+// AllowDownloads answers n more FETCH commands for message bodies, and
+// every one after them as Gmail answers once an account's daily IMAP
+// download allowance is spent: "NO [OVERQUOTA] Account exceeded command
+// or bandwidth limits." (https://support.google.com/a/answer/1071518 for
+// the limit; the answer's words as Gmail sends them are quoted in client
+// projects' reports, such as ljmerza/ha-email-sensor#16). n < 0 lifts the
+// limit.
+func (s *Server) AllowDownloads(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.downloads = n
+}
+
+// download reports whether one more FETCH for bodies is answered.
+func (s *Server) download() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.downloads == 0 {
+		return false
+	}
+	if s.downloads > 0 {
+		s.downloads--
+	}
+	return true
+}
+
 type literal struct{ *bytes.Reader }
 
 func (l literal) Size() int64 { return l.Reader.Size() }
@@ -187,6 +216,7 @@ var (
 	selectCmd = regexp.MustCompile(`(?i)^\S+ (?:SELECT|EXAMINE) ("(?:[^"\\]|\\.)*"|\S+)`)
 	gmFetch   = regexp.MustCompile(`(?i)^(\S+) (UID )?FETCH (\S+) \(([^)]*X-GM-[^)]*)\)\r?\n$`)
 	listLine  = regexp.MustCompile(`^\* LIST \(([^)]*)\) (\S+) (.*)\r\n$`)
+	bodyFetch = regexp.MustCompile(`(?i)^(\S+) (?:UID )?FETCH \S+ .*BODY(?:\.PEEK)?\[\]`)
 )
 
 // front relays one client connection to the in-process server, adding
@@ -229,6 +259,15 @@ func (s *Server) front(c net.Conn, back string) {
 		}
 		if m := selectCmd.FindStringSubmatch(line); m != nil {
 			selected = unquote(m[1])
+		}
+		if m := bodyFetch.FindStringSubmatch(line); m != nil && !s.download() {
+			wmu.Lock()
+			_, err = io.WriteString(c, m[1]+" NO [OVERQUOTA] Account exceeded command or bandwidth limits.\r\n")
+			wmu.Unlock()
+			if err != nil {
+				return
+			}
+			continue
 		}
 		if m := gmFetch.FindStringSubmatch(line); m != nil {
 			wmu.Lock()

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -183,23 +181,15 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 	return id, srcimap.Transport(classify(err))
 }
 
-// backoffHint is Microsoft 365's throttling answer: "BAD ... Suggested
-// Backoff Time: 1234 milliseconds".
-var backoffHint = regexp.MustCompile(`(?i)Suggested Backoff Time:\s*(\d+)\s*milliseconds`)
-
 // classify maps a server's refusal to the planner's classes (RFC 5530 codes).
 func classify(err error) error {
+	err = srcimap.Refusal(err)
 	var ie *imap.Error
-	if err == nil || !errors.As(err, &ie) {
+	var te *source.TransientError
+	if err == nil || !errors.As(err, &ie) || errors.As(err, &te) {
 		return err
 	}
-	if m := backoffHint.FindStringSubmatch(ie.Text); m != nil {
-		ms, _ := strconv.Atoi(m[1])
-		return &source.TransientError{Err: err, Delay: time.Duration(ms) * time.Millisecond}
-	}
 	switch ie.Code {
-	case imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
-		return &source.TransientError{Err: err}
 	case imap.ResponseCodeTooBig, imap.ResponseCodeLimit:
 		return fmt.Errorf("%w: %v", sink.ErrRejected, err)
 	case imap.ResponseCodeOverQuota:

@@ -21,14 +21,14 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 	}
 	cn, _, uid, err := s.SelectMessage(ctx, m.Folder, m.ID, true)
 	if err != nil {
-		return nil, Transport(err)
+		return nil, Transport(refused(err))
 	}
 	cn.dc.Begin()
 	fc := cn.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 	r := &bodyReader{s: s, cn: cn, fc: fc, folder: m.Folder, id: m.ID, uid: uid}
 	if err := r.start(); err != nil {
 		r.Close()
-		return nil, Transport(err)
+		return nil, Transport(refused(err))
 	}
 	return r, nil
 }

@@ -128,7 +128,7 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	msgs, err := s.list(cn, folder, mailbox)
 	s.Pool.Put(cn, err != nil && !errors.Is(err, source.ErrFolderNotFound))
 	if err != nil {
-		return Transport(err)
+		return Transport(refused(err))
 	}
 	if gm := s.gmail(); gm != nil && folder == gm.archive {
 		if msgs, err = s.keepArchived(ctx, gm, msgs); err != nil {
