@@ -213,7 +213,7 @@ func copyCommand(ctx context.Context, cmd string, in *invocation, args []string,
 	if err != nil {
 		return exitUsage, err
 	}
-	job, err := in.apply(Job{Source: EndpointConfig{URL: args[0]}, Destination: EndpointConfig{URL: args[1]}})
+	job, err := in.apply(Job{Source: endpointArg(args[0]), Destination: endpointArg(args[1])})
 	if err != nil {
 		return exitUsage, err
 	}
@@ -233,7 +233,7 @@ func verifyCommand(ctx context.Context, in *invocation, args []string, stdout, s
 	file := RunSettings{}
 	switch len(args) {
 	case 2:
-		jobs = []Job{{Source: EndpointConfig{URL: args[0]}, Destination: EndpointConfig{URL: args[1]}}}
+		jobs = []Job{{Source: endpointArg(args[0]), Destination: endpointArg(args[1])}}
 	case 1:
 		cfg, err := LoadConfig(args[0])
 		if err != nil {

@@ -232,6 +232,7 @@ func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		e.URL = n.Value
+		e.shortcut()
 		return nil
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -266,6 +267,7 @@ func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
 			}
 			*f = x
 		}
+		e.shortcut()
 		if e.URL == "" && e.Provider != "" {
 			p, err := lookupProvider(e.Provider)
 			if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -53,4 +54,34 @@ func lookupProvider(name string) (provider, error) {
 		return p, fmt.Errorf("provider %q: want gmail or office365", name)
 	}
 	return p, nil
+}
+
+// endpointArg is the endpoint a URL names. A provider's name as the scheme
+// is a shortcut: "gmail:alice@example.com" is the provider's IMAP server
+// over TLS with alice@example.com as the user, and the provider's preset
+// (its connection cap, its OAuth2 endpoints), as a config file's
+// "provider: gmail" with "user:". Options after "?" are the URL's.
+func endpointArg(s string) EndpointConfig {
+	e := EndpointConfig{URL: s}
+	e.shortcut()
+	return e
+}
+
+// shortcut expands a "PROVIDER:USER" URL in place; any other is left as
+// it is, for the endpoint parser to judge.
+func (e *EndpointConfig) shortcut() {
+	name, rest, ok := strings.Cut(e.URL, ":")
+	p, known := providers[strings.ToLower(name)]
+	if !ok || !known || strings.HasPrefix(rest, "//") || (e.Provider != "" && !strings.EqualFold(e.Provider, name)) {
+		return
+	}
+	user, opts, _ := strings.Cut(rest, "?")
+	if user == "" {
+		return // "gmail:" alone: the parser names what is missing
+	}
+	e.Provider, e.User = p.name, user
+	e.URL = "imaps://" + url.PathEscape(user) + "@" + p.imapHost
+	if opts != "" {
+		e.URL += "?" + opts
+	}
 }
