@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"github.com/mailferry/mailferry/source"
 	srcimap "github.com/mailferry/mailferry/source/imap"
 	srcmaildir "github.com/mailferry/mailferry/source/maildir"
+	"github.com/mailferry/mailferry/source/mbox"
 )
 
 // gmailAccount fills an emulated Gmail account: mail in the inbox, under
@@ -220,5 +224,106 @@ func TestGmailDownloadAllowanceStopsCleanly(t *testing.T) {
 	}
 	if code, _, stderr := cli(t, "verify", src, "maildir:"+dir); code != exitOK {
 		t.Errorf("verify: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestGmailRestoreOneMessageManyLabels: a backup of a Gmail account
+// restored into another Gmail account gives one message per message,
+// however many folders the backup holds it in, with a label for each
+// folder (STORE +X-GM-LABELS, not a second APPEND); the backup's Archive
+// goes back into All Mail without a label. A re-run adds nothing, and
+// verify agrees.
+func TestGmailRestoreOneMessageManyLabels(t *testing.T) {
+	src := gmailAccount(t)
+	dir := t.TempDir() + "/backup"
+	copyJSON(t, "copy", src, "maildir:"+dir)
+
+	b := gmailtest.New(t, "bob", "pw2")
+	t.Setenv("MAILFERRY_DST_PASSWORD", "pw2")
+	dst := "imap://bob@" + b.Addr + "?tls=none"
+	sum := copyJSON(t, "copy", "maildir:"+dir, dst)
+	if sum.Copied != 9 {
+		t.Errorf("copied %d, want 9 (8 messages, one of them into two folders)", sum.Copied)
+	}
+	labelsOf := func() map[string][]string {
+		out := map[string][]string{}
+		for _, m := range b.Messages() {
+			id, _, err := header.MessageID(strings.NewReader(string(m.Raw())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id = strings.Trim(id, "<>")
+			if _, dup := out[id]; dup {
+				t.Errorf("%s is in the account twice", id)
+			}
+			ls := slices.Clone(m.Labels)
+			slices.Sort(ls)
+			out[id] = append([]string{}, ls...)
+		}
+		return out
+	}
+	want := map[string][]string{
+		"inbox@example.com":              {`\Inbox`},
+		"work@example.com":               {"Work"},
+		"two-labels@example.com":         {"Société/Reçus", "Work"},
+		"sent@example.com":               {`\Sent`},
+		"archived@example.com":           {},
+		"archived-important@example.com": {},
+		"archived-starred@example.com":   {},
+		"spam@example.com":               {`\Spam`},
+	}
+	if got := labelsOf(); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("the account holds (Message-ID: labels)\n%v\nwant\n%v", got, want)
+	}
+	b.Mu().Lock()
+	appends, stores := b.Appends, b.LabelStores
+	b.Mu().Unlock()
+	if appends != 8 || stores != 1 {
+		t.Errorf("%d APPENDs and %d label STOREs, want 8 and 1", appends, stores)
+	}
+	if again := copyJSON(t, "copy", "maildir:"+dir, dst); again.Copied != 0 {
+		t.Errorf("re-run copied %d", again.Copied)
+	}
+	if got := labelsOf(); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("after a re-run the account holds\n%v", got)
+	}
+	if code, _, stderr := cli(t, "verify", "maildir:"+dir, dst); code != exitOK {
+		t.Errorf("verify: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestTakeoutIntoGmail: a Takeout export restored into Gmail gives each
+// message once, its labels from X-Gmail-Labels; Archived mail (no
+// folder label) goes to All Mail unlabelled.
+func TestTakeoutIntoGmail(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "All mail Including Spam and Trash.mbox")
+	labels := []string{"Inbox,Opened", "Sent,Opened", "Opened,Work,Inbox", "Archived,Opened", "Work,Projects/2024"}
+	var buf bytes.Buffer
+	for i := range 10 {
+		mbox.Append(&buf, "1@xxx", time.Date(2021, 6, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Hour), takeoutMessage(i, labels[i%len(labels)]))
+	}
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := gmailtest.New(t, "carol", "pw3")
+	t.Setenv("MAILFERRY_DST_PASSWORD", "pw3")
+	dst := "imap://carol@" + g.Addr + "?tls=none"
+	copyJSON(t, "copy", "mbox:"+file, dst)
+	want := [][]string{{`\Inbox`}, {`\Sent`}, {"Work", `\Inbox`}, {}, {"Projects/2024", "Work"}} // sorted
+	msgs := g.Messages()
+	if len(msgs) != 10 {
+		t.Fatalf("%d messages in the account, want 10", len(msgs))
+	}
+	for _, m := range msgs {
+		id, _, _ := header.MessageID(bytes.NewReader(m.Raw()))
+		var i int
+		fmt.Sscanf(id, "<takeout%d@", &i)
+		got := slices.Sorted(slices.Values(m.Labels))
+		if w := want[i%len(want)]; !slices.Equal(got, w) && !(len(got) == 0 && len(w) == 0) {
+			t.Errorf("%s: labels %q, want %q", id, got, w)
+		}
+	}
+	if again := copyJSON(t, "copy", "mbox:"+file, dst); again.Copied != 0 {
+		t.Errorf("re-run copied %d", again.Copied)
 	}
 }

@@ -76,8 +76,10 @@ type Server struct {
 	// IMAP" box is unticked in Gmail's settings is.
 	hidden map[string]bool
 	next   uint64
-	// LabelFetches counts FETCH commands that asked for X-GM-LABELS.
-	LabelFetches int
+	// LabelFetches counts FETCH commands that asked for X-GM-LABELS;
+	// Appends, messages appended; LabelStores, messages given labels by
+	// STORE +X-GM-LABELS.
+	LabelFetches, Appends, LabelStores int
 	// downloads is how many more FETCH commands for bodies are answered
 	// (AllowDownloads); negative: no limit.
 	downloads int
@@ -90,6 +92,10 @@ func (s *Server) Mu() *sync.Mutex { return &s.mu }
 type Message struct {
 	MsgID  uint64
 	Labels []string
+
+	raw   []byte
+	date  time.Time
+	flags []imap.Flag
 }
 
 // New starts an account of user with password pass.
@@ -118,14 +124,22 @@ func New(t testing.TB, user, pass string) *Server {
 }
 
 func (s *Server) create(t testing.TB, name, attr string) {
+	if err := s.createLocked(name, attr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createLocked makes folder name, unless it is there.
+func (s *Server) createLocked(name, attr string) error {
 	if _, ok := s.boxes[name]; ok {
-		return
+		return nil
 	}
 	if err := s.user.Create(name, nil); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	s.boxes[name] = nil
 	s.attrs[name] = attr
+	return nil
 }
 
 // folderOf is the folder a label shows as.
@@ -147,7 +161,16 @@ func folderOf(label string) string {
 func (s *Server) Add(t testing.TB, raw []byte, date time.Time, flags []imap.Flag, labels ...string) *Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := &Message{MsgID: s.next, Labels: labels}
+	m, _, err := s.add(raw, date, flags, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// add is Add with s.mu held; it returns where the message went, by folder.
+func (s *Server) add(raw []byte, date time.Time, flags []imap.Flag, labels []string) (*Message, map[string]*imap.AppendData, error) {
+	m := &Message{MsgID: s.next, raw: raw, date: date}
 	s.next++
 	folders := []string{AllMail}
 	for _, l := range labels {
@@ -160,17 +183,52 @@ func (s *Server) Add(t testing.TB, raw []byte, date time.Time, flags []imap.Flag
 		if l == `\Starred` {
 			flags = append(flags, imap.FlagFlagged) // Starred is the \Flagged flag
 		}
-		f := folderOf(l)
-		s.create(t, f, "")
-		folders = append(folders, f)
 	}
+	m.flags = flags
+	at := map[string]*imap.AppendData{}
 	for _, f := range folders {
-		if _, err := s.user.Append(f, literal{bytes.NewReader(raw)}, &imap.AppendOptions{Flags: flags, Time: date}); err != nil {
-			t.Fatalf("append to %s: %v", f, err)
+		d, err := s.put(m, f)
+		if err != nil {
+			return nil, nil, err
 		}
-		s.boxes[f] = append(s.boxes[f], m)
+		at[f] = d
 	}
-	return m
+	for _, l := range labels {
+		d, err := s.label(m, l)
+		if err != nil {
+			return nil, nil, err
+		}
+		if d != nil {
+			at[folderOf(l)] = d
+		}
+	}
+	return m, at, nil
+}
+
+// label gives m label l, and so a copy in l's folder (made if new); nil
+// when m had it already.
+func (s *Server) label(m *Message, l string) (*imap.AppendData, error) {
+	for _, had := range m.Labels {
+		if strings.EqualFold(had, l) {
+			return nil, nil
+		}
+	}
+	m.Labels = append(m.Labels, l)
+	f := folderOf(l)
+	if err := s.createLocked(f, ""); err != nil {
+		return nil, err
+	}
+	return s.put(m, f)
+}
+
+// put appends m's copy to folder.
+func (s *Server) put(m *Message, folder string) (*imap.AppendData, error) {
+	d, err := s.user.Append(folder, literal{bytes.NewReader(m.raw)}, &imap.AppendOptions{Flags: m.flags, Time: m.date})
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: %w", folder, err)
+	}
+	s.boxes[folder] = append(s.boxes[folder], m)
+	return d, nil
 }
 
 // Hide leaves label's folder out of LIST: Gmail's "Show in IMAP" setting
@@ -258,7 +316,18 @@ func (s *Server) front(c net.Conn, back string) {
 			return
 		}
 		if m := selectCmd.FindStringSubmatch(line); m != nil {
-			selected = unquote(m[1])
+			selected, _ = mutf7.Decode(unquote(m[1]))
+		}
+		if answer, handled, err := s.write(line, n, br, c, &wmu, selected); handled {
+			if err == nil {
+				wmu.Lock()
+				_, err = io.WriteString(c, answer)
+				wmu.Unlock()
+			}
+			if err != nil {
+				return
+			}
+			continue
 		}
 		if m := bodyFetch.FindStringSubmatch(line); m != nil && !s.download() {
 			wmu.Lock()

@@ -36,6 +36,8 @@ type Sink struct {
 	noAppender bool                 // the server or TLS mode allows none
 	// appenderAfter: no new appender before then (one failed to connect)
 	appenderAfter time.Time
+
+	gm gmailDest // into a Gmail account (gmail.go)
 }
 
 // Open connects and logs in.
@@ -46,7 +48,12 @@ func Open(ctx context.Context, cfg srcimap.Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{Store: st, created: map[string]bool{}, perm: map[string][]imap.Flag{}, appenders: map[string]*appender{}}, nil
+	s := &Sink{Store: st, created: map[string]bool{}, perm: map[string][]imap.Flag{}, appenders: map[string]*appender{}}
+	if s.gm.on, err = st.IsGmail(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close implements source.Source: the appenders' connections, then the
@@ -156,6 +163,14 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 	if sp.Size() == 0 {
 		return "", fmt.Errorf("an empty (0-byte) message cannot be appended over IMAP: %w", sink.ErrRejected)
 	}
+	if s.gm.on {
+		return s.putGmail(ctx, folder, m, sp)
+	}
+	return s.store(ctx, folder, m, sp)
+}
+
+// store appends the spooled message to folder, made if need be.
+func (s *Sink) store(ctx context.Context, folder string, m source.Message, sp *spool.Spool) (string, error) {
 	if err := s.CreateFolder(ctx, folder); err != nil { // once per folder
 		return "", srcimap.Transport(err)
 	}

@@ -30,14 +30,13 @@ var Kind = &store.Kind{
 		return srcimap.Open(ctx, c)
 	},
 	// Looked at as a destination, a Gmail account is what it is written
-	// as: the folders its server lists.
+	// as: the folders its server lists, All Mail as \Archive (gmail.go).
 	OpenLook: func(ctx context.Context, e *endpoint.Endpoint, env store.Env) (source.Source, error) {
 		c, err := Config(e, env)
 		if err != nil {
 			return nil, err
 		}
-		c.KeepAllMail = true
-		return srcimap.Open(ctx, c)
+		return Open(ctx, c)
 	},
 	OpenSink: func(ctx context.Context, e *endpoint.Endpoint, env store.Env) (sink.Sink, error) {
 		c, err := Config(e, env)
