@@ -107,7 +107,7 @@ func (f FolderConfig) rules() plan.FolderRules {
 type LimitsConfig struct {
 	MessagesPerSecond string `yaml:"max_messages_per_second" flag:"max-messages-per-second" arg:"N" help:"copy at most N messages a second"`
 	BytesPerSecond    string `yaml:"max_bytes_per_second" flag:"max-bytes-per-second" arg:"SIZE" help:"copy at most SIZE a second (like 2MB)"`
-	DailyByteBudget   string `yaml:"daily_byte_budget" flag:"daily-byte-budget" arg:"SIZE" help:"stop cleanly (exit 5) once SIZE was copied this UTC day; the next run continues"`
+	DailyByteBudget   string `yaml:"daily_byte_budget" flag:"daily-byte-budget" arg:"SIZE" help:"stop cleanly (exit 5) once SIZE was copied this UTC day; the next run continues (none: no budget, not even Gmail's)"`
 }
 
 func (l LimitsConfig) limits() (plan.Limits, error) {
@@ -124,6 +124,9 @@ func (l LimitsConfig) limits() (plan.Limits, error) {
 		return out, err
 	}
 	out.BytesPerSecond = float64(bps)
+	if strings.EqualFold(l.DailyByteBudget, "none") {
+		return out, nil // no budget, not even a provider's
+	}
 	if out.ByteBudget, err = parseSize("daily_byte_budget", l.DailyByteBudget); err != nil {
 		return out, err
 	}

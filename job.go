@@ -38,6 +38,12 @@ func runJob(ctx context.Context, j Job, c *RunSettings, dryRun bool, stderr io.W
 	if err != nil {
 		return nil, usageError{msg: err.Error()}
 	}
+	if j.Limits.DailyByteBudget == "" {
+		if budget, why := presetBudget(j.Source, j.Destination); budget > 0 {
+			limits.ByteBudget = budget
+			log.Info("daily byte budget from the provider preset (daily_byte_budget: none lifts it)", "budget", humanBytes(budget), "why", why)
+		}
+	}
 	dedup, err := plan.ParseDedup(j.Dedup)
 	if err != nil {
 		return nil, usageError{msg: err.Error()}

@@ -21,6 +21,10 @@ type provider struct {
 	scopes   []string
 	// maxConns is the provider's cap on simultaneous IMAP connections.
 	maxConns int
+	// download and upload are the bytes a day the provider lets IMAP
+	// read and write; a run stops cleanly there unless told otherwise
+	// (daily_byte_budget), before the provider locks the account.
+	download, upload int64
 }
 
 var providers = map[string]provider{
@@ -29,6 +33,9 @@ var providers = map[string]provider{
 		tokenURL: "https://oauth2.googleapis.com/token", deviceURL: "https://oauth2.googleapis.com/device/code",
 		authURL: "https://accounts.google.com/o/oauth2/v2/auth", loopback: true,
 		scopes: []string{"https://mail.google.com/"}, maxConns: 15,
+		// https://support.google.com/a/answer/1071518: 2,500 MB of IMAP
+		// download and 500 MB of upload a day.
+		download: 2500 << 20, upload: 500 << 20,
 	},
 	"office365": {
 		name: "office365", imapHost: "outlook.office365.com",
@@ -84,4 +91,19 @@ func (e *EndpointConfig) shortcut() {
 	if opts != "" {
 		e.URL += "?" + opts
 	}
+}
+
+// presetBudget is the daily byte budget the providers of a job's two ends
+// ask for: the smaller of the source's download and the destination's
+// upload allowance; 0 when neither has one.
+func presetBudget(src, dst EndpointConfig) (int64, string) {
+	var budget int64
+	var why string
+	if p, _ := lookupProvider(src.Provider); p.download > 0 {
+		budget, why = p.download, p.name+"'s daily IMAP download allowance"
+	}
+	if p, _ := lookupProvider(dst.Provider); p.upload > 0 && (budget == 0 || p.upload < budget) {
+		budget, why = p.upload, p.name+"'s daily IMAP upload allowance"
+	}
+	return budget, why
 }

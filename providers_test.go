@@ -54,3 +54,29 @@ func TestProviderShortcut(t *testing.T) {
 		t.Error("gmail: URL with provider office365 accepted")
 	}
 }
+
+// A job with Gmail at either end stops at Gmail's daily allowance unless
+// its own budget says otherwise; "none" lifts every budget.
+func TestPresetBudget(t *testing.T) {
+	gmail, o365, plain := EndpointConfig{Provider: "gmail"}, EndpointConfig{Provider: "office365"}, EndpointConfig{}
+	for _, tt := range []struct {
+		src, dst EndpointConfig
+		want     int64
+	}{
+		{gmail, plain, 2500 << 20},
+		{plain, gmail, 500 << 20},
+		{gmail, gmail, 500 << 20},
+		{o365, plain, 0},
+		{plain, plain, 0},
+	} {
+		if got, why := presetBudget(tt.src, tt.dst); got != tt.want || (got > 0) != (why != "") {
+			t.Errorf("presetBudget(%q, %q) = %d (%q), want %d", tt.src.Provider, tt.dst.Provider, got, why, tt.want)
+		}
+	}
+	for in, want := range map[string]int64{"none": 0, "NONE": 0, "1GB": 1 << 30, "": 0} {
+		l, err := LimitsConfig{DailyByteBudget: in}.limits()
+		if err != nil || l.ByteBudget != want {
+			t.Errorf("daily_byte_budget %q = %d, %v; want %d", in, l.ByteBudget, err, want)
+		}
+	}
+}
