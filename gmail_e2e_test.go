@@ -27,7 +27,13 @@ import (
 // labels (one message under two), sent, starred, marked important, in
 // Spam, and archived with no label at all, which only All Mail lists.
 func gmailAccount(t *testing.T) (src string) {
-	g := gmailtest.New(t, "alice", "pw")
+	src, _ = gmailServer(t)
+	return src
+}
+
+// gmailServer is gmailAccount with its emulator.
+func gmailServer(t *testing.T) (src string, g *gmailtest.Server) {
+	g = gmailtest.New(t, "alice", "pw")
 	date := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
 	for id, labels := range map[string][]string{
 		"inbox":              {`\Inbox`, `\Important`},
@@ -42,7 +48,7 @@ func gmailAccount(t *testing.T) (src string) {
 		g.Add(t, []byte("Message-ID: <"+id+"@example.com>\r\nSubject: "+id+"\r\n\r\nbody\r\n"), date, nil, labels...)
 	}
 	t.Setenv("MAILFERRY_SRC_PASSWORD", "pw")
-	return "imap://alice@" + g.Addr + "?tls=none"
+	return "imap://alice@" + g.Addr + "?tls=none", g
 }
 
 // folderIDs lists a store: folder, then the message IDs it holds, sorted.
@@ -109,9 +115,16 @@ func TestGmailSourceCopiesArchivedMail(t *testing.T) {
 
 	t.Run("to Maildir", func(t *testing.T) {
 		dir := t.TempDir() + "/backup"
+		src, g := gmailServer(t) // a fresh account, to count its downloads
 		sum := copyJSON(t, "copy", src, "maildir:"+dir)
 		if sum.Copied != 9 {
 			t.Errorf("copied %d, want 9 (8 messages, one with two labels)", sum.Copied)
+		}
+		g.Mu().Lock()
+		bodies := g.BodiesFetched
+		g.Mu().Unlock()
+		if bodies != 8 {
+			t.Errorf("%d bodies downloaded, want 8: one per message, however many labels it has", bodies)
 		}
 		s, err := srcmaildir.Open(dir, srcmaildir.LayoutMaildirPP)
 		if err != nil {

@@ -80,6 +80,8 @@ type Server struct {
 	// Appends, messages appended; LabelStores, messages given labels by
 	// STORE +X-GM-LABELS.
 	LabelFetches, Appends, LabelStores int
+	// BodiesFetched counts the message bodies clients read.
+	BodiesFetched int
 	// downloads is how many more FETCH commands for bodies are answered
 	// (AllowDownloads); negative: no limit.
 	downloads int
@@ -253,6 +255,18 @@ func (s *Server) AllowDownloads(n int) {
 	s.downloads = n
 }
 
+// countBodies counts the messages of folder a body FETCH of set reads.
+func (s *Server) countBodies(set, folder string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msgs := s.boxes[folder]
+	for i := range msgs {
+		if inSet(set, uint32(i+1), uint32(len(msgs))) {
+			s.BodiesFetched++
+		}
+	}
+}
+
 // download reports whether one more FETCH for bodies is answered.
 func (s *Server) download() bool {
 	s.mu.Lock()
@@ -274,7 +288,7 @@ var (
 	selectCmd = regexp.MustCompile(`(?i)^\S+ (?:SELECT|EXAMINE) ("(?:[^"\\]|\\.)*"|\S+)`)
 	gmFetch   = regexp.MustCompile(`(?i)^(\S+) (UID )?FETCH (\S+) \(([^)]*X-GM-[^)]*)\)\r?\n$`)
 	listLine  = regexp.MustCompile(`^\* LIST \(([^)]*)\) (\S+) (.*)\r\n$`)
-	bodyFetch = regexp.MustCompile(`(?i)^(\S+) (?:UID )?FETCH \S+ .*BODY(?:\.PEEK)?\[\]`)
+	bodyFetch = regexp.MustCompile(`(?i)^(\S+) (?:UID )?FETCH (\S+) .*BODY(?:\.PEEK)?\[\]`)
 )
 
 // front relays one client connection to the in-process server, adding
@@ -329,7 +343,9 @@ func (s *Server) front(c net.Conn, back string) {
 			}
 			continue
 		}
-		if m := bodyFetch.FindStringSubmatch(line); m != nil && !s.download() {
+		if m := bodyFetch.FindStringSubmatch(line); m != nil && s.download() {
+			s.countBodies(m[2], selected)
+		} else if m != nil {
 			wmu.Lock()
 			_, err = io.WriteString(c, m[1]+" NO [OVERQUOTA] Account exceeded command or bandwidth limits.\r\n")
 			wmu.Unlock()

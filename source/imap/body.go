@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,19 @@ import (
 // unless the message was read ahead (Prefetch). The connection is the
 // reader's until Close.
 func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, error) {
+	body, msgID, shared := s.share.take(m.Folder, m.ID)
+	if body != nil {
+		return io.NopCloser(bytes.NewReader(body)), nil
+	}
+	r, err := s.open(ctx, m)
+	if err != nil || !shared {
+		return r, err
+	}
+	return &keepReader{ReadCloser: r, size: m.Size, keep: func(b []byte) { s.share.keep(msgID, b) }}, nil
+}
+
+// open reads a message from the read-ahead or the server.
+func (s *Store) open(ctx context.Context, m source.Message) (io.ReadCloser, error) {
 	if r, ok := s.ahead.take(ctx, m); ok {
 		return r, nil
 	}

@@ -53,6 +53,9 @@ type gmailView struct {
 	// List takes them; a view lives for one listing of the folders.
 	mu      sync.Mutex
 	counted map[imap.UID]bool
+	// copies is, for each message that more than one shown folder
+	// lists, how many do (by X-GM-MSGID); nil until the labels are read.
+	copies map[uint64]int
 }
 
 // coversAll reports whether labels were read for every message of msgs.
@@ -77,6 +80,7 @@ func (s *Store) gmailFolders(folders []source.Folder, caps imap.CapSet) []source
 		s.gm = gm
 		s.mu.Unlock()
 	}()
+	s.share.reset()
 	if !caps.Has(capGmail) || s.Cfg.KeepAllMail {
 		return folders
 	}
@@ -116,22 +120,26 @@ func (s *Store) gmail() *gmailView {
 	return s.gm
 }
 
-// shown reports whether a message with these labels is listed in a
-// folder the view shows. A label without a shown folder (one hidden from
-// IMAP in Gmail's settings, or \Important) does not count.
-func (gm *gmailView) shown(labels []string, ns *namespace) bool {
+// shownIn counts the folders the view shows that list a message with
+// these labels. A label without a shown folder (one hidden from IMAP in
+// Gmail's settings, or \Important) does not count.
+func (gm *gmailView) shownIn(labels []string, ns *namespace) int {
+	n := 0
 	for _, l := range labels {
 		switch strings.ToLower(l) {
 		case `\inbox`:
-			return true
+			n++
+			continue
 		case `\sent`:
 			if gm.roles[string(imap.MailboxAttrSent)] {
-				return true
+				n++
 			}
+			continue
 		case `\draft`:
 			if gm.roles[string(imap.MailboxAttrDrafts)] {
-				return true
+				n++
 			}
+			continue
 		}
 		if strings.HasPrefix(l, `\`) {
 			continue
@@ -141,22 +149,45 @@ func (gm *gmailView) shown(labels []string, ns *namespace) bool {
 			continue
 		}
 		if name, ok := ns.FolderName(d); ok && gm.folders[name] {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // archived returns, for each UID of All Mail, whether the view's other
-// folders do not show the message (true: it is the Archive's), reading every message's labels on a connection
-// taken from go-imap, whose FETCH parser fails on X-GM-LABELS
-// (docs/library-audit.md, §1.4a).
+// folders do not show the message (true: it is the Archive's), reading
+// every message's labels. It also notes, for the bodies read once
+// (gmailshare.go), how many shown folders hold each message.
 func (s *Store) archived(ctx context.Context, gm *gmailView) (map[imap.UID]bool, error) {
 	ns, err := s.Namespace(ctx)
 	if err != nil {
 		return nil, err
 	}
-	mailbox, err := ns.ServerName(gm.allMail)
+	entries, err := s.gmailFetch(ctx, gm.allMail, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[imap.UID]bool, len(entries))
+	copies := map[uint64]int{}
+	for uid, e := range entries {
+		n := gm.shownIn(e.labels, ns)
+		out[uid] = n == 0
+		if n > 1 && e.msgID != 0 {
+			copies[e.msgID] = n
+		}
+	}
+	gm.mu.Lock()
+	gm.copies = copies
+	gm.mu.Unlock()
+	return out, nil
+}
+
+// gmailFetch reads UID and X-GM-MSGID (and X-GM-LABELS, if labels) of
+// every message of folder, on a connection taken from go-imap, whose
+// FETCH parser fails on Gmail's items (docs/library-audit.md, §1.4a).
+func (s *Store) gmailFetch(ctx context.Context, folder string, labels bool) (map[imap.UID]gmailEntry, error) {
+	mailbox, err := s.Mailbox(ctx, folder)
 	if err != nil {
 		return nil, err
 	}
@@ -169,25 +200,29 @@ func (s *Store) archived(ctx context.Context, gm *gmailView) (map[imap.UID]bool,
 	defer st.DC.End()
 	br := bufio.NewReader(st)
 	if _, err := io.WriteString(st, "mf1 EXAMINE "+quote(mutf7.Encode(mailbox))+"\r\n"); err != nil {
-		return nil, Transport(fmt.Errorf("examine %q: %w", gm.allMail, err))
+		return nil, Transport(fmt.Errorf("examine %q: %w", folder, err))
 	}
 	if err := readTagged(br, "mf1", nil); err != nil {
-		return nil, fmt.Errorf("examine %q: %w", gm.allMail, err)
+		return nil, fmt.Errorf("examine %q: %w", folder, err)
 	}
-	if _, err := io.WriteString(st, "mf2 UID FETCH 1:* (UID X-GM-LABELS)\r\n"); err != nil {
+	items := "UID X-GM-MSGID"
+	if labels {
+		items += " X-GM-LABELS"
+	}
+	if _, err := io.WriteString(st, "mf2 UID FETCH 1:* ("+items+")\r\n"); err != nil {
 		return nil, Transport(fmt.Errorf("fetch Gmail labels: %w", err))
 	}
-	out := map[imap.UID]bool{}
+	out := map[imap.UID]gmailEntry{}
 	err = readTagged(br, "mf2", func(line string) error {
-		uid, labels, ok, err := parseLabelsFetch(line)
+		uid, e, ok, err := parseGmailFetch(line, labels)
 		if err != nil || !ok {
 			return err
 		}
-		out[uid] = !gm.shown(labels, ns)
+		out[uid] = e
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fetch Gmail labels of %q: %w", gm.allMail, err)
+		return nil, fmt.Errorf("fetch Gmail labels of %q: %w", folder, err)
 	}
 	return out, nil
 }
@@ -219,18 +254,41 @@ func readTagged(br *bufio.Reader, tag string, fn func(string) error) error {
 	}
 }
 
+// gmailEntry is what Gmail's FETCH says of one message.
+type gmailEntry struct {
+	msgID  uint64
+	labels []string
+}
+
 // parseLabelsFetch reads "* N FETCH (UID u X-GM-LABELS (l ...))", items
 // in any order; ok is false for any other untagged line.
 func parseLabelsFetch(line string) (uid imap.UID, labels []string, ok bool, err error) {
+	uid, e, ok, err := parseGmailFetch(line, true)
+	return uid, e.labels, ok, err
+}
+
+// parseGmailFetch reads "* N FETCH (UID u X-GM-MSGID m X-GM-LABELS (l
+// ...))", items in any order, X-GM-MSGID optional, X-GM-LABELS required
+// when wantLabels; ok is false for any other untagged line.
+func parseGmailFetch(line string, wantLabels bool) (uid imap.UID, e gmailEntry, ok bool, err error) {
 	f := strings.SplitN(line, " ", 4)
 	if len(f) < 4 || f[0] != "*" || !strings.EqualFold(f[2], "FETCH") {
-		return 0, nil, false, nil
+		return 0, e, false, nil
 	}
 	s, found := strings.CutPrefix(f[3], "(")
 	if !found {
-		return 0, nil, false, fmt.Errorf("FETCH: no item list in %q", line)
+		return 0, e, false, fmt.Errorf("FETCH: no item list in %q", line)
 	}
 	seenLabels := false
+	number := func(rest string) (uint64, string, error) {
+		num, after, _ := strings.Cut(rest, " ")
+		num = strings.TrimSuffix(num, ")")
+		if after == "" && strings.HasSuffix(rest, ")") {
+			after = ")"
+		}
+		n, err := strconv.ParseUint(num, 10, 64)
+		return n, after, err
+	}
 	for {
 		s = strings.TrimLeft(s, " ")
 		if strings.HasPrefix(s, ")") {
@@ -239,30 +297,31 @@ func parseLabelsFetch(line string) (uid imap.UID, labels []string, ok bool, err 
 		name, rest, _ := strings.Cut(s, " ")
 		switch strings.ToUpper(name) {
 		case "UID":
-			num, after, _ := strings.Cut(rest, " ")
-			num = strings.TrimSuffix(num, ")")
-			if after == "" && strings.HasSuffix(rest, ")") {
-				after = ")"
-			}
-			n, perr := strconv.ParseUint(num, 10, 32)
-			if perr != nil || n == 0 {
-				return 0, nil, false, fmt.Errorf("FETCH: bad UID in %q", line)
+			n, after, perr := number(rest)
+			if perr != nil || n == 0 || n > 1<<32-1 {
+				return 0, e, false, fmt.Errorf("FETCH: bad UID in %q", line)
 			}
 			uid, s = imap.UID(n), after
+		case "X-GM-MSGID":
+			n, after, perr := number(rest)
+			if perr != nil {
+				return 0, e, false, fmt.Errorf("FETCH: bad X-GM-MSGID in %q", line)
+			}
+			e.msgID, s = n, after
 		case "X-GM-LABELS":
-			labels, s, err = parseLabelList(rest)
+			e.labels, s, err = parseLabelList(rest)
 			if err != nil {
-				return 0, nil, false, fmt.Errorf("FETCH: %w in %q", err, line)
+				return 0, e, false, fmt.Errorf("FETCH: %w in %q", err, line)
 			}
 			seenLabels = true
 		default:
-			return 0, nil, false, fmt.Errorf("FETCH: unasked item %q in %q", name, line)
+			return 0, e, false, fmt.Errorf("FETCH: unasked item %q in %q", name, line)
 		}
 	}
-	if uid == 0 || !seenLabels {
-		return 0, nil, false, fmt.Errorf("FETCH: UID or X-GM-LABELS missing in %q", line)
+	if uid == 0 || (wantLabels && !seenLabels) {
+		return 0, e, false, fmt.Errorf("FETCH: UID or X-GM-LABELS missing in %q", line)
 	}
-	return uid, labels, true, nil
+	return uid, e, true, nil
 }
 
 // parseLabelList reads "(astring ...)" and returns the labels and what

@@ -32,8 +32,11 @@ type Store struct {
 	// raw maps folders listed under names go-imap cannot select to
 	// those names (rawlist.go).
 	raw map[string]string
-	// gm is the Gmail view of All Mail, when in force (gmail.go).
-	gm *gmailView
+	// gm is the Gmail view of All Mail, when in force (gmail.go), and
+	// share the bodies of its messages listed in several folders
+	// (gmailshare.go).
+	gm    *gmailView
+	share bodyShare
 	// unwatch stops the watch on Open's context (see netx.Live).
 	unwatch func() bool
 }
@@ -132,6 +135,10 @@ func (s *Store) List(ctx context.Context, folder string, fn func(source.Message)
 	}
 	if gm := s.gmail(); gm != nil && folder == gm.archive {
 		if msgs, err = s.keepArchived(ctx, gm, msgs); err != nil {
+			return err
+		}
+	} else if gm != nil {
+		if err := s.shareFolder(ctx, gm, folder, msgs); err != nil {
 			return err
 		}
 	}

@@ -82,7 +82,7 @@ func (s *Store) Prefetch(ctx context.Context, folder string, msgs []source.Messa
 	}
 	_, running := a.queues[folder]
 	for _, m := range msgs {
-		if m.Size < 0 || m.Size > prefetchMaxMsg || m.Folder != folder {
+		if m.Size < 0 || m.Size > prefetchMaxMsg || m.Folder != folder || s.share.has(folder, m.ID) {
 			continue
 		}
 		_, uid, err := ParseID(m.ID)
