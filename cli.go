@@ -162,7 +162,17 @@ func newCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra
 			short = "show what copy would do; change nothing"
 		}
 		sub(name+" SRC DST [flags]", short, func(in *invocation, args []string) (int, error) {
-			return watch(ctx, in, stderr, name == "copy" && in.run.Watch, func(ctx context.Context) (int, error) {
+			jobs := func() []Job {
+				if len(args) != 2 {
+					return nil
+				}
+				j, err := in.apply(Job{Source: endpointArg(args[0]), Destination: endpointArg(args[1])})
+				if err != nil {
+					return nil
+				}
+				return []Job{j}
+			}
+			return watch(ctx, in, stderr, name == "copy" && in.run.Watch, jobs, func(ctx context.Context) (int, error) {
 				return copyCommand(ctx, name, in, args, stdout, stderr)
 			})
 		})
@@ -177,7 +187,14 @@ func newCommand(ctx context.Context, stdout, stderr io.Writer, code *int) *cobra
 		if cfg, err := LoadConfig(args[0]); err == nil && cfg.Run.Watch {
 			watching = true
 		}
-		return watch(ctx, in, stderr, watching, func(ctx context.Context) (int, error) {
+		jobs := func() []Job {
+			cfg, err := LoadConfig(args[0])
+			if err != nil {
+				return nil
+			}
+			return cfg.Jobs
+		}
+		return watch(ctx, in, stderr, watching, jobs, func(ctx context.Context) (int, error) {
 			return runConfig(ctx, args[0], in, stdout, stderr)
 		})
 	})

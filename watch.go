@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/mailferry/mailferry/source"
 )
 
 // maxWatchBackoff bounds the wait after failed passes.
@@ -26,7 +30,10 @@ const maxWatchBackoff = 5 * time.Minute
 // last pass put everything at the destination. A pass still going after
 // the grace is cut short (1: interrupted). watching says, before the first
 // pass, whether this is a watch at all: a plain copy stops at once.
-func watch(ctx context.Context, in *invocation, stderr io.Writer, watching bool, pass func(context.Context) (int, error)) (int, error) {
+//
+// Between passes, a source that can say when it changes (IMAP IDLE) starts
+// the next pass at once: jobs names the jobs whose sources to watch.
+func watch(ctx context.Context, in *invocation, stderr io.Writer, watching bool, jobs func() []Job, pass func(context.Context) (int, error)) (int, error) {
 	if watching {
 		inner := pass
 		pass = func(ctx context.Context) (int, error) { return graced(ctx, inner) }
@@ -36,6 +43,9 @@ func watch(ctx context.Context, in *invocation, stderr io.Writer, watching bool,
 	if rs == nil || !rs.Watch || code == exitUsage || ctx.Err() != nil {
 		return code, err
 	}
+	wctx, stopWakes := context.WithCancel(ctx)
+	defer stopWakes()
+	wake := wakes(wctx, jobs(), newLogger(rs, stderr))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -63,6 +73,8 @@ func watch(ctx context.Context, in *invocation, stderr io.Writer, watching bool,
 		case <-hup:
 			t.Stop()
 			fmt.Fprintln(stderr, "mailferry: SIGHUP: a pass now")
+		case <-wake:
+			t.Stop() // the source changed: a pass now
 		case <-t.C:
 		}
 		in.pass++
@@ -96,4 +108,67 @@ func graced(ctx context.Context, pass func(context.Context) (int, error)) (int, 
 		}
 	}()
 	return pass(pctx)
+}
+
+// maxWakeBackoff bounds the wait before a broken watcher connects again.
+const maxWakeBackoff = time.Minute
+
+// wakes starts a watcher on the source of each job that can say when it
+// changes (source.Watcher) and returns the channel they signal on. A
+// watcher whose connection breaks connects again after a growing wait and
+// asks for a pass at once, since what changed meanwhile went unseen; one
+// whose source cannot watch stops, and the passes at the interval do.
+func wakes(ctx context.Context, jobs []Job, log *slog.Logger) <-chan struct{} {
+	wake := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case wake <- struct{}{}:
+		default: // one pending pass covers every change before it
+		}
+	}
+	for _, j := range jobs {
+		srcEP, _, err := j.endpoints()
+		if err != nil {
+			continue // the pass reports it
+		}
+		go func() {
+			backoff := time.Second
+			for first := true; ctx.Err() == nil; first = false {
+				if !first {
+					signal()
+				}
+				src, err := openSource(ctx, srcEP, j.Source, j.Folders.AllMail, log)
+				if err == nil {
+					w, ok := src.(source.Watcher)
+					if !ok {
+						src.Close()
+						return
+					}
+					began := time.Now()
+					err = w.Watch(ctx, signal)
+					src.Close()
+					if errors.Is(err, source.ErrCannotWatch) {
+						log.Info("watch: changes are found by the passes alone", "source", srcEP.String(), "why", err.Error())
+						return
+					}
+					if time.Since(began) > maxWakeBackoff {
+						backoff = time.Second
+					}
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				log.Debug("watch: connecting again", "source", srcEP.String(), "in", backoff, "error", err)
+				t := time.NewTimer(backoff)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				backoff = min(2*backoff, maxWakeBackoff)
+			}
+		}()
+	}
+	return wake
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -116,4 +117,59 @@ func TestWatchFollowsTheSource(t *testing.T) {
 	if code, _, out := cli(t, "verify", imapURL(srv, src), "maildir:"+dst); code != exitOK {
 		t.Fatalf("verify: exit %d\n%s", code, out)
 	}
+}
+
+// With IDLE, a message delivered to INBOX reaches the backup without
+// waiting for the next pass: with passes an hour apart, each of 20
+// deliveries (appended, and one through doveadm's LDA-like save) is at the
+// backup within 5 s, and the watcher survives the server kicking its
+// connection. The median and worst latencies are logged.
+func TestWatchIdleWakes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary for some seconds; skipped with -short")
+	}
+	srv, src, _ := migrationPair(t)
+	bin := binary(t)
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "backup")
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "copy", imapURL(srv, src), "maildir:"+dst, "--watch", "--watch-interval", "3600",
+		"--checkpoint", filepath.Join(dir, "ckpt"))
+	cmd.Env = append(os.Environ(), "MAILFERRY_SRC_PASSWORD="+dovecottest.Password)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	store := imapStore(t, srv, src)
+	for !isDir(filepath.Join(dst, "cur")) {
+		time.Sleep(20 * time.Millisecond) // the first pass made the backup
+	}
+	time.Sleep(300 * time.Millisecond) // and the watcher is idling
+	var lat []time.Duration
+	for i := 1; i <= 20; i++ {
+		if i == 10 {
+			doveadm(t, srv, "kick", src)
+			store = imapStore(t, srv, src)
+		}
+		body := fmt.Sprintf("Message-ID: <idle-%d@example.com>\r\nSubject: %d\r\n\r\nbody\r\n", i, i)
+		begin := time.Now()
+		if _, err := store.Put(context.Background(), "INBOX", source.Message{Folder: "INBOX", Size: int64(len(body)), Date: begin}, strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		for sourcetest.CountMaildir(dst) < i {
+			if time.Since(begin) > 5*time.Second {
+				t.Fatalf("delivery %d: not at the backup after 5 s\n%s", i, stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(begin))
+	}
+	slices.Sort(lat)
+	t.Logf("delivery to durable copy, 20 deliveries through IDLE: median %v, worst %v", lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }

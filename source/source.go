@@ -198,6 +198,20 @@ type Describer interface {
 	Describe(ctx context.Context, m *Message) error
 }
 
+// Watcher is implemented by sources that can say when they change, so a
+// watch need not wait for its next pass (IMAP: IDLE, RFC 2177).
+type Watcher interface {
+	// Watch calls changed whenever the source may have changed, until
+	// ctx ends (nil) or watching fails (the connection broke: the caller
+	// tries again later) or cannot be done at all (ErrCannotWatch).
+	// changed must not block.
+	Watch(ctx context.Context, changed func()) error
+}
+
+// ErrCannotWatch: this source, as configured, cannot say when it changes
+// (an IMAP server without IDLE); passes at an interval must do.
+var ErrCannotWatch = errors.New("the source cannot report changes")
+
 // Prefetcher is implemented by sources that read faster in bulk than one
 // message at a time (IMAP: one UID FETCH for many messages instead of a
 // round trip each). The planner calls Prefetch with the messages of one

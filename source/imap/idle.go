@@ -1,0 +1,151 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/source"
+)
+
+// idleRenew is how often an IDLE is ended and begun again: RFC 2177 asks
+// clients to do so at least every 29 minutes, and NAT boxes forget quiet
+// connections sooner; a DONE that goes unanswered also shows a dead
+// connection (a laptop resumed, a network changed).
+const idleRenew = 9 * time.Minute
+
+// Watch implements source.Watcher with IDLE on INBOX (RFC 2177), on a
+// connection of its own taken from go-imap, which would need its
+// unilateral handler set before the login. New mail in INBOX, an expunge
+// or a flag change there calls changed; the other folders wait for the
+// watch's next pass.
+func (s *Store) Watch(ctx context.Context, changed func()) error {
+	st, err := s.Pool.Detached(ctx)
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	defer st.Close()
+	if !st.Caps.Has(imap.CapIdle) {
+		return fmt.Errorf("%w: the server does not offer IDLE", source.ErrCannotWatch)
+	}
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	defer stop()
+
+	lines := make(chan string)
+	failed := make(chan error, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		br := bufio.NewReader(st)
+		for {
+			line, err := readListLine(br)
+			if err != nil {
+				failed <- err
+				return
+			}
+			select {
+			case lines <- line:
+			case <-done:
+				return
+			}
+		}
+	}()
+	// await reads until the line tagged tag (or, with tag "+", the
+	// continuation), within the connection's timeout; untagged news on
+	// the way counts.
+	await := func(tag string) error {
+		st.DC.Begin()
+		defer st.DC.End()
+		for {
+			select {
+			case line := <-lines:
+				if tag == "+" && strings.HasPrefix(line, "+") {
+					return nil
+				}
+				if rest, ok := strings.CutPrefix(line, tag+" "); ok {
+					if !strings.HasPrefix(strings.ToUpper(rest), "OK") {
+						return fmt.Errorf("the server answered %q", rest)
+					}
+					return nil
+				}
+				news(line, changed)
+			case err := <-failed:
+				return Transport(err)
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+	send := func(cmd string) error {
+		_, err := io.WriteString(st, cmd+"\r\n")
+		return Transport(err)
+	}
+	if err := send("w0 SELECT INBOX"); err != nil {
+		return err
+	}
+	if err := await("w0"); err != nil {
+		return fmt.Errorf("watch INBOX: %w", err)
+	}
+	for n := 1; ctx.Err() == nil; n++ {
+		tag := fmt.Sprintf("w%d", n)
+		if err := send(tag + " IDLE"); err != nil {
+			return err
+		}
+		if err := await("+"); err != nil {
+			return fmt.Errorf("watch INBOX: IDLE: %w", err)
+		}
+		renew := time.NewTimer(idleRenew)
+	idling:
+		for {
+			select {
+			case line := <-lines:
+				if strings.HasPrefix(line, tag+" ") {
+					break idling // the server ended the IDLE: begin again
+				}
+				if strings.HasPrefix(strings.ToUpper(line), "* BYE") {
+					renew.Stop()
+					return Transport(fmt.Errorf("watch INBOX: the server said %q", line))
+				}
+				news(line, changed)
+			case err := <-failed:
+				renew.Stop()
+				if ctx.Err() != nil {
+					return nil
+				}
+				return Transport(fmt.Errorf("watch INBOX: %w", err))
+			case <-renew.C:
+				if err := send("DONE"); err != nil {
+					return err
+				}
+				if err := await(tag); err != nil {
+					return fmt.Errorf("watch INBOX: end IDLE: %w", err)
+				}
+				break idling
+			case <-ctx.Done():
+				renew.Stop()
+				send("DONE")
+				return nil
+			}
+		}
+		renew.Stop()
+	}
+	return nil
+}
+
+// news calls changed for an untagged line that says the mailbox changed.
+func news(line string, changed func()) {
+	f := strings.Fields(line)
+	if len(f) >= 3 && f[0] == "*" {
+		switch strings.ToUpper(f[2]) {
+		case "EXISTS", "EXPUNGE", "FETCH", "RECENT", "VANISHED":
+			changed()
+		}
+	}
+}
+
+var _ source.Watcher = (*Store)(nil)
