@@ -1,0 +1,74 @@
+package maildir
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A message delivered into any folder (written in tmp/, renamed into
+// new/), a flag change (a rename in cur/) and a new folder each tell the
+// watcher; a file written in tmp/ alone does not.
+func TestWatch(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"cur", "new", "tmp", ".Work/cur", ".Work/new", ".Work/tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(root, LayoutMaildirPP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan struct{}, 100)
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx, func() { changed <- struct{}{} }) }()
+	time.Sleep(100 * time.Millisecond) // the watches are set
+	drain := func() int {
+		n := 0
+		for {
+			select {
+			case <-changed:
+				n++
+			case <-time.After(200 * time.Millisecond):
+				return n
+			}
+		}
+	}
+	write := func(p string) {
+		if err := os.WriteFile(filepath.Join(root, p), []byte("Subject: x\n\nx\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		what string
+		do   func()
+		want bool
+	}{
+		{"written in tmp/ only", func() { write("tmp/1.host") }, false},
+		{"delivered into INBOX", func() { os.Rename(filepath.Join(root, "tmp/1.host"), filepath.Join(root, "new/1.host")) }, true},
+		{"delivered into Work", func() {
+			write(".Work/tmp/2.host")
+			os.Rename(filepath.Join(root, ".Work/tmp/2.host"), filepath.Join(root, ".Work/new/2.host"))
+		}, true},
+		{"a flag change", func() { os.Rename(filepath.Join(root, "new/1.host"), filepath.Join(root, "cur/1.host:2,S")) }, true},
+		{"a new folder", func() { os.Mkdir(filepath.Join(root, ".New"), 0o700) }, true},
+	} {
+		tt.do()
+		if got := drain() > 0; got != tt.want {
+			t.Errorf("%s: told %v, want %v", tt.what, got, tt.want)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Watch ended with %v, want nil", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Watch did not end with its context")
+	}
+}
