@@ -251,7 +251,12 @@ func summaryJSON(sums []namedSummary) []byte {
 
 // metricsText renders the figures of each job in the Prometheus text
 // exposition format, for node_exporter's textfile collector.
-func metricsText(sums []namedSummary, now time.Time) []byte {
+//
+// mailferry_last_success_timestamp_seconds is carried over from previous,
+// the file as the last run left it, for a job that did not succeed now:
+// an alert on time() minus it fires when a mirror falls behind, however
+// many runs failed since.
+func metricsText(sums []namedSummary, now time.Time, previous []byte) []byte {
 	var b bytes.Buffer
 	type metric struct {
 		name, help, kind string
@@ -288,7 +293,37 @@ func metricsText(sums []namedSummary, now time.Time) []byte {
 		fmt.Fprintf(&b, "mailferry_last_run_exit_code{job=%q} %d\n", jobLabel(s.name), s.code)
 	}
 	fmt.Fprintf(&b, "# HELP mailferry_last_run_timestamp_seconds When the last run ended.\n# TYPE mailferry_last_run_timestamp_seconds gauge\nmailferry_last_run_timestamp_seconds %d\n", now.Unix())
+	last := lastSuccess(previous)
+	fmt.Fprintf(&b, "# HELP mailferry_last_success_timestamp_seconds When the job's last run that put everything at the destination ended (exit 0).\n# TYPE mailferry_last_success_timestamp_seconds gauge\n")
+	for _, s := range sums {
+		t, ok := last[jobLabel(s.name)]
+		if s.code == exitOK {
+			t, ok = now.Unix(), true
+		}
+		if ok {
+			fmt.Fprintf(&b, "mailferry_last_success_timestamp_seconds{job=%q} %d\n", jobLabel(s.name), t)
+		}
+	}
 	return b.Bytes()
+}
+
+// lastSuccess reads mailferry_last_success_timestamp_seconds by job from
+// a metrics file this function's caller wrote.
+func lastSuccess(metrics []byte) map[string]int64 {
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(metrics), "\n") {
+		rest, ok := strings.CutPrefix(line, `mailferry_last_success_timestamp_seconds{job=`)
+		if !ok {
+			continue
+		}
+		label, value, ok := strings.Cut(rest, "} ")
+		job, err := strconv.Unquote(label)
+		t, perr := strconv.ParseInt(value, 10, 64)
+		if ok && err == nil && perr == nil {
+			out[job] = t
+		}
+	}
+	return out
 }
 
 func jobLabel(name string) string {

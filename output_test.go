@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailferry/mailferry/plan"
 
 	"golang.org/x/sys/unix"
 )
@@ -277,6 +280,25 @@ func TestBarCounts(t *testing.T) {
 		}
 		if done, total := b.counts(); done != tt.wantDone || total != tt.wantTotal {
 			t.Errorf("%s: %d/%d, want %d/%d", tt.name, done, total, tt.wantDone, tt.wantTotal)
+		}
+	}
+}
+
+// The time of a job's last success survives the runs that fail after it:
+// the lag an alert measures grows until a run succeeds again.
+func TestLastSuccessCarriedOver(t *testing.T) {
+	t0, t1 := time.Unix(1_800_000_000, 0), time.Unix(1_800_000_600, 0)
+	first := metricsText([]namedSummary{{"a", &plan.Summary{}, exitOK}, {"b", &plan.Summary{}, exitFailed}}, t0, nil)
+	second := metricsText([]namedSummary{{"a", &plan.Summary{}, exitIncomplete}, {"b", &plan.Summary{}, exitOK}}, t1, first)
+	for _, tt := range []struct {
+		metrics []byte
+		want    map[string]int64
+	}{
+		{first, map[string]int64{"a": t0.Unix()}},
+		{second, map[string]int64{"a": t0.Unix(), "b": t1.Unix()}},
+	} {
+		if got := lastSuccess(tt.metrics); !maps.Equal(got, tt.want) {
+			t.Errorf("last successes %v, want %v\n%s", got, tt.want, tt.metrics)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -51,7 +52,8 @@ func writeReports(c *RunSettings, sums []namedSummary, stderr io.Writer) {
 		}
 	}
 	if c.MetricsFile != "" {
-		if err := atomicfile.Write(c.MetricsFile, metricsText(sums, time.Now())); err != nil {
+		previous, _ := os.ReadFile(c.MetricsFile) // none yet: no success to carry over
+		if err := atomicfile.Write(c.MetricsFile, metricsText(sums, time.Now(), previous)); err != nil {
 			report(stderr, fmt.Errorf("write --metrics-file: %w", err))
 		}
 	}
