@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/plan"
-
 	"golang.org/x/sys/unix"
+
+	"github.com/mailferry/mailferry/plan"
 )
 
 // openPTY opens a pseudo-terminal pair: what is written to the returned
