@@ -45,6 +45,10 @@ type Job struct {
 	MirrorDeletes     bool    `yaml:"mirror_deletes" flag:"mirror-deletes" help:"also delete at the destination what is gone from the source since the last run (guarded)"`
 	MaxDeleteFraction float64 `yaml:"max_delete_fraction" flag:"max-delete-fraction" arg:"F" help:"mirror deletes at most the fraction F of a folder's messages (default 0.10)"`
 	ForceDeletes      bool    `yaml:"force_deletes" flag:"force-deletes" help:"let --mirror-deletes delete more than max_delete_fraction of a folder"`
+	// GmailLabels is where a Gmail source's labels go: folders (one copy
+	// in each label's folder) or keywords (one copy per message, its
+	// labels as keywords).
+	GmailLabels string `yaml:"gmail_labels" flag:"gmail-labels" arg:"POLICY" enum:"folders,keywords" cmds:"copy,plan,run,verify" help:"a Gmail source's labels become folders (default: a copy in each) or keywords (one copy per message)"`
 	// Limits pace the job and cap its bytes per day.
 	Limits LimitsConfig `yaml:"limits"`
 	// Folders and Filters choose what is copied, and where to.

@@ -340,3 +340,60 @@ func TestTakeoutIntoGmail(t *testing.T) {
 		t.Errorf("re-run copied %d", again.Copied)
 	}
 }
+
+// TestGmailLabelsAsKeywords: with --gmail-labels keywords, every message
+// of a Gmail account is copied once, into INBOX, Sent, Spam or Archive by
+// its system labels, its user labels (and Important) as keywords; a label
+// that is not a valid keyword travels in modified UTF-7.
+func TestGmailLabelsAsKeywords(t *testing.T) {
+	src := gmailAccount(t)
+	dir := t.TempDir() + "/backup"
+	sum := copyJSON(t, "copy", "--gmail-labels", "keywords", src, "maildir:"+dir)
+	if sum.Copied != 8 {
+		t.Errorf("copied %d, want 8: each message once", sum.Copied)
+	}
+	s, err := srcmaildir.Open(dir, srcmaildir.LayoutMaildirPP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := map[string]string{} // Message-ID: folder and flags
+	folders, err := s.Folders(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range folders {
+		err := s.List(context.Background(), f.Name, func(m source.Message) error {
+			r, err := s.Open(context.Background(), m)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			id, _, err := header.MessageID(r)
+			got[strings.Trim(id, "<>")] = f.Name + " " + strings.Join(m.Flags, " ")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{
+		"inbox@example.com":              "INBOX $Important",
+		"work@example.com":               `Archive Work \Flagged`,
+		"two-labels@example.com":         "Archive Soci&AOk-t&AOk-/Re&AOc-us Work",
+		"sent@example.com":               "[Gmail]/Sent Mail ",
+		"archived@example.com":           "Archive ",
+		"archived-important@example.com": "Archive $Important",
+		"archived-starred@example.com":   `Archive \Flagged`,
+		"spam@example.com":               "[Gmail]/Spam ",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("the backup holds (Message-ID: folder flags)\n%q\nwant\n%q", got, want)
+	}
+	if again := copyJSON(t, "copy", "--gmail-labels", "keywords", src, "maildir:"+dir); again.Copied != 0 {
+		t.Errorf("re-run copied %d", again.Copied)
+	}
+	if code, _, stderr := cli(t, "verify", "--gmail-labels", "keywords", src, "maildir:"+dir); code != exitOK {
+		t.Errorf("verify: exit %d\n%s", code, stderr)
+	}
+}

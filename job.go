@@ -60,7 +60,7 @@ func runJob(ctx context.Context, j Job, c *RunSettings, dryRun bool, stderr io.W
 		}
 	}
 
-	src, err := openSource(ctx, srcEP, j.Source, j.Folders.AllMail, log)
+	src, err := openSource(ctx, srcEP, j, log)
 	if err != nil {
 		return nil, fmt.Errorf("open source %s: %w", srcEP, err)
 	}

@@ -23,9 +23,10 @@ type side string
 // openSource opens an endpoint for reading.
 // allMail reads a Gmail source as its server lists it (the all_mail
 // setting).
-func openSource(ctx context.Context, e *endpoint.Endpoint, cfg EndpointConfig, allMail bool, log *slog.Logger) (source.Source, error) {
-	env := endpointEnv(e, cfg, "src", log)
-	env.AllMail = allMail
+func openSource(ctx context.Context, e *endpoint.Endpoint, j Job, log *slog.Logger) (source.Source, error) {
+	env := endpointEnv(e, j.Source, "src", log)
+	env.AllMail = j.Folders.AllMail
+	env.GmailKeywords = j.GmailLabels == "keywords"
 	return store.OpenSource(ctx, e, env)
 }
 

@@ -96,7 +96,7 @@ func verifyJob(ctx context.Context, j Job, c *RunSettings, log *slog.Logger) (*p
 	if err != nil {
 		return nil, err
 	}
-	src, err := openSource(ctx, srcEP, j.Source, j.Folders.AllMail, log)
+	src, err := openSource(ctx, srcEP, j, log)
 	if err != nil {
 		return nil, fmt.Errorf("open source %s: %w", srcEP, err)
 	}

@@ -137,7 +137,7 @@ func wakes(ctx context.Context, jobs []Job, log *slog.Logger) <-chan struct{} {
 				if !first {
 					signal()
 				}
-				src, err := openSource(ctx, srcEP, j.Source, j.Folders.AllMail, log)
+				src, err := openSource(ctx, srcEP, j, log)
 				if err == nil {
 					w, ok := src.(source.Watcher)
 					if !ok {

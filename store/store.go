@@ -59,6 +59,9 @@ type Env struct {
 	// AllMail reads a Gmail source as its server lists it: All Mail,
 	// Important and Starred as folders (the all_mail setting).
 	AllMail bool
+	// GmailKeywords reads a Gmail source as one copy of each message, its
+	// labels as keywords (gmail_labels: keywords).
+	GmailKeywords bool
 }
 
 // Secret is how a server endpoint logs in: a password, or a token (or a

@@ -26,7 +26,7 @@ var Kind = &store.Kind{
 		if err != nil {
 			return nil, err
 		}
-		c.KeepAllMail = env.AllMail
+		c.KeepAllMail, c.GmailKeywords = env.AllMail, env.GmailKeywords
 		return srcimap.Open(ctx, c)
 	},
 	// Looked at as a destination, a Gmail account is what it is written

@@ -66,7 +66,11 @@ type Config struct {
 	// Important and Starred included) rather than as its label folders
 	// plus Archive (gmail.go). A store opened to be written to sets it.
 	KeepAllMail bool
-	Log         *slog.Logger
+	// GmailKeywords shows a Gmail account as one copy of each message, in
+	// INBOX, Sent, Drafts, Spam, Trash or Archive by its system labels,
+	// its other labels as keywords (gmail.go).
+	GmailKeywords bool
+	Log           *slog.Logger
 }
 
 // Errors a caller may want to tell apart.

@@ -53,6 +53,10 @@ type gmailView struct {
 	// List takes them; a view lives for one listing of the folders.
 	mu      sync.Mutex
 	counted map[imap.UID]bool
+	// keywords: labels are keywords, not folders (Config.GmailKeywords);
+	// labels then holds All Mail's, by UID, for Archive's messages.
+	keywords bool
+	labels   map[imap.UID][]string
 	// copies is, for each message that more than one shown folder
 	// lists, how many do (by X-GM-MSGID); nil until the labels are read.
 	copies map[uint64]int
@@ -84,7 +88,7 @@ func (s *Store) gmailFolders(folders []source.Folder, caps imap.CapSet) []source
 	if !caps.Has(capGmail) || s.Cfg.KeepAllMail {
 		return folders
 	}
-	gm = &gmailView{folders: map[string]bool{}, roles: map[string]bool{}}
+	gm = &gmailView{folders: map[string]bool{}, roles: map[string]bool{}, keywords: s.Cfg.GmailKeywords}
 	var out []source.Folder
 	for _, f := range folders {
 		switch f.SpecialUse {
@@ -93,6 +97,10 @@ func (s *Store) gmailFolders(folders []source.Folder, caps imap.CapSet) []source
 			continue
 		case mailboxAttrImportant, string(imap.MailboxAttrFlagged):
 			continue
+		case "":
+			if s.Cfg.GmailKeywords && !strings.EqualFold(f.Name, "INBOX") {
+				continue // a user label: a keyword on its messages
+			}
 		}
 		gm.folders[f.Name] = true
 		gm.roles[f.SpecialUse] = true
@@ -106,7 +114,11 @@ func (s *Store) gmailFolders(folders []source.Folder, caps imap.CapSet) []source
 	for i := 2; gm.folders[gm.archive]; i++ {
 		gm.archive = "Archive (" + strconv.Itoa(i) + ")"
 	}
-	s.Cfg.Log.Info("Gmail: All Mail is copied as the messages no label folder holds", "folder", gm.archive)
+	if gm.keywords {
+		s.Cfg.Log.Info("Gmail: each message once, in INBOX, Sent, Drafts, Spam, Trash or Archive, its labels as keywords", "folder", gm.archive)
+	} else {
+		s.Cfg.Log.Info("Gmail: All Mail is copied as the messages no label folder holds", "folder", gm.archive)
+	}
 	return append(out, source.Folder{Name: gm.archive, SpecialUse: string(imap.MailboxAttrArchive)})
 }
 
@@ -170,7 +182,14 @@ func (s *Store) archived(ctx context.Context, gm *gmailView) (map[imap.UID]bool,
 	}
 	out := make(map[imap.UID]bool, len(entries))
 	copies := map[uint64]int{}
+	var labels map[imap.UID][]string
+	if gm.keywords {
+		labels = make(map[imap.UID][]string, len(entries))
+	}
 	for uid, e := range entries {
+		if labels != nil {
+			labels[uid] = e.labels
+		}
 		n := gm.shownIn(e.labels, ns)
 		out[uid] = n == 0
 		if n > 1 && e.msgID != 0 {
@@ -178,7 +197,7 @@ func (s *Store) archived(ctx context.Context, gm *gmailView) (map[imap.UID]bool,
 		}
 	}
 	gm.mu.Lock()
-	gm.copies = copies
+	gm.copies, gm.labels = copies, labels
 	gm.mu.Unlock()
 	return out, nil
 }
@@ -370,6 +389,9 @@ func (s *Store) keepArchived(ctx context.Context, gm *gmailView, msgs []source.M
 			return nil, err
 		}
 	}
+	gm.mu.Lock()
+	labels := gm.labels
+	gm.mu.Unlock()
 	out := msgs[:0]
 	for _, m := range msgs {
 		_, uid, err := ParseID(m.ID)
@@ -377,6 +399,9 @@ func (s *Store) keepArchived(ctx context.Context, gm *gmailView, msgs []source.M
 			return nil, err
 		}
 		if keep[uid] {
+			if gm.keywords {
+				m.Flags = s.withLabels(m.Flags, labels[uid])
+			}
 			out = append(out, m)
 		}
 	}

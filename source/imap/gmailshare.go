@@ -117,7 +117,8 @@ func (b *bodyShare) drop(msgID uint64) {
 	}
 }
 
-// shareFolder notes the shared messages of a label folder just listed.
+// shareFolder notes the shared messages of a label folder just listed
+// and, with labels as keywords, gives each message its keywords.
 func (s *Store) shareFolder(ctx context.Context, gm *gmailView, folder string, msgs []source.Message) error {
 	gm.mu.Lock()
 	copies := gm.copies
@@ -133,19 +134,23 @@ func (s *Store) shareFolder(ctx context.Context, gm *gmailView, folder string, m
 		gm.counted, copies = keep, gm.copies
 		gm.mu.Unlock()
 	}
-	if len(copies) == 0 {
+	if len(copies) == 0 && !gm.keywords {
 		return nil
 	}
-	ids, err := s.gmailFetch(ctx, folder, false)
+	ids, err := s.gmailFetch(ctx, folder, gm.keywords)
 	if err != nil {
 		return err
 	}
-	for _, m := range msgs {
+	for i, m := range msgs {
 		_, uid, err := ParseID(m.ID)
 		if err != nil {
 			continue
 		}
-		if e, ok := ids[uid]; ok && copies[e.msgID] > 1 && m.Size >= 0 && m.Size <= shareMaxMsg {
+		e, ok := ids[uid]
+		if ok && gm.keywords {
+			msgs[i].Flags = s.withLabels(m.Flags, e.labels)
+		}
+		if ok && copies[e.msgID] > 1 && m.Size >= 0 && m.Size <= shareMaxMsg {
 			s.share.expect(folder, m.ID, e.msgID, copies[e.msgID])
 		}
 	}

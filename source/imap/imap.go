@@ -37,6 +37,8 @@ type Store struct {
 	// (gmailshare.go).
 	gm    *gmailView
 	share bodyShare
+	// keywordsLogged: labels whose keyword was logged (gmailkeywords.go)
+	keywordsLogged map[string]bool
 	// unwatch stops the watch on Open's context (see netx.Live).
 	unwatch func() bool
 }
