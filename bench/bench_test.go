@@ -427,6 +427,23 @@ SyncState *
 		} else {
 			cell("mbsync", "IMAP→Maildir").note = "not installed"
 		}
+		// imapsync is not packaged and not vendored (its licence): the
+		// script comes from IMAPSYNC=path, its Perl modules from Debian
+		// (bench/run.sh installs them).
+		if script := os.Getenv("IMAPSYNC"); script != "" {
+			pw := filepath.Join(work, "imapsync.pass")
+			os.WriteFile(pw, []byte(dovecottest.Password+"\n"), 0o600)
+			port := strconv.Itoa(srv.IMAPPort)
+			measure("imapsync", "IMAP→IMAP", func(i int) ([]string, func() int) {
+				u := srv.NewUser(t)
+				return []string{"perl", script, "--host1", "127.0.0.1", "--port1", port, "--user1", src, "--passfile1", pw,
+						"--host2", "127.0.0.1", "--port2", port, "--user2", u, "--passfile2", pw,
+						"--nossl1", "--nossl2", "--notls1", "--notls2", "--nolog", "--noreleasecheck", "--tmpdir", work},
+					func() int { return countIMAP(t, srv, u) }
+			})
+		} else {
+			cell("imapsync", "IMAP→IMAP").note = "not run: give IMAPSYNC=path to the script"
+		}
 		if _, err := exec.LookPath("offlineimap"); err == nil {
 			measure("OfflineIMAP", "IMAP→Maildir", func(i int) ([]string, func() int) {
 				d := filepath.Join(work, fmt.Sprintf("offlineimap-%d", i))

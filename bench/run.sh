@@ -5,6 +5,8 @@
 #
 #   bench/run.sh                 5,000 messages, median of 3 runs
 #   N=50000 RUNS=1 bench/run.sh  the scaling run
+#   IMAPSYNC=/path/to/imapsync bench/run.sh   imapsync too (the script from
+#                                github.com/imapsync/imapsync; not vendored)
 #
 # On Debian as root it installs what it needs first.
 set -euo pipefail
@@ -15,6 +17,17 @@ command -v mbsync >/dev/null || need+=(isync)
 command -v offlineimap >/dev/null || need+=(offlineimap3)
 command -v getmail >/dev/null || need+=(getmail6)
 [ -x /usr/bin/time ] || need+=(time)
+if [ -n "${IMAPSYNC:-}" ] && ! perl -c "$IMAPSYNC" >/dev/null 2>&1; then
+  # The modules imapsync's INSTALL.d/INSTALL.Debian.txt names, and the
+  # few more it asks for when they are missing.
+  need+=(libauthen-ntlm-perl libclass-load-perl libcrypt-openssl-rsa-perl libdigest-hmac-perl
+    libencode-imaputf7-perl libfile-copy-recursive-perl libfile-tail-perl libio-compress-perl
+    libio-socket-inet6-perl libio-socket-ssl-perl libio-tee-perl libmail-imapclient-perl
+    libmodule-implementation-perl libmodule-runtime-perl libmodule-scandeps-perl libpackage-stash-perl
+    libpackage-stash-xs-perl libreadonly-perl libterm-readkey-perl libunicode-string-perl liburi-perl
+    libsys-meminfo-perl libregexp-common-perl libjson-webtoken-perl libdata-uniqid-perl
+    libproc-processtable-perl libnet-dns-perl libhtml-parser-perl libcgi-pm-perl libjson-perl)
+fi
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
@@ -22,5 +35,5 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null;
 fi
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(dovecot --version 2>/dev/null | cut -d' ' -f1), $(date -u +%Y-%m-%d)"
 MAILFERRY_BENCH_N="${N:-5000}" MAILFERRY_BENCH_RUNS="${RUNS:-3}" MAILFERRY_BENCH_PEERS="${PEERS:-1}" \
-MAILFERRY_BENCH_OUT="$PWD/bench/results.md" \
+MAILFERRY_BENCH_OUT="$PWD/bench/results.md" IMAPSYNC="${IMAPSYNC:+$(realpath "$IMAPSYNC")}" \
   go test -count=1 -run TestBenchmark -v -timeout 90m ./bench | grep -v '^        [A-Z][a-z][a-z] [0-9]'
