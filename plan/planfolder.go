@@ -167,8 +167,14 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		idx = e.emptyIndex(fs.Destination)
 	}
 	// A source that reads faster in bulk is told what comes, a batch at a
-	// time, before the batch goes to the workers.
+	// time, before the batch goes to the workers. One that reads each
+	// message to describe it (POP3) is told before it describes them, and
+	// has them all by the time they go to the workers.
 	pf, _ := e.src.(source.Prefetcher)
+	if _, describes := e.src.(source.Describer); describes && pf != nil {
+		pf.Prefetch(ctx, f.Name, pending)
+		pf = nil
+	}
 	var batch []*task
 	send := func(ts ...*task) error {
 		for i, t := range ts {

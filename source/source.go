@@ -215,7 +215,9 @@ var ErrCannotWatch = errors.New("the source cannot report changes")
 // Prefetcher is implemented by sources that read faster in bulk than one
 // message at a time (IMAP: one UID FETCH for many messages instead of a
 // round trip each). The planner calls Prefetch with the messages of one
-// folder it is about to Open, in the order it will open them.
+// folder it is about to Open, in the order it will open them; a source
+// that is also a Describer is called once, with the messages it is about
+// to Describe (and then Open), before the first of them.
 type Prefetcher interface {
 	// Prefetch returns at once; reading ahead happens in the background,
 	// within a memory bound, and stops when ctx ends. It is only a hint:

@@ -123,7 +123,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 			}
 		}
 	}
-	d.sess = &session{dc: dc, br: br, raw: conn}
+	d.sess = &session{dc: dc, br: br, raw: conn, pipelining: caps["PIPELINING"]}
 	return &replayConn{Conn: conn, pre: []byte(greeting)}, nil
 }
 

@@ -38,6 +38,10 @@ type fakePOP3 struct {
 	// topHeadersOnly: TOP ignores its line count (a server that gets
 	// RFC 1939 wrong), so a TOP of every line is short.
 	topHeadersOnly bool
+	// pipelining: CAPA says PIPELINING; pipelined counts the commands
+	// that arrived behind another, not yet answered.
+	pipelining bool
+	pipelined  int
 }
 
 type fakeMsg struct {
@@ -77,9 +81,15 @@ func (f *fakePOP3) serve(c net.Conn) {
 	f.mu.Unlock()
 	marked := map[int]bool{}
 	for {
+		ahead := r.Buffered() > 0
 		line, err := r.ReadString('\n')
 		if err != nil {
 			return
+		}
+		if ahead {
+			f.mu.Lock()
+			f.pipelined++
+			f.mu.Unlock()
 		}
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
@@ -109,6 +119,9 @@ func (f *fakePOP3) serve(c net.Conn) {
 			}
 			if !f.noUIDL {
 				fmt.Fprint(w, "UIDL\r\n")
+			}
+			if f.pipelining {
+				fmt.Fprint(w, "PIPELINING\r\n")
 			}
 			fmt.Fprint(w, ".\r\n")
 		case "USER", "PASS", "NOOP", "RSET":
@@ -415,5 +428,54 @@ func TestFakeOAuth2(t *testing.T) {
 	}
 	if _, err := Open(context.Background(), Config{Addr: f.addr, TLS: TLSNone, User: "alice", Token: "stale"}); !errors.Is(err, ErrAuth) {
 		t.Fatalf("bad token: %v", err)
+	}
+}
+
+// With PIPELINING, the messages to describe are asked for a window at a
+// time, every message still read once; a refusal or a dropped connection
+// in the middle of a window costs that message alone, and a resume
+// finishes the job exactly once. Without it, one command at a time.
+func TestFakePipelining(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		pipelining bool
+		setup      func(f *fakePOP3)
+		failed     int
+	}{
+		{"no PIPELINING", false, func(*fakePOP3) {}, 0},
+		{"PIPELINING", true, func(*fakePOP3) {}, 0},
+		{"PIPELINING, -ERR mid-window", true, func(f *fakePOP3) { f.errOn = map[string]bool{"uid-004": true} }, 1},
+		{"PIPELINING, dropped mid-window", true, func(f *fakePOP3) { f.dropOn = map[string]bool{"uid-006": true} }, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakePOP3{msgs: msgs(40), pipelining: tt.pipelining}
+			tt.setup(f)
+			f.start(t)
+			dst := memory.New()
+			ckpt := filepath.Join(t.TempDir(), "ckpt")
+			sum, err := copyRun(t, f, dst, ckpt, plan.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.mu.Lock()
+			pipelined, peeks := f.pipelined, f.peeks
+			f.dropOn, f.errOn = nil, nil
+			f.mu.Unlock()
+			if sum.Failed != tt.failed || sum.Copied != 40-tt.failed {
+				t.Fatalf("copied %d, failed %d; want %d and %d\n%+v", sum.Copied, sum.Failed, 40-tt.failed, tt.failed, sum.Errors)
+			}
+			if tt.pipelining != (pipelined > 0) {
+				t.Errorf("%d commands pipelined, with PIPELINING %v", pipelined, tt.pipelining)
+			}
+			if tt.failed == 0 && peeks != 40 {
+				t.Errorf("%d whole reads of 40 messages, want one each", peeks)
+			}
+			if tt.failed > 0 {
+				if sum, err = copyRun(t, f, dst, ckpt, plan.Options{}); err != nil || sum.Copied != tt.failed {
+					t.Fatalf("resume: %+v, %v", sum, err)
+				}
+			}
+			checkExactlyOnce(t, f, dst)
+		})
 	}
 }

@@ -83,6 +83,9 @@ type Store struct {
 	kept      map[string][]byte
 	keptOrder []string
 	keptBytes int64
+	// ahead is what the planner will describe next (Prefetch), for a
+	// server that takes pipelined commands (pipeline.go).
+	ahead []queued
 	// live is the session's socket, closed by a cancelled run (see
 	// netx.Live); unwatch stops that watch.
 	live    netx.Live

@@ -170,6 +170,22 @@ func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 	if err != nil {
 		return err
 	}
+	if _, ok := s.kept[m.ID]; !ok && len(s.ahead) > 0 && !s.noPeek && s.sess != nil && s.sess.pipelining {
+		if err := s.pipeline(ctx, n, m.ID); err != nil {
+			// The session broke: one at a time, on a new one, whose
+			// message numbers are its own.
+			s.cfg.Log.Debug("pipelined TOP failed; one at a time", "error", err)
+			if n, err = s.number(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
+	if body, ok := s.kept[m.ID]; ok { // read ahead: kept for Open
+		m.MessageID, _, _ = header.MessageID(bytes.NewReader(body))
+		m.MessageIDKnown = true
+		m.Date = Date(body, time.Now())
+		return nil
+	}
 	if size := s.listSize(n); size >= 0 && size <= describeWhole {
 		// Held in memory, so bounded by what LIST said: twice that and
 		// 64 KB (a server that counts LF line ends where it sends CRLF

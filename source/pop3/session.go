@@ -24,6 +24,8 @@ type session struct {
 	dc  *netx.DeadlineConn
 	br  *bufio.Reader // ours, for RETR and TOP
 	raw net.Conn      // what both readers read from (TLS or plain)
+	// pipelining: the server takes several commands at once (RFC 2449).
+	pipelining bool
 }
 
 // safe runs a go-pop3 call, turning its panics on malformed replies (index
