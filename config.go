@@ -222,6 +222,9 @@ type EndpointConfig struct {
 	OAuth2ServiceAccountFile string
 	OAuth2AppOnly            bool
 	OAuth2Tenant             string
+	// OAuth2ClientCertificateFile: app-only access with a certificate
+	// (PEM, with its private key) instead of a client secret (oauthcert.go).
+	OAuth2ClientCertificateFile string
 	// MaxConns caps the endpoint's connections (run --max-host-connections);
 	// not in the file.
 	MaxConns int `yaml:"-"`
@@ -230,7 +233,7 @@ type EndpointConfig struct {
 
 var endpointKeys = []string{"url", "provider", "user", "password_file", "password_cmd", "oauth2_token_cmd",
 	"oauth2_client_id", "oauth2_client_secret_file", "oauth2_token_url", "oauth2_refresh_token_file", "oauth2_refresh_token_cmd",
-	"oauth2_service_account_file", "oauth2_app_only", "oauth2_tenant"}
+	"oauth2_service_account_file", "oauth2_app_only", "oauth2_tenant", "oauth2_client_certificate_file"}
 
 // UnmarshalYAML accepts a scalar URL or a mapping. It checks the mapping's
 // keys itself: yaml.v3 does not apply KnownFields inside custom unmarshalers.
@@ -253,6 +256,7 @@ func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
 				"oauth2_client_id": &e.OAuth2ClientID, "oauth2_client_secret_file": &e.OAuth2ClientSecretFile, "oauth2_token_url": &e.OAuth2TokenURL,
 				"oauth2_refresh_token_file": &e.OAuth2RefreshTokenFile, "oauth2_refresh_token_cmd": &e.OAuth2RefreshTokenCmd,
 				"oauth2_service_account_file": &e.OAuth2ServiceAccountFile, "oauth2_tenant": &e.OAuth2Tenant,
+				"oauth2_client_certificate_file": &e.OAuth2ClientCertificateFile,
 			}[k.Value]
 			switch {
 			case k.Value == "oauth2_app_only":
@@ -267,7 +271,7 @@ func (e *EndpointConfig) UnmarshalYAML(n *yaml.Node) error {
 				return fmt.Errorf("line %d: unknown key %q (an endpoint takes: %s)", k.Line, k.Value, strings.Join(endpointKeys, ", "))
 			}
 		}
-		for _, f := range []*string{&e.PasswordFile, &e.OAuth2ClientSecretFile, &e.OAuth2RefreshTokenFile, &e.OAuth2ServiceAccountFile} {
+		for _, f := range []*string{&e.PasswordFile, &e.OAuth2ClientSecretFile, &e.OAuth2RefreshTokenFile, &e.OAuth2ServiceAccountFile, &e.OAuth2ClientCertificateFile} {
 			x, err := expandHome(*f)
 			if err != nil {
 				return fmt.Errorf("line %d: %v", n.Line, err)

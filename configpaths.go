@@ -54,7 +54,7 @@ func resolvePaths(cfg *Config, dir string) error {
 			return err
 		}
 		for _, e := range []*EndpointConfig{&j.Source, &j.Destination} {
-			for _, f := range []*string{&e.PasswordFile, &e.OAuth2ClientSecretFile, &e.OAuth2RefreshTokenFile, &e.OAuth2ServiceAccountFile} {
+			for _, f := range []*string{&e.PasswordFile, &e.OAuth2ClientSecretFile, &e.OAuth2RefreshTokenFile, &e.OAuth2ServiceAccountFile, &e.OAuth2ClientCertificateFile} {
 				if err := abs(f); err != nil {
 					return err
 				}

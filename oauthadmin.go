@@ -100,10 +100,17 @@ func appOnlyTokens(cfg EndpointConfig) (func() (string, error), error) {
 		conf.ClientSecret = strings.TrimSpace(string(b))
 	}
 	switch {
-	case conf.ClientID == "" || conf.ClientSecret == "":
-		return nil, errors.New("app-only access needs oauth2_client_id and oauth2_client_secret_file")
+	case conf.ClientID == "" || (conf.ClientSecret == "") == (cfg.OAuth2ClientCertificateFile == ""):
+		return nil, errors.New("app-only access needs oauth2_client_id and one of oauth2_client_secret_file and oauth2_client_certificate_file")
 	case conf.TokenURL == "":
 		return nil, errors.New("app-only access needs the tenant: oauth2_tenant (its ID or domain) or oauth2_token_url")
+	}
+	if cfg.OAuth2ClientCertificateFile != "" {
+		cert, err := loadCertCredential(cfg.OAuth2ClientCertificateFile)
+		if err != nil {
+			return nil, err
+		}
+		return reuseTokens(&certTokens{conf: *conf, cert: cert}, "get an app-only access token"), nil
 	}
 	return reuseTokens(conf.TokenSource(tokenContext()), "get an app-only access token"), nil
 }

@@ -5,12 +5,15 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -35,9 +39,13 @@ import (
 // its token is "app". Anything else is refused as the providers do.
 type adminTokens struct {
 	*httptest.Server
-	key    *rsa.PrivateKey
-	mu     sync.Mutex
-	issued map[string]int // token: times issued
+	key *rsa.PrivateKey
+	// certKey and certDER are an app's certificate credential: a client
+	// assertion must be signed by certKey and name certDER's thumbprint.
+	certKey *rsa.PrivateKey
+	certDER []byte
+	mu      sync.Mutex
+	issued  map[string]int // token: times issued
 }
 
 func newAdminTokens(t *testing.T) *adminTokens {
@@ -45,7 +53,17 @@ func newAdminTokens(t *testing.T) *adminTokens {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &adminTokens{key: key, issued: map[string]int{}}
+	certKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailferry migration app"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &certKey.PublicKey, certKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &adminTokens{key: key, certKey: certKey, certDER: certDER, issued: map[string]int{}}
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()
 		w.Header().Set("Content-Type", "application/json")
@@ -63,7 +81,12 @@ func newAdminTokens(t *testing.T) *adminTokens {
 			}
 			tok = "sa:" + sub
 		case "client_credentials":
-			if r.Form.Get("client_id") != "app-id" || r.Form.Get("client_secret") != "app-secret" {
+			if r.Form.Get("client_assertion_type") != "" {
+				if err := a.checkAssertion(r.Form.Get("client_assertion_type"), r.Form.Get("client_assertion"), "http://"+r.Host+r.URL.Path); err != nil || r.Form.Get("client_secret") != "" {
+					reply(401, map[string]string{"error": "invalid_client", "error_description": fmt.Sprintf("AADSTS700027: Client assertion failed signature validation (%v).", err)})
+					return
+				}
+			} else if r.Form.Get("client_id") != "app-id" || r.Form.Get("client_secret") != "app-secret" {
 				reply(401, map[string]string{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})
 				return
 			}
@@ -118,6 +141,47 @@ func (a *adminTokens) checkJWT(assertion, aud string) (string, error) {
 		return "", fmt.Errorf("no sub: not on behalf of a mailbox")
 	}
 	return c.Sub, nil
+}
+
+// checkAssertion verifies a client assertion as Microsoft's token endpoint
+// does: signed with the certificate's key (RS256), naming its thumbprint
+// (x5t), issued by and about the client, for this endpoint, not expired.
+func (a *adminTokens) checkAssertion(typ, assertion, aud string) error {
+	if typ != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+		return fmt.Errorf("client_assertion_type %q", typ)
+	}
+	parts := strings.Split(assertion, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("not a JWT")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(&a.certKey.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
+		return fmt.Errorf("signature")
+	}
+	var h struct{ Alg, X5t string }
+	var c struct {
+		Aud, Iss, Sub, Jti string
+		Exp                int64
+	}
+	hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	cb, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	if json.Unmarshal(hb, &h) != nil || json.Unmarshal(cb, &c) != nil {
+		return fmt.Errorf("not JSON")
+	}
+	thumb := sha1.Sum(a.certDER)
+	switch {
+	case h.Alg != "RS256" || h.X5t != base64.RawURLEncoding.EncodeToString(thumb[:]):
+		return fmt.Errorf("header %+v", h)
+	case c.Aud != aud || c.Iss != "app-id" || c.Sub != "app-id" || c.Jti == "":
+		return fmt.Errorf("claims %+v", c)
+	case c.Exp < time.Now().Unix():
+		return fmt.Errorf("expired")
+	}
+	return nil
 }
 
 // adminIMAP is an IMAP server with one message for each of users, logging
@@ -185,6 +249,10 @@ func TestAdminCredentials(t *testing.T) {
 	os.WriteFile(keyFile, sa, 0o600)
 	secretFile := filepath.Join(dir, "app.secret")
 	os.WriteFile(secretFile, []byte("app-secret\n"), 0o600)
+	certFile := filepath.Join(dir, "app.pem")
+	certKeyDER, _ := x509.MarshalPKCS8PrivateKey(tokens.certKey)
+	os.WriteFile(certFile, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tokens.certDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: certKeyDER})...), 0o600)
 
 	jobs := func(source string) string {
 		var b strings.Builder
@@ -203,6 +271,8 @@ func TestAdminCredentials(t *testing.T) {
 		{"Google service account", "      oauth2_service_account_file: " + keyFile + "\n", "sa:bob@example.com", 1},
 		{"Microsoft 365 app-only", "      oauth2_app_only: true\n      oauth2_client_id: app-id\n      oauth2_client_secret_file: " + secretFile +
 			"\n      oauth2_token_url: " + tokens.URL + "/tenant/oauth2/v2.0/token\n", "app", 2},
+		{"Microsoft 365 app-only, certificate", "      oauth2_app_only: true\n      oauth2_client_id: app-id\n      oauth2_client_certificate_file: " + certFile +
+			"\n      oauth2_token_url: " + tokens.URL + "/tenant/oauth2/v2.0/token\n", "app", 4},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := filepath.Join(dir, "jobs.yaml")
