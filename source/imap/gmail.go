@@ -197,8 +197,19 @@ func (s *Store) archived(ctx context.Context, gm *gmailView) (map[imap.UID]bool,
 		}
 	}
 	gm.mu.Lock()
+	first := gm.copies == nil
 	gm.copies, gm.labels = copies, labels
 	gm.mu.Unlock()
+	if first {
+		archived := 0
+		for _, a := range out {
+			if a {
+				archived++
+			}
+		}
+		// What plan (and a verbose copy) shows of the account as a whole.
+		s.Cfg.Log.Info("Gmail: All Mail read", "messages", len(out), "in_several_folders", len(copies), "in_archive", archived)
+	}
 	return out, nil
 }
 
