@@ -121,9 +121,9 @@ func TestWatchFollowsTheSource(t *testing.T) {
 
 // With IDLE, a message delivered to INBOX reaches the backup without
 // waiting for the next pass: with passes an hour apart, each of 20
-// deliveries (appended, and one through doveadm's LDA-like save) is at the
-// backup within 5 s, and the watcher survives the server kicking its
-// connection. The median and worst latencies are logged.
+// deliveries is at the backup within 5 s, and the watcher survives the
+// server kicking its connection and, later, a restart of the server that
+// refuses connections for 2 s. The median and worst latencies are logged.
 func TestWatchIdleWakes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary for some seconds; skipped with -short")
@@ -148,8 +148,12 @@ func TestWatchIdleWakes(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // and the watcher is idling
 	var lat []time.Duration
 	for i := 1; i <= 20; i++ {
-		if i == 10 {
+		switch i {
+		case 8:
 			doveadm(t, srv, "kick", src)
+			store = imapStore(t, srv, src)
+		case 15:
+			srv.Restart(t, 2*time.Second) // every connection dropped, none taken for 2 s
 			store = imapStore(t, srv, src)
 		}
 		body := fmt.Sprintf("Message-ID: <idle-%d@example.com>\r\nSubject: %d\r\n\r\nbody\r\n", i, i)

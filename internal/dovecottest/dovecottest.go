@@ -225,14 +225,22 @@ service pop3-login {
 	for _, u := range users {
 		s.AddUser(t, u)
 	}
+	s.startMaster(t)
+	return s
+}
+
+// startMaster starts the master process and waits until every port
+// listens.
+func (s *Server) startMaster(t testing.TB) {
+	t.Helper()
 	// The master runs in the foreground as this process's child, and is
 	// killed when this process dies (dieWithParent), however it dies: a
 	// test run stopped with SIGTERM or SIGKILL leaves no Dovecot behind
 	// (its own children exit when the master is gone). Its output goes to
 	// a file, not a pipe, which its children would hold open.
-	startLog := filepath.Join(dir, "start.log")
+	startLog := filepath.Join(s.Dir, "start.log")
 	out, _ := os.Create(startLog)
-	cmd := exec.Command(bin, "-F", "-c", s.conf)
+	cmd := exec.Command(Binary(), "-F", "-c", s.conf)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
@@ -244,7 +252,7 @@ service pop3-login {
 	go func() { exited <- cmd.Wait(); out.Close() }()
 	s.exited = exited
 	deadline := time.Now().Add(10 * time.Second)
-	for _, p := range ports {
+	for _, p := range []int{s.IMAPPort, s.IMAPSPort, s.POP3Port, s.POP3SPort} {
 		for {
 			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err == nil {
@@ -263,7 +271,16 @@ service pop3-login {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return s
+}
+
+// Restart stops the server, as an administrator's restart does (every
+// connection dropped, none taken while it is down), and starts it again
+// on the same ports with the same mail, after down.
+func (s *Server) Restart(t testing.TB, down time.Duration) {
+	t.Helper()
+	s.halt()
+	time.Sleep(down)
+	s.startMaster(t)
 }
 
 const poolUsers = 300
@@ -369,6 +386,11 @@ func (s *Server) stop(t testing.TB) {
 			t.Logf("dovecot log (last 3000 bytes):\n%s", tail(log, 3000))
 		}
 	}
+	s.halt()
+}
+
+// halt stops the master, and kills it if it does not stop.
+func (s *Server) halt() {
 	if s.exited == nil {
 		return // the master never started
 	}
