@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailferry/mailferry/internal/dovecottest"
+)
+
+// result is one cell of the table.
+type result struct {
+	tool, path string
+	msgs       int
+	mb         float64
+	walls      []time.Duration
+	rssKB      int64
+	note       string
+}
+
+func (r *result) median() time.Duration {
+	w := slices.Clone(r.walls)
+	slices.Sort(w)
+	return w[len(w)/2]
+}
+
+// wantPath reports whether MAILFERRY_BENCH_PATHS asks for path.
+func wantPath(path string) bool {
+	sel := os.Getenv("MAILFERRY_BENCH_PATHS")
+	if sel == "" {
+		return true
+	}
+	p := strings.ToLower(strings.ReplaceAll(path, "→", "-"))
+	for _, w := range strings.Split(strings.ToLower(sel), ",") {
+		if w = strings.TrimSpace(w); w != "" && strings.Contains(p, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
+		return n
+	}
+	return def
+}
+
+// timed runs a command and returns its wall time and peak RSS (KB). The
+// RSS comes from GNU time: Go starts children sharing its memory until
+// exec, so their own rusage would count the test process too.
+func timed(t testing.TB, env []string, name string, args ...string) (time.Duration, int64, string, error) {
+	rssFile := filepath.Join(t.TempDir(), "rss")
+	var cmd *exec.Cmd
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		cmd = exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rssFile, name}, args...)...)
+	} else {
+		cmd = exec.Command(name, args...)
+	}
+	cmd.Env = append(os.Environ(), env...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Every run starts with nothing left to write back from the one
+	// before, so no tool pays for another's dirty pages.
+	syscall.Sync()
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	var rss int64
+	if b, rerr := os.ReadFile(rssFile); rerr == nil {
+		lines := strings.Fields(string(b))
+		if len(lines) > 0 {
+			rss, _ = strconv.ParseInt(lines[len(lines)-1], 10, 64)
+		}
+	}
+	if err != nil {
+		return wall, rss, out.String(), fmt.Errorf("%s: %v\n%s", name, err, tail(out.String(), 2000))
+	}
+	return wall, rss, out.String(), nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func imapClient(t testing.TB, srv *dovecottest.Server, user string) *imapclient.Client {
+	c, err := dialIMAP(dovecottest.Addr(srv.IMAPPort), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dialIMAP connects to addr in plain text and logs in as user.
+func dialIMAP(addr, user string) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Login(user, dovecottest.Password).Wait(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func countIMAP(t testing.TB, srv *dovecottest.Server, user string) int {
+	c := imapClient(t, srv, user)
+	defer c.Close()
+	l, err := c.List("", "*", &imap.ListOptions{ReturnStatus: &imap.StatusOptions{NumMessages: true}}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range l {
+		if m.Status != nil && m.Status.NumMessages != nil {
+			n += int(*m.Status.NumMessages)
+		}
+	}
+	return n
+}
+
+func printTable(t *testing.T, results []*result, runs int) {
+	base := map[string]time.Duration{}
+	for _, r := range results {
+		if r.tool == "mailferry" && len(r.walls) > 0 {
+			base[r.path] = r.median()
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n| tool | path | messages | MB | wall s (median of %d) | msgs/s | MB/s | peak RSS MB | mailferry is N× faster | note |\n|---|---|---|---|---|---|---|---|---|---|\n", runs)
+	for _, r := range results {
+		if len(r.walls) == 0 {
+			fmt.Fprintf(&b, "| %s | %s | %d | %.0f | | | | | | %s |\n", r.tool, r.path, r.msgs, r.mb, r.note)
+			continue
+		}
+		m := r.median().Seconds()
+		ratio := ""
+		if bw, ok := base[r.path]; ok && r.tool != "mailferry" && r.tool != "(limit)" {
+			ratio = fmt.Sprintf("%.1f×", m/bw.Seconds())
+		}
+		rss := ""
+		if r.rssKB > 0 {
+			rss = fmt.Sprintf("%.0f", float64(r.rssKB)/1024)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.2f | %.0f | %.1f | %s | %s | %s |\n", r.tool, r.path, r.msgs, r.mb, m, float64(r.msgs)/m, r.mb/m, rss, ratio, r.note)
+	}
+	t.Log(b.String())
+	if out := os.Getenv("MAILFERRY_BENCH_OUT"); out != "" {
+		os.WriteFile(out, []byte(b.String()), 0o644)
+	}
+}
