@@ -123,7 +123,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 			}
 		}
 	}
-	d.sess = &session{dc: dc, br: br, raw: conn, pipelining: caps["PIPELINING"]}
+	d.sess = &session{dc: dc, br: br, raw: conn, pipelining: caps["PIPELINING"] && !d.cfg.NoPipelining}
 	return &replayConn{Conn: conn, pre: []byte(greeting)}, nil
 }
 

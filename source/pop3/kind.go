@@ -8,7 +8,7 @@ import (
 	"github.com/mailferry/mailferry/store"
 )
 
-var options = []string{"tls", "ca_file", "insecure_skip_verify", "auth", "folder", "timeout"}
+var options = []string{"tls", "ca_file", "insecure_skip_verify", "auth", "folder", "timeout", "pipelining"}
 
 // Kind declares POP3: pop3s://USER@HOST (TLS) and pop3://USER@HOST (STLS
 // required, or ?tls=none), a source only.
@@ -32,6 +32,7 @@ var Kind = &store.Kind{
 			Addr: c.Addr, TLS: c.TLS, CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
 			User: c.User, Password: c.Password, Token: c.Token, Auth: c.Auth,
 			Folder: e.Options.Get("folder"), Timeout: c.Timeout, Log: env.Log,
+			NoPipelining: e.Options.Get("pipelining") == "off",
 		})
 	},
 }

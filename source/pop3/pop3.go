@@ -55,6 +55,10 @@ type Config struct {
 	Folder  string
 	Timeout time.Duration // default 2 minutes
 	Log     *slog.Logger
+	// NoPipelining sends one command at a time even to a server that
+	// says PIPELINING (?pipelining=off: for a server that gets it wrong,
+	// and for the benchmark's A/B).
+	NoPipelining bool
 }
 
 var (
