@@ -17,9 +17,14 @@ import (
 // Backoff Time: 1234 milliseconds".
 var backoffHint = regexp.MustCompile(`(?i)Suggested Backoff Time:\s*(\d+)\s*milliseconds`)
 
+// codeThrottled is Gmail's answer to a client going too fast ("NO
+// [THROTTLED]"; on an OK it only says the command was slowed down).
+const codeThrottled imap.ResponseCode = "THROTTLED"
+
 // Refusal marks the server answers that ask to be tried again later as
-// source.TransientError: a throttling answer with the wait it names, and
-// the RFC 5530 codes [UNAVAILABLE], [INUSE] and [SERVERBUG]. Other errors
+// source.TransientError: a throttling answer with the wait it names,
+// Gmail's [THROTTLED], and the RFC 5530 codes [UNAVAILABLE], [INUSE] and
+// [SERVERBUG]. Other errors
 // are returned as they are. Both directions use it; what [OVERQUOTA]
 // means depends on the direction (Refused, and the sink's classify).
 func Refusal(err error) error {
@@ -32,7 +37,7 @@ func Refusal(err error) error {
 		return &source.TransientError{Err: err, Delay: time.Duration(ms) * time.Millisecond}
 	}
 	switch ie.Code {
-	case imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
+	case imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, imap.ResponseCodeServerBug, codeThrottled:
 		return &source.TransientError{Err: err}
 	}
 	return err

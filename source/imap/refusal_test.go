@@ -26,6 +26,7 @@ func TestRefused(t *testing.T) {
 		{"any server's OVERQUOTA", no(imap.ResponseCodeOverQuota, "Quota exceeded"), true, false, 0},
 		{"unavailable", no(imap.ResponseCodeUnavailable, "try later"), false, true, 0},
 		{"in use", no(imap.ResponseCodeInUse, "locked"), false, true, 0},
+		{"Gmail throttling", no("THROTTLED", "Too many simultaneous connections or commands"), false, true, 0},
 		{"Microsoft's backoff", &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Request is throttled. Suggested Backoff Time: 1500 milliseconds"}, false, true, 1500 * time.Millisecond},
 		{"a plain NO", no("", "no such message"), false, false, 0},
 		{"not a server answer", errors.New("connection reset"), false, false, 0},
