@@ -5,7 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/sink/sinktest"
 )
 
 // TestSubscriptionsIMAP: a migrated folder is one the user can see. From
@@ -62,4 +66,42 @@ func doveadm(t *testing.T, srv *dovecottest.Server, args ...string) string {
 		t.Fatalf("doveadm %v: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+func imapclientDial(s *dovecottest.Server, user string) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(dovecottest.Addr(s.IMAPPort), nil)
+	if err != nil {
+		return nil, err
+	}
+	return c, c.Login(user, dovecottest.Password).Wait()
+}
+
+// Subscriptions carry over: subscribed at the source, subscribed at the
+// destination; not subscribed, not subscribed.
+func TestSubscriptionsCarryOver(t *testing.T) {
+	srv, src, dst := migrationPair(t)
+	sinktest.Put(t, imapStore(t, srv, src), append(fewFixtures("Subscribed/Yes", 2), fewFixtures("Quiet", 2)...))
+	cl, err := imapclientDial(srv, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Subscribe("Subscribed/Yes").Wait()
+	cl.Close()
+	copyJSON(t, "copy", imapURL(srv, src), imapURL(srv, dst))
+	cl, err = imapclientDial(srv, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	l, err := cl.List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subscribed []string
+	for _, m := range l {
+		subscribed = append(subscribed, m.Mailbox)
+	}
+	if !slices.Contains(subscribed, "Subscribed/Yes") || slices.Contains(subscribed, "Quiet") {
+		t.Fatalf("subscribed at the destination: %q", subscribed)
+	}
 }
