@@ -327,7 +327,8 @@ func (s *Server) Deliver(t testing.TB, user string, msgs [][]byte, dates []time.
 		os.Chown(d, s.mailUID, s.mailGID)
 	}
 	for i, m := range msgs {
-		p := filepath.Join(md, "new", fmt.Sprintf("%d.M%dP%d.mailferry-test", 1500000000+i, i, os.Getpid()))
+		// Unique across calls too: one message per call is a delivery.
+		p := filepath.Join(md, "new", fmt.Sprintf("%d.M%dP%d.mailferry-test", 1500000000+i, time.Now().UnixNano()+int64(i), os.Getpid()))
 		if err := os.WriteFile(p, m, 0o600); err != nil {
 			t.Fatal(err)
 		}
