@@ -134,6 +134,9 @@ func TestBenchmark(t *testing.T) {
 		d := filepath.Join(work, fmt.Sprintf("mf-i2m-%d", i))
 		return mf("copy", imapURL(src), "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
 	})
+	if fi, err := os.Stat(filepath.Join(work, fmt.Sprintf("mf-i2m-%d.ckpt", runs-1))); err == nil {
+		t.Logf("checkpoint after IMAP→Maildir of %d messages: %.1f MB", n, float64(fi.Size())/(1<<20))
+	}
 	measure("mailferry", "IMAP→IMAP", func(i int) ([]string, func() int) {
 		u := srv.NewUser(t)
 		return mf("copy", imapURL(src), imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }

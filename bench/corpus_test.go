@@ -47,14 +47,19 @@ func (c *corpus) byMailbox() map[string][]benchMsg {
 }
 
 // generate makes n messages, seeded: sizes from 2 KB to 1 MB (most small,
-// a few large, about 45 KB on average), five folders, flags and a keyword.
+// a few large, about 45 KB on average), or about 1 KB each with
+// MAILFERRY_BENCH_SMALL=1; five folders, flags and a keyword.
 func generate(n int) *corpus {
 	rng := rand.New(rand.NewPCG(42, 42))
+	// MAILFERRY_BENCH_SMALL=1: messages of about 1 KB, for the scale row.
+	small := os.Getenv("MAILFERRY_BENCH_SMALL") == "1"
 	c := &corpus{n: n}
 	letters := []byte("abcdefghijklmnopqrstuvwxyz      ")
 	for i := range n {
 		var size int
 		switch p := rng.IntN(100); {
+		case small:
+			size = 700 + rng.IntN(600)
 		case p < 75:
 			size = 2<<10 + rng.IntN(18<<10)
 		case p < 97:
