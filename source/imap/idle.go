@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -19,11 +20,13 @@ import (
 // connection (a laptop resumed, a network changed).
 const idleRenew = 9 * time.Minute
 
-// Watch implements source.Watcher with IDLE on INBOX (RFC 2177), on a
-// connection of its own taken from go-imap, which would need its
-// unilateral handler set before the login. New mail in INBOX, an expunge
-// or a flag change there calls changed; the other folders wait for the
-// watch's next pass.
+// Watch implements source.Watcher on a connection of its own taken from
+// go-imap, which would need its unilateral handler set before the login.
+// A server with NOTIFY (RFC 5465) reports new mail, expunges and flag
+// changes in every folder, and folders made, renamed or deleted; one
+// without reports them for INBOX, with IDLE (RFC 2177), and the other
+// folders wait for the watch's next pass. Either way the connection
+// idles (IDLE is valid with no folder selected), renewed every idleRenew.
 func (s *Store) Watch(ctx context.Context, changed func()) error {
 	st, err := s.Pool.Detached(ctx)
 	if err != nil {
@@ -85,6 +88,19 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 		_, err := io.WriteString(st, cmd+"\r\n")
 		return Transport(err)
 	}
+	// NOTIFY (RFC 5465): the other folders' news on this connection too.
+	// INBOX stays selected: a server sees mail dropped into the selected
+	// folder's files at once (Dovecot watches them), where it learns of
+	// other folders' through its index, which a delivery that bypasses
+	// it leaves behind. A server that refuses NOTIFY leaves IDLE on INBOX.
+	if st.Caps.Has(capNotify) {
+		if err := send("n0 NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge FlagChange MailboxName))"); err != nil {
+			return err
+		}
+		if err := await("n0"); err != nil && !isAnswer(err) {
+			return fmt.Errorf("watch: NOTIFY: %w", err)
+		}
+	}
 	if err := send("w0 SELECT INBOX"); err != nil {
 		return err
 	}
@@ -97,7 +113,7 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 			return err
 		}
 		if err := await("+"); err != nil {
-			return fmt.Errorf("watch INBOX: IDLE: %w", err)
+			return fmt.Errorf("watch: IDLE: %w", err)
 		}
 		renew := time.NewTimer(idleRenew)
 	idling:
@@ -109,7 +125,7 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 				}
 				if strings.HasPrefix(strings.ToUpper(line), "* BYE") {
 					renew.Stop()
-					return Transport(fmt.Errorf("watch INBOX: the server said %q", line))
+					return Transport(fmt.Errorf("watch: the server said %q", line))
 				}
 				news(line, changed)
 			case err := <-failed:
@@ -117,13 +133,13 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				return Transport(fmt.Errorf("watch INBOX: %w", err))
+				return Transport(fmt.Errorf("watch: %w", err))
 			case <-renew.C:
 				if err := send("DONE"); err != nil {
 					return err
 				}
 				if err := await(tag); err != nil {
-					return fmt.Errorf("watch INBOX: end IDLE: %w", err)
+					return fmt.Errorf("watch: end IDLE: %w", err)
 				}
 				break idling
 			case <-ctx.Done():
@@ -137,10 +153,30 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 	return nil
 }
 
-// news calls changed for an untagged line that says the mailbox changed.
+// isAnswer reports whether await failed on the server's refusal, not on
+// the connection.
+func isAnswer(err error) bool {
+	var te *source.TransientError
+	return !errors.As(err, &te)
+}
+
+// capNotify is RFC 5465's capability; go-imap does not name it.
+const capNotify = imap.Cap("NOTIFY")
+
+// news calls changed for an untagged line that says a folder changed:
+// the selected one's EXISTS, EXPUNGE, FETCH, or NOTIFY's STATUS and LIST
+// of another.
 func news(line string, changed func()) {
 	f := strings.Fields(line)
-	if len(f) >= 3 && f[0] == "*" {
+	if len(f) < 2 || f[0] != "*" {
+		return
+	}
+	switch strings.ToUpper(f[1]) {
+	case "STATUS", "LIST":
+		changed()
+		return
+	}
+	if len(f) >= 3 {
 		switch strings.ToUpper(f[2]) {
 		case "EXISTS", "EXPUNGE", "FETCH", "RECENT", "VANISHED":
 			changed()
