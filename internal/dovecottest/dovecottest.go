@@ -40,6 +40,9 @@ type Options struct {
 	// Courier makes the personal namespace Courier-style: prefix "INBOX."
 	// and "." as the hierarchy separator.
 	Courier bool
+	// Compress loads the imap_zlib plugin: the server offers
+	// COMPRESS=DEFLATE (RFC 4978).
+	Compress bool
 }
 
 // Server is a running Dovecot.
@@ -118,6 +121,9 @@ func Start(t testing.TB, opt Options, users ...string) *Server {
 	capLine := ""
 	if opt.IMAPCapability != "" {
 		capLine = "imap_capability = " + opt.IMAPCapability
+	}
+	if opt.Compress {
+		capLine += "\n  mail_plugins = $mail_plugins zlib imap_zlib"
 	}
 	ns := "separator = /"
 	if opt.Courier {

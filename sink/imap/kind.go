@@ -11,7 +11,7 @@ import (
 	"github.com/mailferry/mailferry/store"
 )
 
-var options = []string{"tls", "ca_file", "insecure_skip_verify", "auth", "connections", "timeout"}
+var options = []string{"tls", "ca_file", "insecure_skip_verify", "auth", "connections", "timeout", "compress"}
 
 // Kind declares IMAP: imaps://USER@HOST (TLS) and imap://USER@HOST
 // (STARTTLS required, or ?tls=none), read and written.
@@ -68,9 +68,15 @@ func Config(e *endpoint.Endpoint, env store.Env) (srcimap.Config, error) {
 	if err != nil {
 		return srcimap.Config{}, err
 	}
+	switch e.Options.Get("compress") {
+	case "", "on", "off":
+	default:
+		return srcimap.Config{}, store.Usagef("%s: compress=%q (want on or off)", e, e.Options.Get("compress"))
+	}
 	return srcimap.Config{
 		Addr: c.Addr, TLS: c.TLS, CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
 		User: c.User, Password: c.Password, Token: c.Token, TokenSource: c.TokenSource,
 		Auth: c.Auth, Conns: c.Conns, Timeout: c.Timeout, Log: env.Log,
+		NoCompress: e.Options.Get("compress") == "off",
 	}, nil
 }

@@ -16,9 +16,16 @@ import (
 // package against a real Dovecot: every corpus message IMAP can carry
 // (not those with NUL bytes or no bytes, which the IMAP sink refuses by
 // name) is read back byte for byte, with flags, keywords, dates and
-// folders, and IDs survive a new connection.
+// folders, and IDs survive a new connection. It runs twice: as Dovecot
+// comes, and with COMPRESS=DEFLATE (imap_zlib), every connection of both
+// the writer and the reader compressed.
 func TestConformanceDovecot(t *testing.T) {
-	srv := dovecottest.Start(t, dovecottest.Options{})
+	t.Run("plain", func(t *testing.T) { conformance(t, dovecottest.Options{}) })
+	t.Run("COMPRESS=DEFLATE", func(t *testing.T) { conformance(t, dovecottest.Options{Compress: true}) })
+}
+
+func conformance(t *testing.T, opt dovecottest.Options) {
+	srv := dovecottest.Start(t, opt)
 	var fx []sourcetest.Fixture
 	for _, f := range sourcetest.DefaultFixtures(t) {
 		if !f.HasNUL() && len(f.Content) > 0 {

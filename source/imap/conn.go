@@ -70,7 +70,10 @@ type Config struct {
 	// INBOX, Sent, Drafts, Spam, Trash or Archive by its system labels,
 	// its other labels as keywords (gmail.go).
 	GmailKeywords bool
-	Log           *slog.Logger
+	// NoCompress leaves COMPRESS=DEFLATE unused where the server offers
+	// it (?compress=off; compress.go).
+	NoCompress bool
+	Log        *slog.Logger
 }
 
 // Errors a caller may want to tell apart.
@@ -250,6 +253,9 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		return nil, spent(err)
 	}
 	bc.Lift()
+	if h != nil && !p.cfg.NoCompress && c.Caps().Has(capCompress) {
+		return p.compress(cn)
+	}
 	return cn, nil
 }
 

@@ -52,6 +52,14 @@ func (h *handoff) Close() error {
 	return h.Conn.Close()
 }
 
+// waker is a stream whose Read can be interrupted without harm
+// (deflateConn): wake ends the Read under way, settle forgets a wake no
+// Read took.
+type waker interface {
+	wake()
+	settle()
+}
+
 // Stream is a logged-in connection taken from go-imap (Pool.Detached): its
 // owner speaks IMAP on it directly and must Close it.
 type Stream struct {
@@ -94,11 +102,21 @@ func (p *Pool) Detached(ctx context.Context) (*Stream, error) {
 		<-p.sem
 		return nil, err
 	}
+	stream, caps, err := p.take(c)
+	if err != nil {
+		<-p.sem
+		return nil, err
+	}
+	return &Stream{Conn: stream, DC: c.dc, Caps: caps, release: func() { <-p.sem }}, nil
+}
+
+// take takes c's stream from go-imap (see Detached), with the server's
+// capabilities. On failure c is closed.
+func (p *Pool) take(c *Conn) (net.Conn, imap.CapSet, error) {
 	h := c.h
 	if h == nil {
 		c.close()
-		<-p.sem
-		return nil, ErrNoHandoff
+		return nil, nil, ErrNoHandoff
 	}
 	// After a login whose answer carried no capabilities, go-imap asks
 	// CAPABILITY on its own, from a goroutine, after the login has
@@ -108,7 +126,7 @@ func (p *Pool) Detached(ctx context.Context) (*Stream, error) {
 	// will), Caps waits for that CAPABILITY unless its data is in, and a
 	// second NOOP, answered after it, makes sure its end is in too.
 	var caps imap.CapSet
-	err = c.Do(func() error {
+	err := c.Do(func() error {
 		if err := c.c.Noop().Wait(); err != nil {
 			return err
 		}
@@ -117,20 +135,28 @@ func (p *Pool) Detached(ctx context.Context) (*Stream, error) {
 	})
 	if err != nil {
 		c.close()
-		<-p.sem
-		return nil, Transport(fmt.Errorf("%s: noop: %w", p.cfg.Addr, err))
+		return nil, nil, Transport(fmt.Errorf("%s: noop: %w", p.cfg.Addr, err))
 	}
 	h.taken.Store(true)
 	// Wake go-imap's reader, blocked on the idle connection; it sees EOF
 	// and ends. No command is running, so nothing renews the deadline
-	// before the read returns.
-	c.dc.Conn.SetReadDeadline(time.Now())
+	// before the read returns. A compressed stream is woken above the
+	// decompressor, whose state a failed read would end.
+	w, wakes := h.Conn.(waker)
+	if wakes {
+		w.wake()
+	} else {
+		c.dc.Conn.SetReadDeadline(time.Now())
+	}
 	<-c.c.Closed()
-	c.dc.Conn.SetReadDeadline(time.Time{})
+	if wakes {
+		w.settle() // a wake go-imap's reader did not take is not the new owner's
+	} else {
+		c.dc.Conn.SetReadDeadline(time.Time{})
+	}
 	if h.lost.Load() {
 		h.Conn.Close()
-		<-p.sem
-		return nil, fmt.Errorf("%s: the server spoke while the connection was being taken over", p.cfg.Addr)
+		return nil, nil, fmt.Errorf("%s: the server spoke while the connection was being taken over", p.cfg.Addr)
 	}
-	return &Stream{Conn: h.Conn, DC: c.dc, Caps: caps, release: func() { <-p.sem }}, nil
+	return h.Conn, caps, nil
 }
