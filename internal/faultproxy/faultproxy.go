@@ -7,12 +7,15 @@
 package faultproxy
 
 import (
+	"context"
 	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Proxy forwards connections to a target, breaking the first Faults of
@@ -28,6 +31,9 @@ type Proxy struct {
 	// that one-way latency and no bandwidth limit would (a round trip
 	// costs 2×Delay).
 	Delay time.Duration
+	// Rate caps the bytes per second in each direction, shared by every
+	// connection through the proxy, as one link's bandwidth is (0: none).
+	Rate int
 	// Rewrite, if set, changes each chunk read from the server (fromServer)
 	// or the client before it is forwarded: a server that says something
 	// a real one would not (a test rewrites short, unique strings, which
@@ -37,6 +43,7 @@ type Proxy struct {
 	broken, stalled atomic.Int64
 	mu              sync.Mutex
 	rng             *rand.Rand
+	links           [2]*rate.Limiter // to the server, to the client
 }
 
 // Start listens on 127.0.0.1 and forwards to target until the test ends.
@@ -61,6 +68,20 @@ func Start(t testing.TB, target string, p *Proxy) *Proxy {
 		}
 	}()
 	return p
+}
+
+// link is the shared limiter of one direction.
+func (p *Proxy) link(fromServer bool) *rate.Limiter {
+	i := 0
+	if fromServer {
+		i = 1
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.links[i] == nil {
+		p.links[i] = rate.NewLimiter(rate.Limit(p.Rate), 16<<10)
+	}
+	return p.links[i]
 }
 
 // Broken and Stalled count the faults made so far.
@@ -90,8 +111,12 @@ func (p *Proxy) serve(c net.Conn, target string, done chan struct{}) {
 	var once sync.Once
 	pipe := func(dst, src net.Conn, fromServer bool) {
 		write, flush := dst.Write, func() {}
-		if p.Delay > 0 {
-			write, flush = delayed(dst, p.Delay, cut)
+		if p.Delay > 0 || p.Rate > 0 {
+			var link *rate.Limiter
+			if p.Rate > 0 {
+				link = p.link(fromServer)
+			}
+			write, flush = delayed(dst, p.Delay, cut, link)
 		}
 		buf := make([]byte, 32<<10)
 		for {
@@ -140,7 +165,9 @@ func (p *Proxy) serve(c net.Conn, target string, done chan struct{}) {
 // delayed returns a writer that hands each write to dst d after it was
 // made, in order, without blocking the caller (the bytes are copied), and
 // a flush that waits until everything written has been handed on.
-func delayed(dst net.Conn, d time.Duration, cut <-chan struct{}) (write func([]byte) (int, error), flush func()) {
+//
+// With link, bytes are handed on no faster than it allows.
+func delayed(dst net.Conn, d time.Duration, cut <-chan struct{}, link *rate.Limiter) (write func([]byte) (int, error), flush func()) {
 	type chunk struct {
 		at time.Time
 		b  []byte
@@ -156,9 +183,20 @@ func delayed(dst net.Conn, d time.Duration, cut <-chan struct{}) (write func([]b
 			case <-cut:
 				return
 			}
-			if _, err := dst.Write(c.b); err != nil {
-				failed.Store(true)
-				return
+			for b := c.b; len(b) > 0; {
+				n := len(b)
+				if link != nil {
+					n = min(n, link.Burst())
+					if err := link.WaitN(context.Background(), n); err != nil {
+						failed.Store(true)
+						return
+					}
+				}
+				if _, err := dst.Write(b[:n]); err != nil {
+					failed.Store(true)
+					return
+				}
+				b = b[n:]
 			}
 		}
 	}()

@@ -77,6 +77,6 @@ func Config(e *endpoint.Endpoint, env store.Env) (srcimap.Config, error) {
 		Addr: c.Addr, TLS: c.TLS, CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify,
 		User: c.User, Password: c.Password, Token: c.Token, TokenSource: c.TokenSource,
 		Auth: c.Auth, Conns: c.Conns, Timeout: c.Timeout, Log: env.Log,
-		NoCompress: e.Options.Get("compress") == "off",
+		Compress: e.Options.Get("compress") == "on",
 	}, nil
 }

@@ -8,23 +8,23 @@ import (
 )
 
 // Against a Dovecot with imap_zlib, every connection is compressed, the
-// pooled ones and those taken from go-imap (Detached) alike, unless
-// ?compress=off; against one without, none is.
+// pooled ones and those taken from go-imap (Detached) alike, when asked
+// (?compress=on); against one without, none is.
 func TestCompressNegotiated(t *testing.T) {
 	for _, tt := range []struct {
-		name       string
-		server     bool // imap_zlib loaded
-		noCompress bool
-		want       bool
+		name   string
+		server bool // imap_zlib loaded
+		ask    bool
+		want   bool
 	}{
-		{"offered", true, false, true},
-		{"offered, compress=off", true, true, false},
-		{"not offered", false, false, false},
+		{"offered and asked for", true, true, true},
+		{"offered, not asked for", true, false, false},
+		{"asked for, not offered", false, true, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := dovecottest.Start(t, dovecottest.Options{Compress: tt.server})
 			s, err := Open(context.Background(), Config{Addr: dovecottest.Addr(srv.IMAPSPort), TLS: TLSImplicit, CAFile: srv.CAFile,
-				User: srv.NewUser(t), Password: dovecottest.Password, NoCompress: tt.noCompress})
+				User: srv.NewUser(t), Password: dovecottest.Password, Compress: tt.ask})
 			if err != nil {
 				t.Fatal(err)
 			}

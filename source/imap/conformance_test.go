@@ -45,7 +45,7 @@ func conformance(t *testing.T, opt dovecottest.Options) {
 		Fixtures: func(*testing.T) []sourcetest.Fixture { return fx },
 		New: func(t *testing.T, fx []sourcetest.Fixture) source.Source {
 			cfg = srcimap.Config{Addr: dovecottest.Addr(srv.IMAPSPort), TLS: srcimap.TLSImplicit, CAFile: srv.CAFile,
-				User: srv.NewUser(t), Password: dovecottest.Password}
+				User: srv.NewUser(t), Password: dovecottest.Password, Compress: opt.Compress}
 			dst, err := sinkimap.Open(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)

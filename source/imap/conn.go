@@ -70,10 +70,10 @@ type Config struct {
 	// INBOX, Sent, Drafts, Spam, Trash or Archive by its system labels,
 	// its other labels as keywords (gmail.go).
 	GmailKeywords bool
-	// NoCompress leaves COMPRESS=DEFLATE unused where the server offers
-	// it (?compress=off; compress.go).
-	NoCompress bool
-	Log        *slog.Logger
+	// Compress asks for COMPRESS=DEFLATE where the server offers it
+	// (?compress=on; compress.go).
+	Compress bool
+	Log      *slog.Logger
 }
 
 // Errors a caller may want to tell apart.
@@ -88,7 +88,7 @@ type Conn struct {
 	c        *imapclient.Client
 	dc       *netx.DeadlineConn
 	h        *handoff
-	mailbox  string // selected mailbox ("" none)
+	mailbox  string       // selected mailbox ("" none)
 	readOnly bool
 	sel      *imap.SelectData
 }
@@ -253,7 +253,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		return nil, spent(err)
 	}
 	bc.Lift()
-	if h != nil && !p.cfg.NoCompress && c.Caps().Has(capCompress) {
+	if h != nil && p.cfg.Compress && c.Caps().Has(capCompress) {
 		return p.compress(cn)
 	}
 	return cn, nil

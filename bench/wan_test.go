@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/faultproxy"
+)
+
+// TestWAN times IMAP→IMAP over a link as a migration meets it: 20 ms each
+// way and 50 Mbit/s shared by every connection in each direction (the
+// proxy's token bucket), on MAILFERRY_BENCH_WAN_N messages (default
+// 1000) written in words, against a Dovecot offering COMPRESS=DEFLATE;
+// without compression and with it (?compress=on), and the same on loopback,
+// where the link is not the limit and compression is only CPU spent. It
+// fails only if messages are lost or doubled.
+func TestWAN(t *testing.T) {
+	n := envInt("MAILFERRY_BENCH_N", 0)
+	if n == 0 || !wantPath("wan") {
+		t.Skip("a benchmark: run bench/run.sh, or set MAILFERRY_BENCH_N")
+	}
+	t.Setenv("MAILFERRY_BENCH_OUT", "") // TestBenchmark's table is the file's
+	wn := min(envInt("MAILFERRY_BENCH_WAN_N", 1000), n)
+	runs := max(envInt("MAILFERRY_BENCH_RUNS", 3), 1)
+	srv := dovecottest.Start(t, dovecottest.Options{Compress: true})
+	c := generateText(wn)
+	mb := float64(c.bytes) / (1 << 20)
+	src := srv.NewUser(t)
+	c.writeMaildir(t, srv.Maildir(src), false)
+	srv.Own(t, src)
+	if got := countIMAP(t, srv, src); got != wn {
+		t.Fatalf("source holds %d messages, want %d", got, wn)
+	}
+	work := t.TempDir()
+	bin := filepath.Join(work, "mailferry")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	px := faultproxy.Start(t, dovecottest.Addr(srv.IMAPPort), &faultproxy.Proxy{Delay: 20 * time.Millisecond, Rate: 50_000_000 / 8})
+	env := []string{"MAILFERRY_SRC_PASSWORD=" + dovecottest.Password, "MAILFERRY_DST_PASSWORD=" + dovecottest.Password}
+	var results []*result
+	for _, link := range []struct{ name, addr string }{
+		{"IMAP→IMAP, 20 ms each way, 50 Mbit/s, text", px.Addr},
+		{"IMAP→IMAP, loopback, text", dovecottest.Addr(srv.IMAPPort)},
+	} {
+		for _, mode := range []struct{ tool, query string }{{"mailferry", ""}, {"mailferry, ?compress=on", "&compress=on"}} {
+			r := &result{tool: mode.tool, path: link.name, msgs: wn, mb: mb}
+			results = append(results, r)
+			for i := range runs {
+				u := srv.NewUser(t)
+				url := func(user string) string { return fmt.Sprintf("imap://%s@%s?tls=none%s", user, link.addr, mode.query) }
+				wall, rss, out, err := timed(t, env, bin, "copy", url(src), url(u), "--checkpoint", filepath.Join(work, fmt.Sprintf("%s-%d.ckpt", u, i)))
+				if err != nil {
+					r.note = "failed"
+					t.Logf("%s %s: %v\n%s", mode.tool, link.name, err, tail(out, 2000))
+					break
+				}
+				if got := countIMAP(t, srv, u); got != wn {
+					t.Errorf("%s %s: destination holds %d of %d", mode.tool, link.name, got, wn)
+				}
+				r.walls = append(r.walls, wall)
+				r.rssKB = max(r.rssKB, rss)
+			}
+		}
+	}
+	printTable(t, results, runs)
+}
