@@ -88,7 +88,7 @@ type Conn struct {
 	c        *imapclient.Client
 	dc       *netx.DeadlineConn
 	h        *handoff
-	mailbox  string       // selected mailbox ("" none)
+	mailbox  string // selected mailbox ("" none)
 	readOnly bool
 	sel      *imap.SelectData
 }
