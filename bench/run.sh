@@ -36,4 +36,4 @@ fi
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(dovecot --version 2>/dev/null | cut -d' ' -f1), $(date -u +%Y-%m-%d)"
 MAILFERRY_BENCH_N="${N:-5000}" MAILFERRY_BENCH_RUNS="${RUNS:-3}" MAILFERRY_BENCH_PEERS="${PEERS:-1}" \
 MAILFERRY_BENCH_OUT="$PWD/bench/results.md" IMAPSYNC="${IMAPSYNC:+$(realpath "$IMAPSYNC")}" \
-  go test -count=1 -run 'TestBenchmark|TestWatchLatency' -v -timeout 90m ./bench | grep -v '^        [A-Z][a-z][a-z] [0-9]'
+  go test -count=1 -run 'TestBenchmark|TestWatchLatency|TestWAN' -v -timeout 90m ./bench | grep -v '^        [A-Z][a-z][a-z] [0-9]'

@@ -42,7 +42,7 @@ go vet ./...
 # run loses or duplicates messages, never on timing. bench/run.sh is the
 # full benchmark.
 export MAILFERRY_BENCH_N="${MAILFERRY_BENCH_N:-500}" MAILFERRY_BENCH_RUNS="${MAILFERRY_BENCH_RUNS:-1}" MAILFERRY_BENCH_PEERS="${MAILFERRY_BENCH_PEERS:-0}"
-export MAILFERRY_BENCH_LATENCY_N="${MAILFERRY_BENCH_LATENCY_N:-100}" MAILFERRY_BENCH_WATCH_N="${MAILFERRY_BENCH_WATCH_N:-20}"
+export MAILFERRY_BENCH_LATENCY_N="${MAILFERRY_BENCH_LATENCY_N:-100}" MAILFERRY_BENCH_WATCH_N="${MAILFERRY_BENCH_WATCH_N:-20}" MAILFERRY_BENCH_WAN_N="${MAILFERRY_BENCH_WAN_N:-200}"
 # One line per test as it ends (go test alone prints a package only when
 # all of it is done), the whole output of any test that fails.
 go build -o /tmp/mailferry-testprogress.$$ ./scripts/testprogress
