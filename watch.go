@@ -31,8 +31,9 @@ const maxWatchBackoff = 5 * time.Minute
 // the grace is cut short (1: interrupted). watching says, before the first
 // pass, whether this is a watch at all: a plain copy stops at once.
 //
-// Between passes, a source that can say when it changes (IMAP IDLE) starts
-// the next pass at once: jobs names the jobs whose sources to watch.
+// Between passes, a source that can say when it changes (IMAP NOTIFY or
+// IDLE, file notifications for Maildir and mbox) starts the next pass at
+// once: jobs names the jobs whose sources to watch.
 func watch(ctx context.Context, in *invocation, stderr io.Writer, watching bool, jobs func() []Job, pass func(context.Context) (int, error)) (int, error) {
 	if watching {
 		inner := pass

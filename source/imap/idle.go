@@ -24,9 +24,9 @@ const idleRenew = 9 * time.Minute
 // go-imap, which would need its unilateral handler set before the login.
 // A server with NOTIFY (RFC 5465) reports new mail, expunges and flag
 // changes in every folder, and folders made, renamed or deleted; one
-// without reports them for INBOX, with IDLE (RFC 2177), and the other
-// folders wait for the watch's next pass. Either way the connection
-// idles (IDLE is valid with no folder selected), renewed every idleRenew.
+// without reports them for INBOX, and the other folders wait for the
+// watch's next pass. Either way INBOX is selected and the connection
+// idles (IDLE, RFC 2177), renewed every idleRenew.
 func (s *Store) Watch(ctx context.Context, changed func()) error {
 	st, err := s.Pool.Detached(ctx)
 	if err != nil {
@@ -60,8 +60,8 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 	}()
 	// await reads until the line tagged tag (or, with tag "+", the
 	// continuation), within the connection's timeout; untagged news on
-	// the way counts.
-	await := func(tag string) error {
+	// the way counts if report (not what SELECT says of INBOX as it is).
+	await := func(tag string, report bool) error {
 		st.DC.Begin()
 		defer st.DC.End()
 		for {
@@ -76,7 +76,9 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 					}
 					return nil
 				}
-				news(line, changed)
+				if report {
+					news(line, changed)
+				}
 			case err := <-failed:
 				return Transport(err)
 			case <-ctx.Done():
@@ -97,14 +99,14 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 		if err := send("n0 NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge FlagChange MailboxName))"); err != nil {
 			return err
 		}
-		if err := await("n0"); err != nil && !isAnswer(err) {
+		if err := await("n0", false); err != nil && !isAnswer(err) {
 			return fmt.Errorf("watch: NOTIFY: %w", err)
 		}
 	}
 	if err := send("w0 SELECT INBOX"); err != nil {
 		return err
 	}
-	if err := await("w0"); err != nil {
+	if err := await("w0", false); err != nil {
 		return fmt.Errorf("watch INBOX: %w", err)
 	}
 	for n := 1; ctx.Err() == nil; n++ {
@@ -112,7 +114,7 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 		if err := send(tag + " IDLE"); err != nil {
 			return err
 		}
-		if err := await("+"); err != nil {
+		if err := await("+", true); err != nil {
 			return fmt.Errorf("watch: IDLE: %w", err)
 		}
 		renew := time.NewTimer(idleRenew)
@@ -138,7 +140,7 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 				if err := send("DONE"); err != nil {
 					return err
 				}
-				if err := await(tag); err != nil {
+				if err := await(tag, true); err != nil {
 					return fmt.Errorf("watch: end IDLE: %w", err)
 				}
 				break idling
