@@ -95,6 +95,14 @@ func (c *Checkpoint) committer() {
 	}
 }
 
+// fillPercent is how full bbolt leaves a page it splits. Its default, a
+// half, suits keys that arrive in any order; a checkpoint's arrive mostly
+// in order (UIDs, Maildir names that begin with their time), so half of
+// every page would stay empty for good: at 500,000 messages the file was
+// 214 MB, mapped whole into memory. 100,000 records committed 64 at a
+// time: a 48 MB file at a half, 32 MB at 0.9.
+const fillPercent = 0.9
+
 func (c *Checkpoint) commit(batch []Entry, dst map[string]map[string][]string, intents []intent) error {
 	return c.guard(func() error {
 		return c.db.Update(func(tx *bolt.Tx) error {
@@ -107,6 +115,7 @@ func (c *Checkpoint) commit(batch []Entry, dst map[string]map[string][]string, i
 				if err != nil {
 					return err
 				}
+				b.FillPercent = fillPercent
 				for id, keys := range m {
 					if err := b.Put([]byte(id), []byte(strings.Join(keys, "\n"))); err != nil {
 						return err
@@ -118,6 +127,7 @@ func (c *Checkpoint) commit(batch []Entry, dst map[string]map[string][]string, i
 				if err != nil {
 					return err
 				}
+				b.FillPercent = fillPercent
 				if err := b.Put([]byte(e.SrcID), encodeRecord(e.Record)); err != nil {
 					return err
 				}
@@ -126,6 +136,7 @@ func (c *Checkpoint) commit(batch []Entry, dst map[string]map[string][]string, i
 					if err != nil {
 						return err
 					}
+					d.FillPercent = fillPercent
 					if err := d.Put([]byte(e.Record.DstID), []byte(strings.Join(e.DstKeys, "\n"))); err != nil {
 						return err
 					}
