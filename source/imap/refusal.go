@@ -24,9 +24,9 @@ const codeThrottled imap.ResponseCode = "THROTTLED"
 // Refusal marks the server answers that ask to be tried again later as
 // source.TransientError: a throttling answer with the wait it names,
 // Gmail's [THROTTLED], and the RFC 5530 codes [UNAVAILABLE], [INUSE] and
-// [SERVERBUG]. Other errors
-// are returned as they are. Both directions use it; what [OVERQUOTA]
-// means depends on the direction (Refused, and the sink's classify).
+// [SERVERBUG]. Other errors are returned as they are. Both directions use
+// it; what [OVERQUOTA] means depends on the direction (refused, and the
+// sink's classify).
 func Refusal(err error) error {
 	var ie *imap.Error
 	if err == nil || !errors.As(err, &ie) {
