@@ -13,6 +13,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailferry/mailferry/internal/netx"
 )
 
 // COMPRESS=DEFLATE (RFC 4978): after the login, both directions of a
@@ -60,7 +62,7 @@ func (p *Pool) compress(cn *Conn) (*Conn, error) {
 		under = newDeflateConn(stream, greeting)
 	} else {
 		// Refused (RFC 4978 allows NO): the stream goes on as it was.
-		under = &prefixConn{Conn: stream, pending: []byte(greeting)}
+		under = &netx.ReplayConn{Conn: stream, Pre: []byte(greeting)}
 	}
 	h := &handoff{Conn: under}
 	c := imapclient.New(h, &imapclient.Options{})
@@ -203,19 +205,4 @@ func (d *deflateConn) settle() {
 func (d *deflateConn) Close() error {
 	d.once.Do(func() { close(d.closed) })
 	return d.Conn.Close()
-}
-
-// prefixConn returns pending before what the connection reads.
-type prefixConn struct {
-	net.Conn
-	pending []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }

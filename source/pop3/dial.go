@@ -124,7 +124,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 		}
 	}
 	d.sess = &session{dc: dc, br: br, raw: conn, pipelining: caps["PIPELINING"] && !d.cfg.NoPipelining}
-	return &replayConn{Conn: conn, pre: []byte(greeting)}, nil
+	return &netx.ReplayConn{Conn: conn, Pre: []byte(greeting)}, nil
 }
 
 // Bounds on what a server may send where mailferry holds it in memory:
@@ -198,20 +198,4 @@ func capa(conn net.Conn, br *bufio.Reader) (map[string]bool, error) {
 		caps[strings.ToUpper(strings.Fields(l)[0])] = true
 	}
 	return caps, nil
-}
-
-// replayConn yields pre before reading from the connection: go-pop3 wants to
-// read a greeting the dialer has already consumed.
-type replayConn struct {
-	net.Conn
-	pre []byte
-}
-
-func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(p, c.pre)
-		c.pre = c.pre[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }
