@@ -326,8 +326,7 @@ func validAtom(f string) bool {
 		return false
 	}
 	for i := 0; i < len(f); i++ {
-		c := f[i]
-		if c <= 0x20 || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+		if !srcimap.AtomChar(f[i]) {
 			return false
 		}
 	}

@@ -60,10 +60,17 @@ func (s *Store) labelKeyword(label string) string {
 func keywordOf(name string) string {
 	var b strings.Builder
 	for _, c := range []byte(mutf7.Encode(name)) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+		if !AtomChar(c) {
 			c = '_'
 		}
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// AtomChar reports whether c may stand in an IMAP atom (RFC 3501
+// ATOM-CHAR: printable ASCII but for the atom-specials), which a flag
+// keyword is.
+func AtomChar(c byte) bool {
+	return c > ' ' && c < 0x7f && strings.IndexByte(`(){%*"\]`, c) < 0
 }
