@@ -217,33 +217,20 @@ func (s *Store) archived(ctx context.Context, gm *gmailView) (map[imap.UID]bool,
 // every message of folder, on a connection taken from go-imap, whose
 // FETCH parser fails on Gmail's items (docs/library-audit.md, §1.4a).
 func (s *Store) gmailFetch(ctx context.Context, folder string, labels bool) (map[imap.UID]gmailEntry, error) {
-	mailbox, err := s.Mailbox(ctx, folder)
+	raw, _, err := s.rawSelect(ctx, folder, true, "read Gmail labels")
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.Pool.Detached(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read Gmail labels: %w", err)
-	}
-	defer st.Close()
-	st.DC.Begin()
-	defer st.DC.End()
-	br := bufio.NewReader(st)
-	if _, err := io.WriteString(st, "mf1 EXAMINE "+quote(mutf7.Encode(mailbox))+"\r\n"); err != nil {
-		return nil, Transport(fmt.Errorf("examine %q: %w", folder, err))
-	}
-	if err := readTagged(br, "mf1", nil); err != nil {
-		return nil, fmt.Errorf("examine %q: %w", folder, err)
-	}
+	defer raw.close()
 	items := "UID X-GM-MSGID"
 	if labels {
 		items += " X-GM-LABELS"
 	}
-	if _, err := io.WriteString(st, "mf2 UID FETCH 1:* ("+items+")\r\n"); err != nil {
+	if _, err := io.WriteString(raw.st, "mf2 UID FETCH 1:* ("+items+")\r\n"); err != nil {
 		return nil, Transport(fmt.Errorf("fetch Gmail labels: %w", err))
 	}
 	out := map[imap.UID]gmailEntry{}
-	err = readTagged(br, "mf2", func(line string) error {
+	err = readTagged(raw.br, "mf2", func(line string) error {
 		uid, e, ok, err := parseGmailFetch(line, labels)
 		if err != nil || !ok {
 			return err

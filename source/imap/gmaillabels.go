@@ -64,33 +64,11 @@ func (s *Store) AddGmailLabels(ctx context.Context, folder, id string, labels ..
 	if err != nil {
 		return err
 	}
-	mailbox, err := s.Mailbox(ctx, folder)
+	raw, now, err := s.rawSelect(ctx, folder, false, "label a message")
 	if err != nil {
 		return err
 	}
-	st, err := s.Pool.Detached(ctx)
-	if err != nil {
-		return fmt.Errorf("label a message: %w", err)
-	}
-	defer st.Close()
-	st.DC.Begin()
-	defer st.DC.End()
-	br := bufio.NewReader(st)
-	if _, err := io.WriteString(st, "mf1 SELECT "+quote(mutf7.Encode(mailbox))+"\r\n"); err != nil {
-		return Transport(fmt.Errorf("select %q: %w", folder, err))
-	}
-	var now uint32
-	err = readTagged(br, "mf1", func(line string) error {
-		if v, ok := strings.CutPrefix(line, "* OK [UIDVALIDITY "); ok {
-			num, _, _ := strings.Cut(v, "]")
-			n, _ := strconv.ParseUint(strings.TrimSpace(num), 10, 32)
-			now = uint32(n)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("select %q: %w", folder, err)
-	}
+	defer raw.close()
 	if now != uidValidity {
 		return fmt.Errorf("folder %q message %s: UIDVALIDITY is now %d: %w", folder, id, now, source.ErrMessageNotFound)
 	}
@@ -103,11 +81,62 @@ func (s *Store) AddGmailLabels(ctx context.Context, folder, id string, labels ..
 		}
 	}
 	cmd := fmt.Sprintf("mf2 UID STORE %d +X-GM-LABELS (%s)\r\n", uid, strings.Join(quoted, " "))
-	if _, err := io.WriteString(st, cmd); err != nil {
+	if _, err := io.WriteString(raw.st, cmd); err != nil {
 		return Transport(fmt.Errorf("label a message: %w", err))
 	}
-	if err := readTagged(br, "mf2", nil); err != nil {
+	if err := readTagged(raw.br, "mf2", nil); err != nil {
 		return fmt.Errorf("folder %q message %s: add labels %q: %w", folder, id, labels, err)
 	}
 	return nil
+}
+
+// rawSession is a connection taken from go-imap with a folder selected,
+// for the Gmail commands go-imap cannot read the answers to
+// (docs/library-audit.md, §1.4a). The connection's timeout runs until
+// close.
+type rawSession struct {
+	st *Stream
+	br *bufio.Reader
+}
+
+func (r *rawSession) close() {
+	r.st.DC.End()
+	r.st.Close()
+}
+
+// rawSelect takes a connection (what says what for, in errors) and
+// SELECTs folder, or EXAMINEs it if readOnly, returning its UIDVALIDITY.
+func (s *Store) rawSelect(ctx context.Context, folder string, readOnly bool, what string) (*rawSession, uint32, error) {
+	mailbox, err := s.Mailbox(ctx, folder)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := s.Pool.Detached(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
+	}
+	st.DC.Begin()
+	raw := &rawSession{st: st, br: bufio.NewReader(st)}
+	verb := "SELECT"
+	if readOnly {
+		verb = "EXAMINE"
+	}
+	if _, err := io.WriteString(st, "mf1 "+verb+" "+quote(mutf7.Encode(mailbox))+"\r\n"); err != nil {
+		raw.close()
+		return nil, 0, Transport(fmt.Errorf("%s %q: %w", strings.ToLower(verb), folder, err))
+	}
+	var uidValidity uint32
+	err = readTagged(raw.br, "mf1", func(line string) error {
+		if v, ok := strings.CutPrefix(line, "* OK [UIDVALIDITY "); ok {
+			num, _, _ := strings.Cut(v, "]")
+			n, _ := strconv.ParseUint(strings.TrimSpace(num), 10, 32)
+			uidValidity = uint32(n)
+		}
+		return nil
+	})
+	if err != nil {
+		raw.close()
+		return nil, 0, fmt.Errorf("%s %q: %w", strings.ToLower(verb), folder, err)
+	}
+	return raw, uidValidity, nil
 }
