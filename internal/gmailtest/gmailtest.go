@@ -439,15 +439,7 @@ func (s *Server) answer(tag string, byUID bool, set, items, selected string) str
 			case "X-GM-MSGID":
 				parts = append(parts, fmt.Sprintf("X-GM-MSGID %d", m.MsgID))
 			case "X-GM-LABELS":
-				var ls []string
-				for _, l := range m.Labels {
-					if strings.HasPrefix(l, `\`) {
-						ls = append(ls, l)
-					} else {
-						ls = append(ls, `"`+mutf7.Encode(l)+`"`)
-					}
-				}
-				parts = append(parts, "X-GM-LABELS ("+strings.Join(ls, " ")+")")
+				parts = append(parts, "X-GM-LABELS ("+strings.Join(quoteLabels(m.Labels), " ")+")")
 			default:
 				return tag + " BAD the emulator answers only UID, X-GM-MSGID and X-GM-LABELS together\r\n"
 			}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -170,13 +169,16 @@ func splitLabels(list string) ([]string, error) {
 	return out, nil
 }
 
+// quoteLabels writes labels as X-GM-LABELS lists them: system labels as
+// atoms, user labels as quoted modified UTF-7 (which holds no quote or
+// backslash to escape).
 func quoteLabels(labels []string) []string {
 	var out []string
 	for _, l := range labels {
 		if strings.HasPrefix(l, `\`) {
 			out = append(out, l)
 		} else {
-			out = append(out, strconv.Quote(mutf7.Encode(l)))
+			out = append(out, `"`+mutf7.Encode(l)+`"`)
 		}
 	}
 	return out
