@@ -181,9 +181,7 @@ func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 		}
 	}
 	if body, ok := s.kept[m.ID]; ok { // read ahead: kept for Open
-		m.MessageID, _, _ = header.MessageID(bytes.NewReader(body))
-		m.MessageIDKnown = true
-		m.Date = Date(body, time.Now())
+		describeFrom(m, body)
 		return nil
 	}
 	if size := s.listSize(n); size >= 0 && size <= describeWhole {
@@ -195,9 +193,7 @@ func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 		if err := s.read(ctx, "RETR", n, msg); err != nil {
 			return retrError(m, err)
 		}
-		m.MessageID, _, _ = header.MessageID(bytes.NewReader(msg.Bytes()))
-		m.MessageIDKnown = true
-		m.Date = Date(msg.Bytes(), time.Now())
+		describeFrom(m, msg.Bytes())
 		s.keep(m.ID, msg.Bytes())
 		return nil
 	}
@@ -212,10 +208,16 @@ func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 		}
 		return err
 	}
-	m.MessageID, m.MessageIDKnown, _ = header.MessageID(bytes.NewReader(hdr.Bytes()))
-	m.MessageIDKnown = true
-	m.Date = Date(hdr.Bytes(), time.Now())
+	describeFrom(m, hdr.Bytes())
 	return nil
+}
+
+// describeFrom fills in m's Message-ID and date from its header (or the
+// whole message): known, if only to be absent.
+func describeFrom(m *source.Message, hdr []byte) {
+	m.MessageID, _, _ = header.MessageID(bytes.NewReader(hdr))
+	m.MessageIDKnown = true
+	m.Date = Date(hdr, time.Now())
 }
 
 var receivedDate = regexp.MustCompile(`;\s*([^;]+)$`)
