@@ -53,10 +53,7 @@ func TestBenchmark(t *testing.T) {
 		t.Fatalf("source holds %d messages, want %d", got, n)
 	}
 
-	bin := filepath.Join(work, "mailferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, work)
 	env := []string{"MAILFERRY_SRC_PASSWORD=" + dovecottest.Password, "MAILFERRY_DST_PASSWORD=" + dovecottest.Password}
 	imapURL := func(user string) string {
 		return fmt.Sprintf("imap://%s@127.0.0.1:%d?tls=none", user, srv.IMAPPort)

@@ -163,3 +163,12 @@ func printTable(t *testing.T, results []*result, runs int) {
 		os.WriteFile(out, []byte(b.String()), 0o644)
 	}
 }
+
+// buildBinary builds mailferry into dir, as every timed run uses it.
+func buildBinary(t testing.TB, dir string) string {
+	bin := filepath.Join(dir, "mailferry")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}

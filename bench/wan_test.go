@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -36,10 +35,7 @@ func TestWAN(t *testing.T) {
 		t.Fatalf("source holds %d messages, want %d", got, wn)
 	}
 	work := t.TempDir()
-	bin := filepath.Join(work, "mailferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, work)
 	px := faultproxy.Start(t, dovecottest.Addr(srv.IMAPPort), &faultproxy.Proxy{Delay: 20 * time.Millisecond, Rate: 50_000_000 / 8})
 	env := []string{"MAILFERRY_SRC_PASSWORD=" + dovecottest.Password, "MAILFERRY_DST_PASSWORD=" + dovecottest.Password}
 	var results []*result

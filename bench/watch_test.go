@@ -30,10 +30,7 @@ func TestWatchLatency(t *testing.T) {
 	srv := dovecottest.Start(t, dovecottest.Options{})
 	user := srv.NewUser(t)
 	work := t.TempDir()
-	bin := filepath.Join(work, "mailferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, work)
 	backup := filepath.Join(work, "backup")
 	cmd := exec.Command(bin, "copy", fmt.Sprintf("imap://%s@127.0.0.1:%d?tls=none", user, srv.IMAPPort), "maildir:"+backup,
 		"--watch", "--watch-interval", "3600", "--checkpoint", filepath.Join(work, "ckpt"), "--quiet")
