@@ -36,16 +36,7 @@ func TestWatchFollowsTheSource(t *testing.T) {
 	args := []string{"copy", imapURL(srv, src), "maildir:" + dst, "--watch", "--watch-interval", "1",
 		"--checkpoint", filepath.Join(dir, "ckpt"), "--metrics-file", metrics}
 	var stderr bytes.Buffer
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "MAILFERRY_SRC_PASSWORD="+dovecottest.Password)
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
+	start := func() *exec.Cmd { return startWatch(t, bin, &stderr, args...) }
 	store := imapStore(t, srv, src)
 	n := 0
 	deliver := func(folder string) {
@@ -135,14 +126,8 @@ func TestWatchIdleWakes(t *testing.T) {
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "backup")
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "copy", imapURL(srv, src), "maildir:"+dst, "--watch", "--watch-interval", "3600",
+	startWatch(t, bin, &stderr, "copy", imapURL(srv, src), "maildir:"+dst, "--watch", "--watch-interval", "3600",
 		"--checkpoint", filepath.Join(dir, "ckpt"))
-	cmd.Env = append(os.Environ(), "MAILFERRY_SRC_PASSWORD="+dovecottest.Password)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	store := imapStore(t, srv, src)
 	for !isDir(filepath.Join(dst, "cur")) {
 		time.Sleep(20 * time.Millisecond) // the first pass made the backup
@@ -186,4 +171,17 @@ func TestWatchIdleWakes(t *testing.T) {
 func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
+}
+
+// startWatch starts the binary with args and the source's password, its
+// stderr to stderr; it is killed when the test ends.
+func startWatch(t *testing.T, bin string, stderr *bytes.Buffer, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "MAILFERRY_SRC_PASSWORD="+dovecottest.Password)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
 }

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/source/sourcetest"
 )
@@ -37,15 +36,8 @@ func TestWatchSoakAndKills(t *testing.T) {
 	dst := filepath.Join(dir, "backup")
 	var stderr bytes.Buffer
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "copy", imapURL(srv, src), "maildir:"+dst, "--watch", "--watch-interval", "2",
+		return startWatch(t, bin, &stderr, "copy", imapURL(srv, src), "maildir:"+dst, "--watch", "--watch-interval", "2",
 			"--checkpoint", filepath.Join(dir, "ckpt"), "--quiet")
-		cmd.Env = append(os.Environ(), "MAILFERRY_SRC_PASSWORD="+dovecottest.Password)
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
 	}
 	store := imapStore(t, srv, src)
 	n := 0
