@@ -31,9 +31,11 @@ const (
 
 func main() {
 	capGarbage()
+	endProfile := profile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	endProfile()
 	os.Exit(code)
 }
 
