@@ -8,7 +8,9 @@
 // MAILFERRY_BENCH_PEERS=0 to time mailferry alone, MAILFERRY_BENCH_PATHS
 // to time only some paths (comma-separated, matched against the path with
 // "→" written "-": "imap-maildir,limit"), MAILFERRY_BENCH_LATENCY_N
-// messages for the 20 ms latency run (default 500, 0 to leave it out).
+// messages for the 20 ms latency run (default 500, 0 to leave it out),
+// MAILFERRY_BENCH_BASELINE a second mailferry binary timed on the same
+// paths and data (an A/B of a change).
 // Without MAILFERRY_BENCH_N the test is skipped: it is a benchmark, run on
 // purpose.
 package bench
@@ -86,7 +88,7 @@ func TestBenchmark(t *testing.T) {
 			cmd, check = fresh(i)
 			wall, rss, out, err := timed(t, env, cmd[0], cmd[1:]...)
 			// mailferry runs without --quiet: its warnings are kept.
-			if tool == "mailferry" && strings.Contains(out, "retrying") {
+			if isMailferry(tool) && strings.Contains(out, "retrying") {
 				// A run that had to retry is slow for a reason the
 				// table would not show.
 				full.note = "retried (see the test log)"
@@ -101,8 +103,8 @@ func TestBenchmark(t *testing.T) {
 			full.rssKB = max(full.rssKB, rss)
 			if got := check(); got != n {
 				full.note = fmt.Sprintf("INCOMPLETE: %d of %d messages", got, n)
-				if tool == "mailferry" {
-					t.Errorf("mailferry %s: destination holds %d of %d messages", path, got, n)
+				if isMailferry(tool) {
+					t.Errorf("%s %s: destination holds %d of %d messages", tool, path, got, n)
 				}
 			}
 		}
@@ -117,40 +119,49 @@ func TestBenchmark(t *testing.T) {
 		}
 		if got := check(); got != n {
 			noop.note = fmt.Sprintf("DUPLICATES or LOSS: %d of %d messages", got, n)
-			if tool == "mailferry" {
-				t.Errorf("mailferry %s re-run: destination holds %d of %d", path, got, n)
+			if isMailferry(tool) {
+				t.Errorf("%s %s re-run: destination holds %d of %d", tool, path, got, n)
 			}
 		}
 	}
 
 	// mailferry, every path; MAILFERRY_BENCH_FLAGS adds flags to each run
-	// (an A/B of a setting, on the same data).
+	// (an A/B of a setting, on the same data), MAILFERRY_BENCH_BASELINE
+	// names another build (an A/B of a change: the binary built from the
+	// commit before it), timed on every path after this one.
 	extra := strings.Fields(os.Getenv("MAILFERRY_BENCH_FLAGS"))
-	mf := func(args ...string) []string { return append(append([]string{bin}, args...), extra...) }
-	measure("mailferry", "IMAP→Maildir", func(i int) ([]string, func() int) {
-		d := filepath.Join(work, fmt.Sprintf("mf-i2m-%d", i))
-		return mf("copy", imapURL(src), "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
-	})
-	if fi, err := os.Stat(filepath.Join(work, fmt.Sprintf("mf-i2m-%d.ckpt", runs-1))); err == nil {
-		t.Logf("checkpoint after IMAP→Maildir of %d messages: %.1f MB", n, float64(fi.Size())/(1<<20))
+	paths := func(tool, bin, tag string) {
+		mf := func(args ...string) []string { return append(append([]string{bin}, args...), extra...) }
+		dir := func(what string, i int) string { return filepath.Join(work, fmt.Sprintf("%s-%s-%d", tag, what, i)) }
+		measure(tool, "IMAP→Maildir", func(i int) ([]string, func() int) {
+			d := dir("i2m", i)
+			return mf("copy", imapURL(src), "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
+		})
+		if fi, err := os.Stat(dir("i2m", runs-1) + ".ckpt"); err == nil {
+			t.Logf("%s: checkpoint after IMAP→Maildir of %d messages: %.1f MB", tool, n, float64(fi.Size())/(1<<20))
+		}
+		measure(tool, "IMAP→IMAP", func(i int) ([]string, func() int) {
+			u := srv.NewUser(t)
+			return mf("copy", imapURL(src), imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
+		})
+		measure(tool, "Maildir→IMAP", func(i int) ([]string, func() int) {
+			u := srv.NewUser(t)
+			return mf("copy", "maildir:"+localMaildir, imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
+		})
+		measure(tool, "POP3→Maildir", func(i int) ([]string, func() int) {
+			d := dir("p2m", i)
+			return mf("copy", pop3URL(popUser), "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
+		})
+		// The A/B of POP3 PIPELINING, on the same data in the same run.
+		measure(tool, "POP3→Maildir, ?pipelining=off", func(i int) ([]string, func() int) {
+			d := dir("p2m-nopipe", i)
+			return mf("copy", pop3URL(popUser)+"&pipelining=off", "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
+		})
 	}
-	measure("mailferry", "IMAP→IMAP", func(i int) ([]string, func() int) {
-		u := srv.NewUser(t)
-		return mf("copy", imapURL(src), imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
-	})
-	measure("mailferry", "Maildir→IMAP", func(i int) ([]string, func() int) {
-		u := srv.NewUser(t)
-		return mf("copy", "maildir:"+localMaildir, imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
-	})
-	measure("mailferry", "POP3→Maildir", func(i int) ([]string, func() int) {
-		d := filepath.Join(work, fmt.Sprintf("mf-p2m-%d", i))
-		return mf("copy", pop3URL(popUser), "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
-	})
-	// The A/B of POP3 PIPELINING, on the same data in the same run.
-	measure("mailferry", "POP3→Maildir, ?pipelining=off", func(i int) ([]string, func() int) {
-		d := filepath.Join(work, fmt.Sprintf("mf-p2m-nopipe-%d", i))
-		return mf("copy", pop3URL(popUser)+"&pipelining=off", "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
-	})
+	paths("mailferry", bin, "mf")
+	if base := os.Getenv("MAILFERRY_BENCH_BASELINE"); base != "" {
+		paths(baselineTool, base, "base")
+	}
 
 	if peers {
 		if _, err := exec.LookPath("mbsync"); err == nil {
@@ -338,7 +349,7 @@ verbose = 0
 		path := "IMAP→IMAP, latency 20 ms each way"
 		measureN("mailferry", path, ln, smb, func(i int) ([]string, func() int) {
 			u := srv.NewUser(t)
-			return mf("copy", viaProxy(latSrc), viaProxy(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
+			return append([]string{bin, "copy", viaProxy(latSrc), viaProxy(u), "--checkpoint", filepath.Join(work, u+".ckpt")}, extra...), func() int { return countIMAP(t, srv, u) }
 		})
 		r := cell("(baseline)", path+": one message at a time, FETCH then APPEND (imapsync's way), 1 run")
 		r.msgs, r.mb = ln, smb
