@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 	"github.com/mailferry/mailferry/state"
 )
@@ -77,6 +78,17 @@ func (e *engine) emptyIndex(dstFolder string) *dstIndex {
 		e.idx[dstFolder] = idx
 	}
 	return idx
+}
+
+// dropIndex forgets dstFolder's index once no folder is left to copy
+// there, and tells a destination that keeps memory per folder.
+func (e *engine) dropIndex(dstFolder string) {
+	e.mu.Lock()
+	delete(e.idx, dstFolder)
+	e.mu.Unlock()
+	if r, ok := e.dst.(sink.Releaser); ok {
+		r.Release(dstFolder)
+	}
 }
 
 // index lists dstFolder once per run and keys what it holds, reading from

@@ -270,6 +270,9 @@ func (e *engine) run(ctx context.Context) error {
 				stop(nil)
 			}
 		}
+		// The group was the destination folder's only writer: its index
+		// is not needed again, and holds an entry per message there.
+		e.dropIndex(mapping[group[0].Name].name)
 	})
 feed:
 	for _, g := range groups {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -378,6 +379,50 @@ func TestSpecialUseMapping(t *testing.T) {
 }
 
 // flakyFolders fails its first Folders call as a dropped connection does.
+// releasing is a destination that notes which folders it was told to
+// let go of, and whether anything was written to one after that.
+type releasing struct {
+	*memory.Store
+	mu       sync.Mutex
+	released []string
+	late     []string
+}
+
+func (r *releasing) Release(folder string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.released = append(r.released, folder)
+}
+
+func (r *releasing) Put(ctx context.Context, folder string, m source.Message, body io.Reader) (string, error) {
+	r.mu.Lock()
+	if slices.Contains(r.released, folder) {
+		r.late = append(r.late, folder)
+	}
+	r.mu.Unlock()
+	return r.Store.Put(ctx, folder, m, body)
+}
+
+var _ sink.Releaser = (*releasing)(nil)
+
+// The destination is told when a folder's part of the run is over, once
+// per destination folder, after the last message written there, two
+// source folders mapped to one included.
+func TestDestinationFolderReleased(t *testing.T) {
+	src := memStore(t, msg{"INBOX", "Message-ID: <a@x>\r\n\r\na\r\n"}, msg{"Old", "Message-ID: <b@x>\r\n\r\nb\r\n"},
+		msg{"Archive", "Message-ID: <c@x>\r\n\r\nc\r\n"})
+	dst := &releasing{Store: memory.New()}
+	run(t, src, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{
+		Folders: plan.FolderRules{Map: map[string]string{"Old": "Archive"}}})
+	slices.Sort(dst.released)
+	if !slices.Equal(dst.released, []string{"Archive", "INBOX"}) || len(dst.late) > 0 {
+		t.Fatalf("released %q, written after release: %q", dst.released, dst.late)
+	}
+	if dst.Count("Archive") != 2 || dst.Count("INBOX") != 1 {
+		t.Fatalf("Archive %d, INBOX %d", dst.Count("Archive"), dst.Count("INBOX"))
+	}
+}
+
 type flakyFolders struct {
 	*memory.Store
 	failed *atomic.Bool

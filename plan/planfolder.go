@@ -108,7 +108,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
-	for _, m := range msgs {
+	for i, m := range msgs {
 		rec, ok, err := rf.Get(m.ID)
 		if err != nil {
 			rf.Close()
@@ -133,7 +133,7 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			continue
 		}
 		fs.AlreadyPresent++
-		same.recorded(m, rec)
+		same.recorded(&msgs[i], rec)
 		e.markDone(m, rec)
 		if !source.SameFlags(rec.Flags, e.syncedFlags(m.Flags)) && rec.DstID != "" {
 			flagUpdates = append(flagUpdates, flagUpdate{m: m, rec: rec})
@@ -202,10 +202,11 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		batch = batch[:0]
 		return err
 	}
-	for _, m := range pending {
+	for i := range pending {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		m := pending[i]
 		if d, ok := e.src.(source.Describer); ok {
 			if err := d.Describe(ctx, &m); errors.Is(err, source.ErrMessageNotFound) {
 				e.vanished(fs, m, err)
@@ -228,7 +229,8 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 			e.fail(fs, m, fmt.Errorf("read header: %w", err))
 			continue
 		}
-		if key, err = e.refine(ctx, same, fs, idx, m, key); err != nil {
+		pending[i] = m // as described and keyed, for refine's later comparisons
+		if key, err = e.refine(ctx, same, fs, idx, &pending[i], key); err != nil {
 			e.fail(fs, m, fmt.Errorf("read: %w", err))
 			continue
 		}

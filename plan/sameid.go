@@ -18,14 +18,14 @@ import (
 // Message-ID and content and matched one to one against the destination's
 // copies with that Message-ID.
 type sameID struct {
-	first   map[string]source.Message // Message-ID key -> first message with it
-	content map[string]string         // source ID -> content key, read on demand
-	claimed map[string]bool           // destination IDs matched by a message of this folder
-	byID    map[string]source.Message // destination listing by ID, made on demand
+	first   map[string]*source.Message // Message-ID key -> first message with it, in the folder's listing
+	content map[string]string          // source ID -> content key, read on demand
+	claimed map[string]bool            // destination IDs matched by a message of this folder
+	byID    map[string]source.Message  // destination listing by ID, made on demand
 }
 
 func newSameID() *sameID {
-	return &sameID{first: map[string]source.Message{}, content: map[string]string{}, claimed: map[string]bool{}}
+	return &sameID{first: map[string]*source.Message{}, content: map[string]string{}, claimed: map[string]bool{}}
 }
 
 // baseKey is the Message-ID key a refined key was made from.
@@ -35,7 +35,9 @@ func baseKey(key string) string {
 }
 
 // recorded notes a message of the folder the checkpoint has a record of.
-func (c *sameID) recorded(m source.Message, rec state.Record) {
+// m points into the folder's listing, which outlives c: a copy per
+// message would be a tenth of a large folder's memory.
+func (c *sameID) recorded(m *source.Message, rec state.Record) {
 	base := baseKey(rec.Key)
 	if !strings.HasPrefix(base, msgIDPrefix) || base == msgIDPrefix {
 		return
@@ -50,8 +52,9 @@ func (c *sameID) recorded(m source.Message, rec state.Record) {
 
 // refine returns the key m is copied or matched under: key itself, unless
 // another message of the folder with the same Message-ID but other
-// content came first.
-func (e *engine) refine(ctx context.Context, c *sameID, fs *FolderSummary, idx *dstIndex, m source.Message, key string) (string, error) {
+// content came first. m points into the folder's pending list, as in
+// recorded.
+func (e *engine) refine(ctx context.Context, c *sameID, fs *FolderSummary, idx *dstIndex, m *source.Message, key string) (string, error) {
 	if e.opt.Dedup != DedupMessageID || !strings.HasPrefix(key, msgIDPrefix) || key == msgIDPrefix {
 		return key, nil
 	}
@@ -60,11 +63,11 @@ func (e *engine) refine(ctx context.Context, c *sameID, fs *FolderSummary, idx *
 		c.first[key] = m
 		return key, nil
 	}
-	mine, err := c.contentOf(ctx, e, e.src, m)
+	mine, err := c.contentOf(ctx, e, e.src, *m)
 	if err != nil {
 		return "", err
 	}
-	theirs, err := c.contentOf(ctx, e, e.src, first)
+	theirs, err := c.contentOf(ctx, e, e.src, *first)
 	if err != nil {
 		return "", err
 	}
@@ -82,7 +85,7 @@ func (e *engine) refine(ctx context.Context, c *sameID, fs *FolderSummary, idx *
 	e.mu.Lock()
 	fs.SameMessageID++
 	e.mu.Unlock()
-	e.opt.Log.Info("another message with the same Message-ID and other content; copied as a message of its own", "folder", fs.Name, "message", describe(m))
+	e.opt.Log.Info("another message with the same Message-ID and other content; copied as a message of its own", "folder", fs.Name, "message", describe(*m))
 	id, err := e.matchSameID(ctx, c, idx, key, mine)
 	if err != nil {
 		return "", err

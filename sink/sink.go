@@ -53,6 +53,14 @@ type Deleter interface {
 	Delete(ctx context.Context, msgs []source.Message) error
 }
 
+// Releaser is a sink that holds memory for each folder it listed or
+// wrote to (a Maildir sink: where each message's file is) and can let it
+// go: the planner calls Release once nothing more of the run goes to
+// folder. A folder used again after it is looked up afresh.
+type Releaser interface {
+	Release(folder string)
+}
+
 // Subscriber is implemented by sinks with subscriptions (IMAP), so folders
 // subscribed at the source are subscribed at the destination.
 type Subscriber interface {

@@ -239,7 +239,10 @@ func (s *Sink) infoLetters(folder, dir string, m source.Message) (string, error)
 	return string(slices.Compact(letters)), nil
 }
 
-var _ sink.Warner = (*Sink)(nil)
+var (
+	_ sink.Warner   = (*Sink)(nil)
+	_ sink.Releaser = (*Sink)(nil)
+)
 
 var flagLetters = map[string]byte{
 	source.FlagForwarded: byte(gomaildir.FlagPassed),
@@ -302,7 +305,8 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 			return "", fmt.Errorf("sync message: %w", err)
 		}
 	}
-	final := filepath.Join(dir, "cur", key+":2,"+letters)
+	name := key + ":2," + letters
+	final := filepath.Join(dir, "cur", name)
 	if err := os.Rename(tmp, final); err != nil {
 		os.Remove(tmp)
 		return "", fmt.Errorf("publish message: %w", err)
@@ -313,7 +317,7 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 		// the only copy if the rename did reach the disk.
 		return "", fmt.Errorf("sync %q: %w", filepath.Join(dir, "cur"), err)
 	}
-	s.Remember(folder, key, final)
+	s.Remember(folder, key, "cur", name)
 	return key, nil
 }
 
@@ -372,14 +376,15 @@ func (s *Sink) SetFlags(ctx context.Context, folder, id string, flags []string) 
 	if err != nil {
 		return err
 	}
-	final := filepath.Join(dir, "cur", id+":2,"+letters)
+	name := id + ":2," + letters
+	final := filepath.Join(dir, "cur", name)
 	if old == final {
 		return nil
 	}
 	if err := os.Rename(old, final); err != nil {
 		return fmt.Errorf("set flags of %q: %w", id, err)
 	}
-	s.Remember(folder, id, final)
+	s.Remember(folder, id, "cur", name)
 	if err := s.dirSyncer(filepath.Join(dir, "cur")).Sync(); err != nil {
 		return err
 	}

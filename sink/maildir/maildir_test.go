@@ -136,6 +136,16 @@ func TestSetFlagsKeepsID(t *testing.T) {
 	if err := s.SetFlags(ctx, "INBOX", "no-such-id", nil); !errors.Is(err, source.ErrMessageNotFound) {
 		t.Fatalf("SetFlags of a missing message: %v", err)
 	}
+	// Once the folder is released (the run moved on), its files are found
+	// on disk.
+	s.Release("INBOX")
+	if err := s.SetFlags(ctx, "INBOX", id, []string{`\Answered`}); err != nil {
+		t.Fatalf("SetFlags after Release: %v", err)
+	}
+	p, err := s.Path("INBOX", id)
+	if err != nil || !strings.HasSuffix(p, ":2,R") {
+		t.Fatalf("after Release and SetFlags: %q, %v", p, err)
+	}
 }
 
 func TestTooManyKeywordsKeepsMessage(t *testing.T) {
