@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/netx"
-	"github.com/mailferry/mailferry/source"
 )
 
 // dialer is go-pop3's Dialer: it connects, sets up TLS (implicit or STLS),
@@ -137,19 +136,6 @@ const (
 
 // ErrTooLong is wrapped when a server sends more than those bounds.
 var ErrTooLong = errors.New("the server sent more than mailferry accepts")
-
-// capBuffer is a bytes.Buffer that refuses to grow past max.
-type capBuffer struct {
-	bytes.Buffer
-	max int64
-}
-
-func (b *capBuffer) Write(p []byte) (int, error) {
-	if int64(b.Len()+len(p)) > b.max {
-		return 0, fmt.Errorf("%w: more than %d bytes, for a message LIST gave as much smaller", source.ErrSizeMismatch, b.max)
-	}
-	return b.Buffer.Write(p)
-}
 
 // readLine reads one line of at most maxLine bytes.
 func readLine(br *bufio.Reader) (string, error) {

@@ -85,6 +85,24 @@ func TestHostilePOP3(t *testing.T) {
 			plain(w, cmd)
 			return true
 		}), source.ErrSizeMismatch},
+		{"a pipelined message far bigger than LIST said", script(func(w *bufio.Writer, c net.Conn, cmd string) bool {
+			switch f := strings.Fields(cmd); f[0] {
+			case "CAPA":
+				fmt.Fprint(w, "+OK\r\nUSER\r\nTOP\r\nUIDL\r\nPIPELINING\r\n.\r\n")
+			case "UIDL":
+				fmt.Fprint(w, "+OK\r\n1 u1\r\n2 u2\r\n.\r\n")
+			case "LIST":
+				fmt.Fprint(w, "+OK\r\n1 100\r\n2 100\r\n.\r\n")
+			case "RETR", "TOP":
+				fmt.Fprint(w, "+OK\r\nMessage-ID: <big@x>\r\n\r\n")
+				w.Flush()
+				testnet.Flood(c, flooded)
+				return false
+			default:
+				plain(w, cmd)
+			}
+			return true
+		}), source.ErrSizeMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,6 +117,9 @@ func TestHostilePOP3(t *testing.T) {
 				}
 				defer s.Close()
 				m := source.Message{Folder: "INBOX", ID: "u1", Size: -1}
+				// Read ahead as the planner does, which a server that
+				// says PIPELINING answers several at a time.
+				s.Prefetch(context.Background(), "INBOX", []source.Message{m, {Folder: "INBOX", ID: "u2", Size: -1}})
 				err = s.Describe(context.Background(), &m)
 			})
 			if !errors.Is(err, tt.want) {

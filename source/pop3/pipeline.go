@@ -87,14 +87,16 @@ func (s *Store) pipeline(ctx context.Context, n int, id string) error {
 			continue // refused: Describe asks again, alone, and reports it
 		}
 		size := s.listSize(q.n)
-		msg := &capBuffer{max: 2*size + 64<<10}
+		msg := newCapBuffer(size, 2*size+64<<10)
 		if _, err := io.Copy(msg, &trailerReader{r: newDotReader(sess.br), listSize: size}); err != nil {
+			putBuf(msg.Bytes())
 			s.drop()
 			return fmt.Errorf("TOP %d: %w", q.n, err)
 		}
 		if int64(msg.Len()) != size {
 			// Not the whole message: Describe's one-at-a-time path finds
 			// out, and says so, and reads with RETR from then on.
+			putBuf(msg.Bytes())
 			continue
 		}
 		s.keep(q.id, msg.Bytes())

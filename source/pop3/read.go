@@ -35,12 +35,16 @@ func (s *Store) keep(id string, body []byte) {
 	if s.kept == nil {
 		s.kept = map[string][]byte{}
 	}
-	s.take(id)
+	if old, ok := s.take(id); ok {
+		putBuf(old)
+	}
 	s.kept[id] = body
 	s.keptOrder = append(s.keptOrder, id)
 	s.keptBytes += int64(len(body))
 	for s.keptBytes > keptMax && len(s.keptOrder) > 0 {
-		s.take(s.keptOrder[0])
+		if dropped, ok := s.take(s.keptOrder[0]); ok {
+			putBuf(dropped)
+		}
 		s.keptOrder = s.keptOrder[1:]
 	}
 	if len(s.keptOrder) > 2*len(s.kept)+64 { // IDs already taken
@@ -189,8 +193,9 @@ func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 		// 64 KB (a server that counts LF line ends where it sends CRLF
 		// still fits), beyond which the message fails. A server cannot
 		// make a small message huge.
-		msg := &capBuffer{max: 2*size + 64<<10}
+		msg := newCapBuffer(size, 2*size+64<<10)
 		if err := s.read(ctx, "RETR", n, msg); err != nil {
+			putBuf(msg.Bytes())
 			return retrError(m, err)
 		}
 		describeFrom(m, msg.Bytes())
@@ -270,7 +275,7 @@ func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b, ok := s.take(m.ID); ok {
-		return io.NopCloser(bytes.NewReader(b)), nil
+		return newKeptReader(b), nil
 	}
 	n, err := s.number(ctx, &m)
 	if err != nil {
