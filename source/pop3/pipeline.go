@@ -60,7 +60,7 @@ func (s *Store) pipeline(ctx context.Context, n int, id string) error {
 			if len(batch) == pipeWindow || bytes+s.listSize(next.n) > pipeWindowBytes {
 				break
 			}
-			if _, kept := s.kept[next.id]; !kept {
+			if _, kept := s.keptBody(next.id); !kept {
 				batch = append(batch, next)
 				bytes += s.listSize(next.n)
 			}

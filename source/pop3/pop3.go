@@ -71,8 +71,8 @@ var (
 type Store struct {
 	cfg Config
 
-	// mu is held for the whole of each command, and by an open message
-	// reader until it is closed: a POP3 session is one conversation.
+	// mu is held for the whole of each command: a POP3 session is one
+	// conversation.
 	mu     sync.Mutex
 	sess   *session
 	byID   map[string]int // UIDL -> message number in sess
@@ -83,7 +83,9 @@ type Store struct {
 	warn     sync.Once
 	peekWarn sync.Once
 	// kept holds messages Describe retrieved whole, by ID, for the Open
-	// that follows; keptOrder is oldest first (see Describe).
+	// that follows; keptOrder is oldest first (see Describe). keptMu
+	// guards the three, so an Open of a kept body does not wait on mu.
+	keptMu    sync.Mutex
 	kept      map[string][]byte
 	keptOrder []string
 	keptBytes int64

@@ -32,17 +32,19 @@ const (
 // keep holds body for id's Open, dropping the oldest kept bodies beyond
 // keptMax (a message described but not copied: a duplicate, or filtered).
 func (s *Store) keep(id string, body []byte) {
+	s.keptMu.Lock()
+	defer s.keptMu.Unlock()
 	if s.kept == nil {
 		s.kept = map[string][]byte{}
 	}
-	if old, ok := s.take(id); ok {
+	if old, ok := s.takeLocked(id); ok {
 		putBuf(old)
 	}
 	s.kept[id] = body
 	s.keptOrder = append(s.keptOrder, id)
 	s.keptBytes += int64(len(body))
 	for s.keptBytes > keptMax && len(s.keptOrder) > 0 {
-		if dropped, ok := s.take(s.keptOrder[0]); ok {
+		if dropped, ok := s.takeLocked(s.keptOrder[0]); ok {
 			putBuf(dropped)
 		}
 		s.keptOrder = s.keptOrder[1:]
@@ -54,11 +56,27 @@ func (s *Store) keep(id string, body []byte) {
 
 // take returns and forgets id's kept body.
 func (s *Store) take(id string) ([]byte, bool) {
+	s.keptMu.Lock()
+	defer s.keptMu.Unlock()
+	return s.takeLocked(id)
+}
+
+func (s *Store) takeLocked(id string) ([]byte, bool) {
 	b, ok := s.kept[id]
 	if ok {
 		s.keptBytes -= int64(len(b))
 		delete(s.kept, id)
 	}
+	return b, ok
+}
+
+// keptBody returns id's kept body, leaving it kept. Only Open takes it
+// and only Describe and pipeline, under mu, drop it, so the caller, under
+// mu and describing id, may read it.
+func (s *Store) keptBody(id string) ([]byte, bool) {
+	s.keptMu.Lock()
+	defer s.keptMu.Unlock()
+	b, ok := s.kept[id]
 	return b, ok
 }
 
@@ -174,7 +192,7 @@ func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := s.kept[m.ID]; !ok && len(s.ahead) > 0 && !s.noPeek && s.sess != nil && s.sess.pipelining {
+	if _, ok := s.keptBody(m.ID); !ok && len(s.ahead) > 0 && !s.noPeek && s.sess != nil && s.sess.pipelining {
 		if err := s.pipeline(ctx, n, m.ID); err != nil {
 			// The session broke: one at a time, on a new one, whose
 			// message numbers are its own.
@@ -184,7 +202,7 @@ func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 			}
 		}
 	}
-	if body, ok := s.kept[m.ID]; ok { // read ahead: kept for Open
+	if body, ok := s.keptBody(m.ID); ok { // read ahead: kept for Open
 		describeFrom(m, body)
 		return nil
 	}
@@ -271,10 +289,16 @@ func (s *Store) number(ctx context.Context, m *source.Message) (int, error) {
 // (memory up to spool.MemLimit, then an unlinked temporary file) and the
 // session released at once, so the next RETR overlaps this message's write
 // and fsync at the destination: a POP3 session is one conversation.
+//
+// A body Describe kept is handed over without waiting for the session,
+// which the planner may be using to read the next messages ahead.
 func (s *Store) Open(ctx context.Context, m source.Message) (io.ReadCloser, error) {
+	if b, ok := s.take(m.ID); ok {
+		return newKeptReader(b), nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.take(m.ID); ok {
+	if b, ok := s.take(m.ID); ok { // kept while we waited
 		return newKeptReader(b), nil
 	}
 	n, err := s.number(ctx, &m)
