@@ -97,6 +97,27 @@ func timed(t testing.TB, env []string, name string, args ...string) (time.Durati
 	return wall, rss, out.String(), nil
 }
 
+// busyCPU returns the seconds of CPU the whole machine has spent busy
+// (all but idle and iowait, /proc/stat), for the share a run's servers
+// took beside mailferry; 0 where there is no /proc/stat.
+func busyCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 {
+			continue // idle, iowait
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return busy / 100 // USER_HZ
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,6 +40,7 @@ func TestWAN(t *testing.T) {
 	bin := buildBinary(t, work)
 	px := faultproxy.Start(t, dovecottest.Addr(srv.IMAPPort), &faultproxy.Proxy{Delay: 20 * time.Millisecond, Rate: 50_000_000 / 8})
 	env := []string{"MAILFERRY_SRC_PASSWORD=" + dovecottest.Password, "MAILFERRY_DST_PASSWORD=" + dovecottest.Password}
+	extra := strings.Fields(os.Getenv("MAILFERRY_BENCH_FLAGS")) // an A/B of a setting, as in TestBenchmark
 	var results []*result
 	for _, link := range []struct{ name, addr string }{
 		{"IMAP→IMAP, 20 ms each way, 50 Mbit/s, text", px.Addr},
@@ -48,8 +51,11 @@ func TestWAN(t *testing.T) {
 			results = append(results, r)
 			for i := range runs {
 				u := srv.NewUser(t)
+				up0, down0 := px.Carried()
+				cpu0 := busyCPU()
 				url := func(user string) string { return fmt.Sprintf("imap://%s@%s?tls=none%s", user, link.addr, mode.query) }
-				wall, rss, out, err := timed(t, env, bin, "copy", url(src), url(u), "--checkpoint", filepath.Join(work, fmt.Sprintf("%s-%d.ckpt", u, i)))
+				args := []string{"copy", url(src), url(u), "--checkpoint", filepath.Join(work, fmt.Sprintf("%s-%d.ckpt", u, i))}
+				wall, rss, out, err := timed(t, env, bin, append(args, extra...)...)
 				if err != nil {
 					r.note = "failed"
 					t.Logf("%s %s: %v\n%s", mode.tool, link.name, err, tail(out, 2000))
@@ -60,6 +66,16 @@ func TestWAN(t *testing.T) {
 				}
 				r.walls = append(r.walls, wall)
 				r.rssKB = max(r.rssKB, rss)
+				// What bounds the run: the link (its bytes at 50 Mbit/s) or
+				// the two cores (the machine's CPU, Dovecot's included).
+				cpu := busyCPU() - cpu0
+				if link.addr == px.Addr {
+					up, down := px.Carried()
+					t.Logf("%s, %s, run %d: %v; the link carried %.1f MB up, %.1f MB down; the machine's CPU %.1f s of %.1f", mode.tool, link.name, i+1,
+						wall.Round(10*time.Millisecond), float64(up-up0)/(1<<20), float64(down-down0)/(1<<20), cpu, 2*wall.Seconds())
+				} else {
+					t.Logf("%s, %s, run %d: %v; the machine's CPU %.1f s of %.1f", mode.tool, link.name, i+1, wall.Round(10*time.Millisecond), cpu, 2*wall.Seconds())
+				}
 			}
 		}
 	}

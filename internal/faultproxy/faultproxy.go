@@ -41,6 +41,7 @@ type Proxy struct {
 	Rewrite func(fromServer bool, b []byte) []byte
 
 	broken, stalled atomic.Int64
+	carried         [2]atomic.Int64 // bytes forwarded to the server, to the client
 	mu              sync.Mutex
 	rng             *rand.Rand
 	links           [2]*rate.Limiter // to the server, to the client
@@ -70,12 +71,23 @@ func Start(t testing.TB, target string, p *Proxy) *Proxy {
 	return p
 }
 
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Carried returns the bytes forwarded so far to the server and to the
+// client: what crossed the link (the WAN benchmark says how much
+// compression saved).
+func (p *Proxy) Carried() (toServer, toClient int64) {
+	return p.carried[0].Load(), p.carried[1].Load()
+}
+
 // link is the shared limiter of one direction.
 func (p *Proxy) link(fromServer bool) *rate.Limiter {
-	i := 0
-	if fromServer {
-		i = 1
-	}
+	i := boolIndex(fromServer)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.links[i] == nil {
@@ -142,6 +154,7 @@ func (p *Proxy) serve(c net.Conn, target string, done chan struct{}) {
 				if _, werr := write(buf[:n]); werr != nil {
 					return
 				}
+				p.carried[boolIndex(fromServer)].Add(int64(n))
 			}
 			if err != nil {
 				flush() // what is on its way still arrives
