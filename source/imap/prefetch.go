@@ -74,6 +74,13 @@ func (s *Store) Prefetch(ctx context.Context, folder string, msgs []source.Messa
 	defer a.mu.Unlock()
 	if a.limit == 0 {
 		a.limit = prefetchBytes
+		if s.Cfg.Compress {
+			// Asked for on a slow link, where each byte crossing it is
+			// about three of mail: the room must hold as much more for
+			// the link to stay busy. TestWAN (20 ms each way, 50 Mbit/s,
+			// 1,000 messages of text): 8.73 s with 8 MB, 6.67 s with 32.
+			a.limit *= 4
+		}
 	}
 	if a.entries == nil {
 		a.freed = make(chan struct{}, 1)
