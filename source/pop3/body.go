@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math/bits"
 	"sync"
 
+	"github.com/mailferry/mailferry/internal/bufpool"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -14,8 +14,8 @@ import (
 // for the Open that follows (read.go). Each used to get a fresh buffer
 // that doubled as it filled, so a message cost about twice its size in
 // allocations and the collector a large share of a POP3 copy's CPU. Now
-// a buffer is sized from LIST and taken from a pool of its size class,
-// and goes back when the sink has read it (Open's Close) or it is dropped
+// a buffer is sized from LIST and taken from a pool of its size class
+// (internal/bufpool), and goes back when the sink has read it (Open's Close) or it is dropped
 // unread (keep, pipeline).
 
 // capBuffer holds one message, refusing to grow past max: a server cannot
@@ -30,7 +30,7 @@ type capBuffer struct {
 func newCapBuffer(size, max int64) *capBuffer {
 	// A server that counts LF line ends where it sends CRLF sends a
 	// little more than it said.
-	return &capBuffer{b: getBuf(int(min(size+size/32+512, max))), max: max}
+	return &capBuffer{b: bufpool.Get(int(min(size+size/32+512, max))), max: max}
 }
 
 func (b *capBuffer) Write(p []byte) (int, error) {
@@ -62,8 +62,8 @@ func (b *capBuffer) ReadFrom(r io.Reader) (int64, error) {
 				}
 				continue
 			}
-			grown := append(getBuf(int(min(int64(2*cap(b.b))+512, b.max))), b.b...)
-			putBuf(b.b)
+			grown := append(bufpool.Get(int(min(int64(2*cap(b.b))+512, b.max))), b.b...)
+			bufpool.Put(b.b)
 			b.b = grown
 			continue
 		}
@@ -86,39 +86,6 @@ func (b *capBuffer) Len() int      { return len(b.b) }
 // with RETR).
 func (b *capBuffer) Reset() { b.b = b.b[:0] }
 
-// Size classes of pooled buffers: powers of two from 4 KB to 4 MB
-// (describeWhole twice over, and the slack). Larger ones are not pooled.
-const (
-	minClass = 12
-	maxClass = 22
-)
-
-var bufPools [maxClass + 1]sync.Pool
-
-func class(n int) int { return max(minClass, bits.Len(uint(max(n, 1)-1))) }
-
-// getBuf returns an empty buffer of capacity at least n.
-func getBuf(n int) []byte {
-	c := class(n)
-	if c > maxClass {
-		return make([]byte, 0, n)
-	}
-	if p, ok := bufPools[c].Get().(*[]byte); ok {
-		return (*p)[:0]
-	}
-	return make([]byte, 0, 1<<c)
-}
-
-// putBuf gives b back to its pool; nothing may use it afterwards.
-func putBuf(b []byte) {
-	c := bits.Len(uint(cap(b))) - 1 // the class whose buffers b can serve
-	if c < minClass || c > maxClass {
-		return
-	}
-	b = b[:0]
-	bufPools[c].Put(&b)
-}
-
 // keptReader is Open's reader of a kept body: Close gives the buffer
 // back.
 type keptReader struct {
@@ -134,6 +101,6 @@ func newKeptReader(b []byte) *keptReader {
 }
 
 func (k *keptReader) Close() error {
-	k.once.Do(func() { putBuf(k.b) })
+	k.once.Do(func() { bufpool.Put(k.b) })
 	return nil
 }

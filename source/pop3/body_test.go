@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/mailferry/mailferry/internal/bufpool"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -52,7 +53,7 @@ func TestCapBuffer(t *testing.T) {
 				if !bytes.Equal(b.Bytes(), data) {
 					t.Fatalf("held %d bytes, differing from the %d sent", b.Len(), len(data))
 				}
-				putBuf(b.Bytes())
+				bufpool.Put(b.Bytes())
 				if again := newCapBuffer(tc.size, tc.max); again.Len() != 0 {
 					t.Fatalf("a buffer from the pool holds %d bytes", again.Len())
 				}
@@ -64,7 +65,7 @@ func TestCapBuffer(t *testing.T) {
 // Open's reader of a kept body yields it whole; closing it twice gives
 // its buffer back once.
 func TestKeptReader(t *testing.T) {
-	b := getBuf(100)
+	b := bufpool.Get(100)
 	b = append(b, "Subject: x\r\n\r\nbody\r\n"...)
 	k := newKeptReader(b)
 	got, err := io.ReadAll(k)
@@ -73,7 +74,7 @@ func TestKeptReader(t *testing.T) {
 	}
 	k.Close()
 	k.Close()
-	if c1, c2 := getBuf(100), getBuf(100); &c1[:1][0] == &c2[:1][0] {
+	if c1, c2 := bufpool.Get(100), bufpool.Get(100); &c1[:1][0] == &c2[:1][0] {
 		t.Fatal("one buffer handed out twice")
 	}
 }

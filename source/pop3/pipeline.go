@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mailferry/mailferry/internal/bufpool"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -89,14 +90,14 @@ func (s *Store) pipeline(ctx context.Context, n int, id string) error {
 		size := s.listSize(q.n)
 		msg := newCapBuffer(size, 2*size+64<<10)
 		if _, err := io.Copy(msg, &trailerReader{r: newDotReader(sess.br), listSize: size}); err != nil {
-			putBuf(msg.Bytes())
+			bufpool.Put(msg.Bytes())
 			s.drop()
 			return fmt.Errorf("TOP %d: %w", q.n, err)
 		}
 		if int64(msg.Len()) != size {
 			// Not the whole message: Describe's one-at-a-time path finds
 			// out, and says so, and reads with RETR from then on.
-			putBuf(msg.Bytes())
+			bufpool.Put(msg.Bytes())
 			continue
 		}
 		s.keep(q.id, msg.Bytes())

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/bufpool"
 	"github.com/mailferry/mailferry/internal/header"
 	"github.com/mailferry/mailferry/internal/spool"
 	"github.com/mailferry/mailferry/source"
@@ -38,14 +39,14 @@ func (s *Store) keep(id string, body []byte) {
 		s.kept = map[string][]byte{}
 	}
 	if old, ok := s.takeLocked(id); ok {
-		putBuf(old)
+		bufpool.Put(old)
 	}
 	s.kept[id] = body
 	s.keptOrder = append(s.keptOrder, id)
 	s.keptBytes += int64(len(body))
 	for s.keptBytes > keptMax && len(s.keptOrder) > 0 {
 		if dropped, ok := s.takeLocked(s.keptOrder[0]); ok {
-			putBuf(dropped)
+			bufpool.Put(dropped)
 		}
 		s.keptOrder = s.keptOrder[1:]
 	}
@@ -213,7 +214,7 @@ func (s *Store) Describe(ctx context.Context, m *source.Message) error {
 		// make a small message huge.
 		msg := newCapBuffer(size, 2*size+64<<10)
 		if err := s.read(ctx, "RETR", n, msg); err != nil {
-			putBuf(msg.Bytes())
+			bufpool.Put(msg.Bytes())
 			return retrError(m, err)
 		}
 		describeFrom(m, msg.Bytes())
