@@ -230,17 +230,26 @@ func (s *Store) Path(folder, id string) (string, error) {
 			return p, nil
 		}
 	}
+	// Not known, or moved: learn where every file of the folder is now,
+	// so a run of such lookups (flags set on messages of a folder that
+	// was not listed) reads the directory once, not once each.
+	found := map[string]string{}
 	for _, sub := range []string{"cur", "new"} {
 		ents, err := os.ReadDir(filepath.Join(dir, sub))
 		if err != nil {
 			continue
 		}
 		for _, e := range ents {
-			if mid, _ := SplitName(e.Name()); mid == id {
-				s.Remember(folder, id, sub, e.Name())
-				return filepath.Join(dir, sub, e.Name()), nil
+			if mid, _ := SplitName(e.Name()); e.Type().IsRegular() && found[mid] == "" {
+				found[mid] = sub + "/" + e.Name()
 			}
 		}
+	}
+	s.mu.Lock()
+	s.paths[folder] = found
+	s.mu.Unlock()
+	if rel, ok := found[id]; ok {
+		return filepath.Join(dir, rel), nil
 	}
 	return "", fmt.Errorf("folder %q message %q: %w", folder, id, source.ErrMessageNotFound)
 }
