@@ -378,7 +378,6 @@ func TestSpecialUseMapping(t *testing.T) {
 	}
 }
 
-// flakyFolders fails its first Folders call as a dropped connection does.
 // releasing is a destination that notes which folders it was told to
 // let go of, and whether anything was written to one after that.
 type releasing struct {
@@ -423,6 +422,7 @@ func TestDestinationFolderReleased(t *testing.T) {
 	}
 }
 
+// flakyFolders fails its first Folders call as a dropped connection does.
 type flakyFolders struct {
 	*memory.Store
 	failed *atomic.Bool

@@ -15,8 +15,8 @@ import (
 // that doubled as it filled, so a message cost about twice its size in
 // allocations and the collector a large share of a POP3 copy's CPU. Now
 // a buffer is sized from LIST and taken from a pool of its size class
-// (internal/bufpool), and goes back when the sink has read it (Open's Close) or it is dropped
-// unread (keep, pipeline).
+// (internal/bufpool), and goes back when the sink has read it (Open's
+// Close) or it is dropped unread (keep, pipeline).
 
 // capBuffer holds one message, refusing to grow past max: a server cannot
 // make a message LIST gave as small take much memory.
@@ -45,7 +45,11 @@ func (b *capBuffer) Write(p []byte) (int, error) {
 // as Write is.
 func (b *capBuffer) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
+	empty := 0 // reads in a row that returned nothing
 	for {
+		if empty > 100 {
+			return total, io.ErrNoProgress
+		}
 		room := int(min(int64(cap(b.b)), b.max)) // pooled buffers may be larger
 		if len(b.b) == room {
 			if int64(len(b.b)) >= b.max {
@@ -60,6 +64,7 @@ func (b *capBuffer) ReadFrom(r io.Reader) (int64, error) {
 				case err != nil:
 					return total, err
 				}
+				empty++
 				continue
 			}
 			grown := append(bufpool.Get(int(min(int64(2*cap(b.b))+512, b.max))), b.b...)
@@ -68,6 +73,11 @@ func (b *capBuffer) ReadFrom(r io.Reader) (int64, error) {
 			continue
 		}
 		n, err := r.Read(b.b[len(b.b):room])
+		if n == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
 		b.b = b.b[:len(b.b)+n]
 		total += int64(n)
 		if err == io.EOF {
