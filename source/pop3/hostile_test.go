@@ -37,17 +37,39 @@ func script(onCmd func(w *bufio.Writer, c net.Conn, cmd string) bool) func(net.C
 }
 
 // plain answers a command for a mailbox of one 100-byte message.
-func plain(w *bufio.Writer, cmd string) {
+func plain(w *bufio.Writer, cmd string) { mailbox(w, cmd, 1, "") }
+
+// mailbox answers a command for a mailbox of n 100-byte messages (u1, u2,
+// ...), saying the capabilities in caps besides USER, TOP and UIDL.
+func mailbox(w *bufio.Writer, cmd string, n int, caps string) {
 	switch f := strings.Fields(cmd); strings.ToUpper(f[0]) {
 	case "CAPA":
-		fmt.Fprint(w, "+OK\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n")
-	case "UIDL":
-		fmt.Fprint(w, "+OK\r\n1 u1\r\n.\r\n")
-	case "LIST":
-		fmt.Fprint(w, "+OK\r\n1 100\r\n.\r\n")
+		fmt.Fprint(w, "+OK\r\nUSER\r\nTOP\r\nUIDL\r\n"+caps+".\r\n")
+	case "UIDL", "LIST":
+		fmt.Fprint(w, "+OK\r\n")
+		for i := 1; i <= n; i++ {
+			if strings.EqualFold(f[0], "UIDL") {
+				fmt.Fprintf(w, "%d u%d\r\n", i, i)
+			} else {
+				fmt.Fprintf(w, "%d 100\r\n", i)
+			}
+		}
+		fmt.Fprint(w, ".\r\n")
 	default:
 		fmt.Fprint(w, "+OK\r\n")
 	}
+}
+
+// floodRETR answers a RETR or TOP with a message far bigger than LIST
+// said, and reports whether cmd was one.
+func floodRETR(w *bufio.Writer, c net.Conn, cmd string, flooded int) bool {
+	if f := strings.Fields(cmd); f[0] != "RETR" && f[0] != "TOP" {
+		return false
+	}
+	fmt.Fprint(w, "+OK\r\nMessage-ID: <big@x>\r\n\r\n")
+	w.Flush()
+	testnet.Flood(c, flooded)
+	return true
 }
 
 // A hostile POP3 server costs a bounded amount of memory and time, and the
@@ -76,31 +98,17 @@ func TestHostilePOP3(t *testing.T) {
 			return true
 		}), ErrTooLong},
 		{"a message far bigger than LIST said", script(func(w *bufio.Writer, c net.Conn, cmd string) bool {
-			if f := strings.Fields(cmd); f[0] == "RETR" || f[0] == "TOP" {
-				fmt.Fprint(w, "+OK\r\nMessage-ID: <big@x>\r\n\r\n")
-				w.Flush()
-				testnet.Flood(c, flooded)
+			if floodRETR(w, c, cmd, flooded) {
 				return false
 			}
 			plain(w, cmd)
 			return true
 		}), source.ErrSizeMismatch},
 		{"a pipelined message far bigger than LIST said", script(func(w *bufio.Writer, c net.Conn, cmd string) bool {
-			switch f := strings.Fields(cmd); f[0] {
-			case "CAPA":
-				fmt.Fprint(w, "+OK\r\nUSER\r\nTOP\r\nUIDL\r\nPIPELINING\r\n.\r\n")
-			case "UIDL":
-				fmt.Fprint(w, "+OK\r\n1 u1\r\n2 u2\r\n.\r\n")
-			case "LIST":
-				fmt.Fprint(w, "+OK\r\n1 100\r\n2 100\r\n.\r\n")
-			case "RETR", "TOP":
-				fmt.Fprint(w, "+OK\r\nMessage-ID: <big@x>\r\n\r\n")
-				w.Flush()
-				testnet.Flood(c, flooded)
+			if floodRETR(w, c, cmd, flooded) {
 				return false
-			default:
-				plain(w, cmd)
 			}
+			mailbox(w, cmd, 2, "PIPELINING\r\n")
 			return true
 		}), source.ErrSizeMismatch},
 	}
