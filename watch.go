@@ -116,8 +116,9 @@ const maxWakeBackoff = time.Minute
 
 // wakes starts a watcher on the source of each job that can say when it
 // changes (source.Watcher) and returns the channel they signal on. A
-// watcher whose connection breaks connects again after a growing wait and
-// asks for a pass at once, since what changed meanwhile went unseen; one
+// watcher asks for a pass as soon as it is watching, since what changed
+// before went unseen; one whose connection breaks connects again after a
+// growing wait (and so asks again once it is back); one
 // whose source cannot watch stops, and the passes at the interval do.
 func wakes(ctx context.Context, jobs []Job, log *slog.Logger) <-chan struct{} {
 	wake := make(chan struct{}, 1)
@@ -134,10 +135,7 @@ func wakes(ctx context.Context, jobs []Job, log *slog.Logger) <-chan struct{} {
 		}
 		go func() {
 			backoff := time.Second
-			for first := true; ctx.Err() == nil; first = false {
-				if !first {
-					signal()
-				}
+			for ctx.Err() == nil {
 				src, err := openSource(ctx, srcEP, j, log)
 				if err == nil {
 					w, ok := src.(source.Watcher)

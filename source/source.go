@@ -201,10 +201,12 @@ type Describer interface {
 // Watcher is implemented by sources that can say when they change, so a
 // watch need not wait for its next pass (IMAP: IDLE, RFC 2177).
 type Watcher interface {
-	// Watch calls changed whenever the source may have changed, until
-	// ctx ends (nil) or watching fails (the connection broke: the caller
-	// tries again later) or cannot be done at all (ErrCannotWatch).
-	// changed must not block.
+	// Watch calls changed once as soon as it is watching, since what
+	// changed before then went unseen (after the pass that listed the
+	// source, before the watch began), then whenever the source may have
+	// changed, until ctx ends (nil) or watching fails (the connection
+	// broke: the caller tries again later) or cannot be done at all
+	// (ErrCannotWatch). changed must not block.
 	Watch(ctx context.Context, changed func()) error
 }
 

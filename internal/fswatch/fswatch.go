@@ -13,7 +13,8 @@ import (
 	"github.com/mailferry/mailferry/source"
 )
 
-// Watch calls changed for every file created, written, renamed or removed
+// Watch calls changed once the directories are watched (what changed
+// before went unseen), then for every file created, written, renamed or removed
 // in the directories must and may whose name keep accepts (nil: every
 // one), until ctx ends (nil). A directory of must that cannot be watched
 // is an error; one of may the kernel will not watch (too many watches) is
@@ -35,6 +36,7 @@ func Watch(ctx context.Context, store string, must, may []string, keep func(name
 	for _, d := range may {
 		_ = w.Add(d)
 	}
+	changed() // watching now: what came before was not seen
 	for {
 		select {
 		case <-ctx.Done():

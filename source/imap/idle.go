@@ -117,6 +117,11 @@ func (s *Store) Watch(ctx context.Context, changed func()) error {
 		if err := await("+", true); err != nil {
 			return fmt.Errorf("watch: IDLE: %w", err)
 		}
+		if n == 1 {
+			// Idling: from here every change is told. One made after the
+			// pass listed the folder and before now was not: a pass sees it.
+			changed()
+		}
 		renew := time.NewTimer(idleRenew)
 	idling:
 		for {

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// A message delivered into any folder (written in tmp/, renamed into
-// new/), a flag change (a rename in cur/) and a new folder each tell the
+// The watcher tells once when its watches are set; then a message
+// delivered into any folder (written in tmp/, renamed into new/), a flag
+// change (a rename in cur/) and a new folder each tell the
 // watcher; a file written in tmp/ alone does not.
 func TestWatch(t *testing.T) {
 	root := t.TempDir()
@@ -26,7 +27,11 @@ func TestWatch(t *testing.T) {
 	changed := make(chan struct{}, 100)
 	done := make(chan error, 1)
 	go func() { done <- s.Watch(ctx, func() { changed <- struct{}{} }) }()
-	time.Sleep(100 * time.Millisecond) // the watches are set
+	select {
+	case <-changed: // the watches are set: what came before went unseen
+	case <-time.After(5 * time.Second):
+		t.Fatal("not told once watching")
+	}
 	drain := func() int {
 		n := 0
 		for {

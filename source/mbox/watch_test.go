@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// An append to the mbox file, a new file in the tree and a file beside a
-// single watched file (which must not count) each tell the watcher, or not.
+// The watcher tells once when its watches are set; then an append to the
+// mbox file, a new file in the tree and a file beside a single watched
+// file (which must not count) each tell it, or not.
 func TestWatch(t *testing.T) {
 	dir := t.TempDir()
 	one := filepath.Join(dir, "Inbox")
@@ -37,7 +38,11 @@ func TestWatch(t *testing.T) {
 			defer cancel()
 			changed := make(chan struct{}, 100)
 			go s.Watch(ctx, func() { changed <- struct{}{} })
-			time.Sleep(100 * time.Millisecond) // the watches are set
+			select {
+			case <-changed: // the watches are set: what came before went unseen
+			case <-time.After(5 * time.Second):
+				t.Fatal("not told once watching")
+			}
 			tt.do()
 			select {
 			case <-changed:
