@@ -2,7 +2,10 @@ package eol
 
 import (
 	"bytes"
+	"io"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestWriters(t *testing.T) {
@@ -37,6 +40,32 @@ func TestWriters(t *testing.T) {
 		}
 		if got := string(Canonical([]byte(tt.in))); got != tt.lf {
 			t.Errorf("Canonical(%q) = %q, want %q", tt.in, got, tt.lf)
+		}
+	}
+}
+
+// CopyLF gives what LFWriter gives, whatever the reads' sizes and the
+// buffer's: a CR held at the end of one read, a CR as the last byte.
+func TestCopyLF(t *testing.T) {
+	inputs := []string{"a\r\nb\nc", "lone\rcr\r", "\r\n\r\n", "", "x\n", "\r\r\n", "\r", "ab\r\r\r\ncd\r\n\r\rx",
+		strings.Repeat("line\r\n", 1000) + "\r"}
+	for _, in := range inputs {
+		var want bytes.Buffer
+		lw := &LFWriter{W: &want}
+		lw.Write([]byte(in))
+		lw.Close()
+		for _, size := range []int{2, 3, 4, 7, 64, 32 << 10} {
+			for _, one := range []bool{false, true} {
+				var r io.Reader = strings.NewReader(in)
+				if one {
+					r = iotest.OneByteReader(r)
+				}
+				var got bytes.Buffer
+				n, err := CopyLF(&got, r, make([]byte, size))
+				if err != nil || n != int64(len(in)) || got.String() != want.String() {
+					t.Errorf("CopyLF(%.20q, buf %d, one byte %v) = %d, %v, %.20q; want %d, %.20q", in, size, one, n, err, got.String(), len(in), want.String())
+				}
+			}
 		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 	gomaildir "github.com/emersion/go-maildir"
 
 	"github.com/mailferry/mailferry/internal/atomicfile"
+	"github.com/mailferry/mailferry/internal/bufpool"
 	"github.com/mailferry/mailferry/internal/ctxio"
 	"github.com/mailferry/mailferry/internal/eol"
 	"github.com/mailferry/mailferry/sink"
@@ -322,6 +323,10 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 	return key, nil
 }
 
+// copyBuf is the size of the buffer a delivery is written through: 64 KB
+// writes, two system calls for most messages.
+const copyBuf = 64 << 10
+
 // deliverTmp writes the message to the new file tmp, with its date; the
 // caller makes it durable (syncFS), or, where there is no syncfs, it
 // fsyncs the file itself.
@@ -331,15 +336,13 @@ func deliverTmp(ctx context.Context, tmp string, m source.Message, r io.Reader) 
 		return fmt.Errorf("create %q: %w", tmp, err)
 	}
 	defer f.Close()
-	lf := &eol.LFWriter{W: f}
 	src := r
 	if m.Size >= 0 {
 		src = io.LimitReader(r, m.Size+1) // +1 to notice a body longer than declared
 	}
-	n, err := io.Copy(lf, ctxio.Reader(ctx, src))
-	if err == nil {
-		err = lf.Close()
-	}
+	buf := bufpool.Get(copyBuf)[:copyBuf]
+	defer bufpool.Put(buf)
+	n, err := eol.CopyLF(f, ctxio.Reader(ctx, src), buf)
 	if err != nil {
 		return fmt.Errorf("write message: %w", err)
 	}
