@@ -16,7 +16,8 @@ import (
 type dotReader struct {
 	br          *bufio.Reader
 	atLineStart bool
-	pending     []byte
+	pending     []byte // what of the last line p had no room for, in spill
+	spill       []byte
 	done        bool
 	err         error
 }
@@ -65,7 +66,17 @@ func (d *dotReader) read(p []byte) (int, error) {
 		// A fragment that filled the buffer did not end a line, so what
 		// follows it is not at a line start (audit #3).
 		d.atLineStart = !full
-		d.pending = append(d.pending[:0], frag...)
+		// Straight into p: a copy of every line first was a fifth of a
+		// POP3 copy's allocations. frag is the reader's own buffer, so
+		// what does not fit is kept aside before the next read.
+		n := copy(p, frag)
+		if n < len(frag) {
+			d.spill = append(d.spill[:0], frag[n:]...)
+			d.pending = d.spill
+		}
+		if n > 0 || len(p) == 0 {
+			return n, nil
+		}
 	}
 	n := copy(p, d.pending)
 	d.pending = d.pending[n:]
@@ -82,8 +93,10 @@ type trailerReader struct {
 	r        io.Reader
 	listSize int64
 	n        int64
-	hold     []byte // the last bytes read, not yet given out
-	buf      []byte
+	hold     [2]byte // the last bytes read, not yet given out
+	nh       int
+	ready    []byte // read for a p too small to hold back two bytes in
+	small    []byte
 	eof      bool
 }
 
@@ -91,35 +104,50 @@ func (t *trailerReader) Read(p []byte) (int, error) {
 	if t.listSize < 0 {
 		return t.r.Read(p)
 	}
+	if len(t.ready) > 0 {
+		k := copy(p, t.ready)
+		t.ready = t.ready[k:]
+		return k, nil
+	}
+	if len(p) <= len(t.hold) {
+		if t.small == nil {
+			t.small = make([]byte, 512)
+		}
+		k, err := t.Read(t.small)
+		t.ready = t.small[:k]
+		n := copy(p, t.ready)
+		t.ready = t.ready[n:]
+		if n > 0 {
+			err = nil
+		}
+		return n, err
+	}
+	// The bytes held back go first, then a read after them into p itself,
+	// of which the last two are held back in turn.
 	for {
 		if t.eof {
-			if len(t.hold) == 0 {
+			return 0, io.EOF
+		}
+		h := copy(p, t.hold[:t.nh])
+		k, err := t.r.Read(p[h:])
+		t.n += int64(k)
+		tot := h + k
+		if errors.Is(err, io.EOF) {
+			t.eof, t.nh = true, 0
+			if t.n == t.listSize+2 && bytes.HasSuffix(p[:tot], []byte("\r\n")) {
+				tot -= 2
+			}
+			if tot == 0 {
 				return 0, io.EOF
 			}
-			k := copy(p, t.hold)
-			t.hold = t.hold[k:]
-			return k, nil
-		}
-		if t.buf == nil {
-			t.buf = make([]byte, 32<<10)
-		}
-		k, err := t.r.Read(t.buf)
-		t.n += int64(k)
-		t.hold = append(t.hold, t.buf[:k]...)
-		if errors.Is(err, io.EOF) {
-			t.eof = true
-			if t.n == t.listSize+2 && bytes.HasSuffix(t.hold, []byte("\r\n")) {
-				t.hold = t.hold[:len(t.hold)-2]
-			}
-			continue
+			return tot, nil
 		}
 		if err != nil {
 			return 0, err
 		}
-		if len(t.hold) > 2 { // give out all but the last two bytes
-			k := copy(p, t.hold[:len(t.hold)-2])
-			t.hold = append(t.hold[:0], t.hold[k:]...)
-			return k, nil
+		t.nh = copy(t.hold[:], p[max(0, tot-len(t.hold)):tot])
+		if tot > len(t.hold) {
+			return tot - len(t.hold), nil
 		}
 	}
 }
