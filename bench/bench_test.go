@@ -71,56 +71,85 @@ func TestBenchmark(t *testing.T) {
 	}
 	// measure runs fresh() then the command, runs times, checking each
 	// result; then the no-op re-run on the last destination. measureN
-	// does it for a corpus of n messages other than the main one.
-	var measureN func(tool, path string, n int, mb float64, fresh func(i int) (cmd []string, check func() int))
+	// does it for a corpus of n messages other than the main one, and for
+	// several tools at once (fresh's k says which), their runs taken in
+	// turn: one A/B's builds take the same path A, B, A, B..., so neither
+	// gains from coming second (run after run, the second of two builds
+	// timed 20% faster on IMAP paths, whichever it was).
+	var measureN func(tools []string, path string, n int, mb float64, fresh func(k, i int) (cmd []string, check func() int))
 	measure := func(tool, path string, fresh func(i int) (cmd []string, check func() int)) {
-		measureN(tool, path, n, mb, fresh)
+		measureN([]string{tool}, path, n, mb, func(_, i int) ([]string, func() int) { return fresh(i) })
 	}
-	measureN = func(tool, path string, n int, mb float64, fresh func(i int) (cmd []string, check func() int)) {
+	measureN = func(tools []string, path string, n int, mb float64, fresh func(k, i int) (cmd []string, check func() int)) {
 		if !wantPath(path) {
 			return
 		}
-		full, noop := cell(tool, path), cell(tool, path+" (no-op re-run)")
-		full.msgs, full.mb, noop.msgs, noop.mb = n, mb, n, mb
-		var cmd []string
-		var check func() int
+		type job struct {
+			tool       string
+			full, noop *result
+			cmd        []string
+			check      func() int
+			failed     bool
+		}
+		jobs := make([]*job, len(tools))
+		for k, tool := range tools {
+			jobs[k] = &job{tool: tool, full: cell(tool, path)}
+		}
+		for k, tool := range tools {
+			jobs[k].noop = cell(tool, path+" (no-op re-run)")
+			jobs[k].full.msgs, jobs[k].full.mb, jobs[k].noop.msgs, jobs[k].noop.mb = n, mb, n, mb
+		}
 		for i := range runs {
-			cmd, check = fresh(i)
-			wall, rss, out, err := timed(t, env, cmd[0], cmd[1:]...)
-			// mailferry runs without --quiet: its warnings are kept.
-			if isMailferry(tool) && strings.Contains(out, "retrying") {
-				// A run that had to retry is slow for a reason the
-				// table would not show.
-				full.note = "retried (see the test log)"
-				t.Logf("%s %s, run %d, %v: %s", tool, path, i+1, wall.Round(time.Millisecond), tail(out, 3000))
-			}
-			if err != nil {
-				full.note = "failed: " + strings.SplitN(err.Error(), "\n", 2)[0]
-				t.Logf("%s %s: %v", tool, path, err)
-				return
-			}
-			full.walls = append(full.walls, wall)
-			full.rssKB = max(full.rssKB, rss)
-			if got := check(); got != n {
-				full.note = fmt.Sprintf("INCOMPLETE: %d of %d messages", got, n)
-				if isMailferry(tool) {
-					t.Errorf("%s %s: destination holds %d of %d messages", tool, path, got, n)
+			for k, j := range jobs {
+				if j.failed {
+					continue
+				}
+				j.cmd, j.check = fresh(k, i)
+				wall, u, out, err := timed(t, env, j.cmd[0], j.cmd[1:]...)
+				// mailferry runs without --quiet: its warnings are kept.
+				if isMailferry(j.tool) && strings.Contains(out, "retrying") {
+					// A run that had to retry is slow for a reason the
+					// table would not show.
+					j.full.note = "retried (see the test log)"
+					t.Logf("%s %s, run %d, %v: %s", j.tool, path, i+1, wall.Round(time.Millisecond), tail(out, 3000))
+				}
+				if err != nil {
+					j.full.note = "failed: " + strings.SplitN(err.Error(), "\n", 2)[0]
+					t.Logf("%s %s: %v", j.tool, path, err)
+					j.failed = true
+					continue
+				}
+				j.full.add(wall, u)
+				if got := j.check(); got != n {
+					j.full.note = fmt.Sprintf("INCOMPLETE: %d of %d messages", got, n)
+					if isMailferry(j.tool) {
+						t.Errorf("%s %s: destination holds %d of %d messages", j.tool, path, got, n)
+					}
 				}
 			}
 		}
 		for range runs {
-			wall, rss, _, err := timed(t, env, cmd[0], cmd[1:]...)
-			if err != nil {
-				noop.note = "failed"
-				return
+			for _, j := range jobs {
+				if j.failed || j.noop.note != "" {
+					continue
+				}
+				wall, u, _, err := timed(t, env, j.cmd[0], j.cmd[1:]...)
+				if err != nil {
+					j.noop.note = "failed"
+					continue
+				}
+				j.noop.add(wall, u)
 			}
-			noop.walls = append(noop.walls, wall)
-			noop.rssKB = max(noop.rssKB, rss)
 		}
-		if got := check(); got != n {
-			noop.note = fmt.Sprintf("DUPLICATES or LOSS: %d of %d messages", got, n)
-			if isMailferry(tool) {
-				t.Errorf("%s %s re-run: destination holds %d of %d", tool, path, got, n)
+		for _, j := range jobs {
+			if j.failed || j.noop.note != "" {
+				continue
+			}
+			if got := j.check(); got != n {
+				j.noop.note = fmt.Sprintf("DUPLICATES or LOSS: %d of %d messages", got, n)
+				if isMailferry(j.tool) {
+					t.Errorf("%s %s re-run: destination holds %d of %d", j.tool, path, got, n)
+				}
 			}
 		}
 	}
@@ -128,40 +157,49 @@ func TestBenchmark(t *testing.T) {
 	// mailferry, every path; MAILFERRY_BENCH_FLAGS adds flags to each run
 	// (an A/B of a setting, on the same data), MAILFERRY_BENCH_BASELINE
 	// names another build (an A/B of a change: the binary built from the
-	// commit before it), timed on every path after this one.
+	// commit before it), timed on every path in turn with this one.
 	extra := strings.Fields(os.Getenv("MAILFERRY_BENCH_FLAGS"))
-	paths := func(tool, bin, tag string) {
-		mf := func(args ...string) []string { return append(append([]string{bin}, args...), extra...) }
-		dir := func(what string, i int) string { return filepath.Join(work, fmt.Sprintf("%s-%s-%d", tag, what, i)) }
-		measure(tool, "IMAP→Maildir", func(i int) ([]string, func() int) {
-			d := dir("i2m", i)
-			return mf("copy", imapURL(src), "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
-		})
-		if fi, err := os.Stat(dir("i2m", runs-1) + ".ckpt"); err == nil {
-			t.Logf("%s: checkpoint after IMAP→Maildir of %d messages: %.1f MB", tool, n, float64(fi.Size())/(1<<20))
-		}
-		measure(tool, "IMAP→IMAP", func(i int) ([]string, func() int) {
-			u := srv.NewUser(t)
-			return mf("copy", imapURL(src), imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
-		})
-		measure(tool, "Maildir→IMAP", func(i int) ([]string, func() int) {
-			u := srv.NewUser(t)
-			return mf("copy", "maildir:"+localMaildir, imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
-		})
-		measure(tool, "POP3→Maildir", func(i int) ([]string, func() int) {
-			d := dir("p2m", i)
-			return mf("copy", pop3URL(popUser), "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
-		})
-		// The A/B of POP3 PIPELINING, on the same data in the same run.
-		measure(tool, "POP3→Maildir, ?pipelining=off", func(i int) ([]string, func() int) {
-			d := dir("p2m-nopipe", i)
-			return mf("copy", pop3URL(popUser)+"&pipelining=off", "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
-		})
-	}
-	paths("mailferry", bin, "mf")
+	type build struct{ tool, bin, tag string }
+	builds := []build{{"mailferry", bin, "mf"}}
 	if base := os.Getenv("MAILFERRY_BENCH_BASELINE"); base != "" {
-		paths(baselineTool, base, "base")
+		builds = append(builds, build{baselineTool, base, "base"})
 	}
+	tools := make([]string, len(builds))
+	for k, b := range builds {
+		tools[k] = b.tool
+	}
+	mf := func(k int, args ...string) []string {
+		return append(append([]string{builds[k].bin}, args...), extra...)
+	}
+	dir := func(k int, what string, i int) string {
+		return filepath.Join(work, fmt.Sprintf("%s-%s-%d", builds[k].tag, what, i))
+	}
+	measureN(tools, "IMAP→Maildir", n, mb, func(k, i int) ([]string, func() int) {
+		d := dir(k, "i2m", i)
+		return mf(k, "copy", imapURL(src), "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
+	})
+	for k, b := range builds {
+		if fi, err := os.Stat(dir(k, "i2m", runs-1) + ".ckpt"); err == nil {
+			t.Logf("%s: checkpoint after IMAP→Maildir of %d messages: %.1f MB", b.tool, n, float64(fi.Size())/(1<<20))
+		}
+	}
+	measureN(tools, "IMAP→IMAP", n, mb, func(k, i int) ([]string, func() int) {
+		u := srv.NewUser(t)
+		return mf(k, "copy", imapURL(src), imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
+	})
+	measureN(tools, "Maildir→IMAP", n, mb, func(k, i int) ([]string, func() int) {
+		u := srv.NewUser(t)
+		return mf(k, "copy", "maildir:"+localMaildir, imapURL(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
+	})
+	measureN(tools, "POP3→Maildir", n, mb, func(k, i int) ([]string, func() int) {
+		d := dir(k, "p2m", i)
+		return mf(k, "copy", pop3URL(popUser), "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
+	})
+	// The A/B of POP3 PIPELINING, on the same data in the same run.
+	measureN(tools, "POP3→Maildir, ?pipelining=off", n, mb, func(k, i int) ([]string, func() int) {
+		d := dir(k, "p2m-nopipe", i)
+		return mf(k, "copy", pop3URL(popUser)+"&pipelining=off", "maildir:"+d, "--checkpoint", d+".ckpt"), func() int { return sourcetest.CountMaildir(d) }
+	})
 
 	if peers {
 		if _, err := exec.LookPath("mbsync"); err == nil {
@@ -347,9 +385,9 @@ verbose = 0
 		px := faultproxy.Start(t, dovecottest.Addr(srv.IMAPPort), &faultproxy.Proxy{Delay: 20 * time.Millisecond})
 		viaProxy := func(user string) string { return fmt.Sprintf("imap://%s@%s?tls=none", user, px.Addr) }
 		path := "IMAP→IMAP, latency 20 ms each way"
-		measureN("mailferry", path, ln, smb, func(i int) ([]string, func() int) {
+		measureN(tools, path, ln, smb, func(k, i int) ([]string, func() int) {
 			u := srv.NewUser(t)
-			return append([]string{bin, "copy", viaProxy(latSrc), viaProxy(u), "--checkpoint", filepath.Join(work, u+".ckpt")}, extra...), func() int { return countIMAP(t, srv, u) }
+			return mf(k, "copy", viaProxy(latSrc), viaProxy(u), "--checkpoint", filepath.Join(work, u+".ckpt")), func() int { return countIMAP(t, srv, u) }
 		})
 		r := cell("(baseline)", path+": one message at a time, FETCH then APPEND (imapsync's way), 1 run")
 		r.msgs, r.mb = ln, smb

@@ -24,12 +24,24 @@ type result struct {
 	msgs       int
 	mb         float64
 	walls      []time.Duration
+	cpus       []time.Duration // the tool's own user+system CPU, per run
 	rssKB      int64
 	note       string
 }
 
-func (r *result) median() time.Duration {
-	w := slices.Clone(r.walls)
+// add records one run.
+func (r *result) add(wall time.Duration, u usage) {
+	r.walls = append(r.walls, wall)
+	r.rssKB = max(r.rssKB, u.rssKB)
+	if u.cpu > 0 {
+		r.cpus = append(r.cpus, u.cpu)
+	}
+}
+
+func (r *result) median() time.Duration { return median(r.walls) }
+
+func median(d []time.Duration) time.Duration {
+	w := slices.Clone(d)
 	slices.Sort(w)
 	return w[len(w)/2]
 }
@@ -64,14 +76,22 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// timed runs a command and returns its wall time and peak RSS (KB). The
-// RSS comes from GNU time: Go starts children sharing its memory until
-// exec, so their own rusage would count the test process too.
-func timed(t testing.TB, env []string, name string, args ...string) (time.Duration, int64, string, error) {
+// usage is what GNU time reports of a run: its peak RSS (KB) and the CPU
+// it spent itself (user and system), so a change that frees a core the
+// servers share shows even where the wall time does not.
+type usage struct {
+	rssKB int64
+	cpu   time.Duration
+}
+
+// timed runs a command and returns its wall time and usage. The usage
+// comes from GNU time: Go starts children sharing its memory until exec,
+// so their own rusage would count the test process too.
+func timed(t testing.TB, env []string, name string, args ...string) (time.Duration, usage, string, error) {
 	rssFile := filepath.Join(t.TempDir(), "rss")
 	var cmd *exec.Cmd
 	if _, err := os.Stat("/usr/bin/time"); err == nil {
-		cmd = exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rssFile, name}, args...)...)
+		cmd = exec.Command("/usr/bin/time", append([]string{"-f", "%M %U %S", "-o", rssFile, name}, args...)...)
 	} else {
 		cmd = exec.Command(name, args...)
 	}
@@ -84,17 +104,21 @@ func timed(t testing.TB, env []string, name string, args ...string) (time.Durati
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
-	var rss int64
+	var u usage
 	if b, rerr := os.ReadFile(rssFile); rerr == nil {
-		lines := strings.Fields(string(b))
-		if len(lines) > 0 {
-			rss, _ = strconv.ParseInt(lines[len(lines)-1], 10, 64)
+		// The last line: GNU time writes a note on a failed command first.
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if f := strings.Fields(lines[len(lines)-1]); len(f) == 3 {
+			u.rssKB, _ = strconv.ParseInt(f[0], 10, 64)
+			user, _ := strconv.ParseFloat(f[1], 64)
+			sys, _ := strconv.ParseFloat(f[2], 64)
+			u.cpu = time.Duration((user + sys) * float64(time.Second))
 		}
 	}
 	if err != nil {
-		return wall, rss, out.String(), fmt.Errorf("%s: %v\n%s", name, err, tail(out.String(), 2000))
+		return wall, u, out.String(), fmt.Errorf("%s: %v\n%s", name, err, tail(out.String(), 2000))
 	}
-	return wall, rss, out.String(), nil
+	return wall, u, out.String(), nil
 }
 
 // busyCPU returns the seconds of CPU the whole machine has spent busy
@@ -170,10 +194,10 @@ func printTable(t *testing.T, results []*result, runs int) {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| tool | path | messages | MB | wall s (median of %d) | msgs/s | MB/s | peak RSS MB | mailferry is N× faster | note |\n|---|---|---|---|---|---|---|---|---|---|\n", runs)
+	fmt.Fprintf(&b, "\n| tool | path | messages | MB | wall s (median of %d) | msgs/s | MB/s | peak RSS MB | CPU s | mailferry is N× faster | note |\n|---|---|---|---|---|---|---|---|---|---|---|\n", runs)
 	for _, r := range results {
 		if len(r.walls) == 0 {
-			fmt.Fprintf(&b, "| %s | %s | %d | %.0f | | | | | | %s |\n", r.tool, r.path, r.msgs, r.mb, r.note)
+			fmt.Fprintf(&b, "| %s | %s | %d | %.0f | | | | | | | %s |\n", r.tool, r.path, r.msgs, r.mb, r.note)
 			continue
 		}
 		m := r.median().Seconds()
@@ -188,7 +212,11 @@ func printTable(t *testing.T, results []*result, runs int) {
 		if r.rssKB > 0 {
 			rss = fmt.Sprintf("%.0f", float64(r.rssKB)/1024)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.2f | %.0f | %.1f | %s | %s | %s |\n", r.tool, r.path, r.msgs, r.mb, m, float64(r.msgs)/m, r.mb/m, rss, ratio, r.note)
+		cpu := ""
+		if len(r.cpus) > 0 {
+			cpu = fmt.Sprintf("%.2f", median(r.cpus).Seconds())
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.2f | %.0f | %.1f | %s | %s | %s | %s |\n", r.tool, r.path, r.msgs, r.mb, m, float64(r.msgs)/m, r.mb/m, rss, cpu, ratio, r.note)
 	}
 	t.Log(b.String())
 	if out := os.Getenv("MAILFERRY_BENCH_OUT"); out != "" {

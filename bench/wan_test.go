@@ -55,7 +55,7 @@ func TestWAN(t *testing.T) {
 				cpu0 := busyCPU()
 				url := func(user string) string { return fmt.Sprintf("imap://%s@%s?tls=none%s", user, link.addr, mode.query) }
 				args := []string{"copy", url(src), url(u), "--checkpoint", filepath.Join(work, fmt.Sprintf("%s-%d.ckpt", u, i))}
-				wall, rss, out, err := timed(t, env, bin, append(args, extra...)...)
+				wall, use, out, err := timed(t, env, bin, append(args, extra...)...)
 				if err != nil {
 					r.note = "failed"
 					t.Logf("%s %s: %v\n%s", mode.tool, link.name, err, tail(out, 2000))
@@ -64,8 +64,7 @@ func TestWAN(t *testing.T) {
 				if got := countIMAP(t, srv, u); got != wn {
 					t.Errorf("%s %s: destination holds %d of %d", mode.tool, link.name, got, wn)
 				}
-				r.walls = append(r.walls, wall)
-				r.rssKB = max(r.rssKB, rss)
+				r.add(wall, use)
 				// What bounds the run: the link (its bytes at 50 Mbit/s) or
 				// the two cores (the machine's CPU, Dovecot's included).
 				cpu := busyCPU() - cpu0
