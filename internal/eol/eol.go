@@ -119,19 +119,67 @@ type CRLFWriter struct {
 }
 
 func (w *CRLFWriter) Write(p []byte) (int, error) {
-	out := w.buf[:0]
-	for _, c := range p {
-		if c == '\n' && !w.lastCR {
-			out = append(out, '\r')
-		}
-		w.lastCR = c == '\r'
-		out = append(out, c)
-	}
+	var out []byte
+	out, w.lastCR = appendCRLF(w.buf[:0], p, w.lastCR)
 	w.buf = out
 	if _, err := w.W.Write(out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// appendCRLF appends p to out with each LF not preceded by CR made CRLF;
+// lastCR says whether the byte before p was a CR, and it returns whether
+// p's last byte is. The runs between LFs are copied whole.
+func appendCRLF(out, p []byte, lastCR bool) ([]byte, bool) {
+	if len(p) == 0 {
+		return out, lastCR
+	}
+	end := p[len(p)-1] == '\r'
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return append(out, p...), end
+		}
+		bare := !lastCR
+		if i > 0 {
+			bare = p[i-1] != '\r'
+		}
+		out = append(out, p[:i]...)
+		if bare {
+			out = append(out, '\r')
+		}
+		out = append(out, '\n')
+		lastCR = false
+		p = p[i+1:]
+	}
+	return out, end
+}
+
+// CopyCRLF copies src to dst as CRLFWriter would, through buf (at least 3
+// bytes): a third of it is read into, the rest takes the converted bytes,
+// which at most double. It returns the bytes read.
+func CopyCRLF(dst io.Writer, src io.Reader, buf []byte) (int64, error) {
+	in, out := buf[:len(buf)/3], buf[len(buf)/3:]
+	var n int64
+	lastCR := false
+	for {
+		k, rerr := src.Read(in)
+		n += int64(k)
+		if k > 0 {
+			var conv []byte
+			conv, lastCR = appendCRLF(out[:0], in[:k], lastCR)
+			if _, err := dst.Write(conv); err != nil {
+				return n, err
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
 }
 
 // CRLFSize returns the length p would have after CRLFWriter, for content

@@ -44,17 +44,19 @@ func TestWriters(t *testing.T) {
 	}
 }
 
-// CopyLF gives what LFWriter gives, whatever the reads' sizes and the
-// buffer's: a CR held at the end of one read, a CR as the last byte.
-func TestCopyLF(t *testing.T) {
-	inputs := []string{"a\r\nb\nc", "lone\rcr\r", "\r\n\r\n", "", "x\n", "\r\r\n", "\r", "ab\r\r\r\ncd\r\n\r\rx",
+// CopyLF and CopyCRLF give what LFWriter and CRLFWriter give, whatever
+// the reads' sizes and the buffer's: a CR held at the end of one read, a
+// CR as the last byte, a CRLF split across reads.
+func TestCopy(t *testing.T) {
+	inputs := []string{"a\r\nb\nc", "\n\n\r\n\r\r\n\n", "x\ny\r\nz\n", "lone\rcr\r", "\r\n\r\n", "", "x\n", "\r\r\n", "\r", "ab\r\r\r\ncd\r\n\r\rx",
 		strings.Repeat("line\r\n", 1000) + "\r"}
 	for _, in := range inputs {
-		var want bytes.Buffer
+		var want, wantCRLF bytes.Buffer
 		lw := &LFWriter{W: &want}
 		lw.Write([]byte(in))
 		lw.Close()
-		for _, size := range []int{2, 3, 4, 7, 64, 32 << 10} {
+		(&CRLFWriter{W: &wantCRLF}).Write([]byte(in))
+		for _, size := range []int{3, 4, 7, 64, 32 << 10} {
 			for _, one := range []bool{false, true} {
 				var r io.Reader = strings.NewReader(in)
 				if one {
@@ -64,6 +66,15 @@ func TestCopyLF(t *testing.T) {
 				n, err := CopyLF(&got, r, make([]byte, size))
 				if err != nil || n != int64(len(in)) || got.String() != want.String() {
 					t.Errorf("CopyLF(%.20q, buf %d, one byte %v) = %d, %v, %.20q; want %d, %.20q", in, size, one, n, err, got.String(), len(in), want.String())
+				}
+				r = strings.NewReader(in)
+				if one {
+					r = iotest.OneByteReader(r)
+				}
+				got.Reset()
+				n, err = CopyCRLF(&got, r, make([]byte, size))
+				if err != nil || n != int64(len(in)) || got.String() != wantCRLF.String() {
+					t.Errorf("CopyCRLF(%.20q, buf %d, one byte %v) = %d, %v, %.20q; want %d, %.20q", in, size, one, n, err, got.String(), len(in), wantCRLF.String())
 				}
 			}
 		}

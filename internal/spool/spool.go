@@ -59,6 +59,15 @@ func (s *Spool) Write(p []byte) (int, error) {
 	return s.file.Write(p)
 }
 
+// Grow makes room in memory for n bytes more, when they would stay there:
+// a message whose size is known is then held in one allocation, where a
+// buffer doubling its way up zeroes and copies about twice its size.
+func (s *Spool) Grow(n int64) {
+	if s.file == nil && n > 0 && int64(s.buf.Len())+n <= MemLimit {
+		s.buf.Grow(int(n))
+	}
+}
+
 // Size is the number of bytes written.
 func (s *Spool) Size() int64 { return s.size }
 

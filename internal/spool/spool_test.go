@@ -6,9 +6,15 @@ import (
 	"testing"
 )
 
+// What is written reads back, twice, from memory up to MemLimit and from
+// a file beyond, whether or not room was made for it first (Grow, with a
+// size guessed right or too small).
 func TestSpool(t *testing.T) {
-	for _, size := range []int{0, 10, MemLimit, MemLimit + 1, 3*MemLimit + 7} {
+	for _, tt := range []struct{ size, grow int }{{0, 0}, {10, 0}, {MemLimit, 0}, {MemLimit + 1, 0}, {3*MemLimit + 7, 0},
+		{10, 10}, {100000, 50000}, {MemLimit, MemLimit}, {MemLimit + 1, MemLimit + 1}} {
+		size := tt.size
 		var s Spool
+		s.Grow(int64(tt.grow))
 		want := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
 		for p := want; len(p) > 0; {
 			n := min(len(p), 100003)

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/internal/bufpool"
 	"github.com/mailferry/mailferry/internal/ctxio"
 	"github.com/mailferry/mailferry/internal/eol"
 	"github.com/mailferry/mailferry/internal/spool"
@@ -136,6 +137,10 @@ func isNO(err error) bool {
 	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo
 }
 
+// copyBuf is the buffer a message is converted to CRLF through: a third
+// read into, the rest for what the conversion writes.
+const copyBuf = 96 << 10
+
 // Put implements sink.Sink.
 func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Reader) (string, error) {
 	// APPEND needs the exact CRLF length up front, and a TRYCREATE retry
@@ -146,8 +151,14 @@ func (s *Sink) Put(ctx context.Context, folder string, m source.Message, r io.Re
 	if m.Size >= 0 {
 		src = io.LimitReader(r, m.Size+1)
 	}
-	crlf := &eol.CRLFWriter{W: sp}
-	n, err := io.Copy(crlf, ctxio.Reader(ctx, src))
+	if m.Size >= 0 {
+		// CRLF from LF adds a byte a line: room for lines of 32 bytes on
+		// average, so most messages need no second allocation.
+		sp.Grow(m.Size + m.Size/32 + 64)
+	}
+	buf := bufpool.Get(copyBuf)[:copyBuf]
+	defer bufpool.Put(buf)
+	n, err := eol.CopyCRLF(sp, ctxio.Reader(ctx, src), buf)
 	if err != nil {
 		return "", fmt.Errorf("read message: %w", err)
 	}
