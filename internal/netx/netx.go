@@ -35,44 +35,65 @@ const Progress = 4 << 10
 type DeadlineConn struct {
 	net.Conn
 	timeout time.Duration
-	mu      sync.Mutex
-	active  int
+	// mu orders every change to the read deadline: a Read arming its
+	// window, Begin, End and Wake, so none undoes another's.
+	mu     sync.Mutex
+	active int
 	// The current window: when it ends, and what arrived in it.
 	until time.Time
 	got   int
+	woken bool // Wake: every read from now on ends at once
 }
 
 // Begin marks a command as waiting for the server.
 func (d *DeadlineConn) Begin() {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.active++
 	if d.active == 1 {
 		d.until, d.got = time.Now().Add(d.timeout), 0
 	}
-	until := d.until
-	d.mu.Unlock()
-	d.Conn.SetReadDeadline(until) // applies to a Read already waiting
+	if !d.woken {
+		d.Conn.SetReadDeadline(d.until) // applies to a Read already waiting
+	}
 }
 
 // End marks it done.
 func (d *DeadlineConn) End() {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.active--
-	idle := d.active == 0
-	d.mu.Unlock()
-	if idle {
+	if d.active == 0 && !d.woken {
 		d.Conn.SetReadDeadline(time.Time{})
 	}
 }
 
+// Wake ends the Read under way, and makes every later one end at once
+// with a timeout, whatever Begin says: the connection's reader is to stop
+// (a stream taken from its client). Under mu, no Read can arm its window
+// after it.
+func (d *DeadlineConn) Wake() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.woken = true
+	d.Conn.SetReadDeadline(time.Now())
+}
+
+// Unwake undoes Wake, for the stream's next owner.
+func (d *DeadlineConn) Unwake() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.woken = false
+	d.Conn.SetReadDeadline(time.Time{})
+}
+
 func (d *DeadlineConn) Read(p []byte) (int, error) {
 	d.mu.Lock()
-	active := d.active > 0
-	until := d.until
-	d.mu.Unlock()
+	active := d.active > 0 && !d.woken
 	if active {
-		d.Conn.SetReadDeadline(until)
+		d.Conn.SetReadDeadline(d.until)
 	}
+	d.mu.Unlock()
 	n, err := d.Conn.Read(p)
 	if active && n > 0 {
 		d.mu.Lock()
