@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -105,7 +106,12 @@ func TestBenchmark(t *testing.T) {
 					continue
 				}
 				j.cmd, j.check = fresh(k, i)
+				cpu0 := busyCPU()
 				wall, u, out, err := timed(t, env, j.cmd[0], j.cmd[1:]...)
+				// What bounds a run: the machine's CPU beside the tool's
+				// own says how much the servers took of the two cores.
+				t.Logf("%s, %s, run %d: %v; its CPU %.2f s, the machine's %.2f s of %.2f", j.tool, path, i+1,
+					wall.Round(10*time.Millisecond), u.cpu.Seconds(), busyCPU()-cpu0, float64(runtime.NumCPU())*wall.Seconds())
 				// mailferry runs without --quiet: its warnings are kept.
 				if isMailferry(j.tool) && strings.Contains(out, "retrying") {
 					// A run that had to retry is slow for a reason the
@@ -326,13 +332,17 @@ verbose = 0
 			return
 		}
 		r := cell("(limit)", path)
-		for range runs {
+		for i := range runs {
+			cpu0 := busyCPU()
 			start := time.Now()
 			if err := fn(); err != nil {
 				r.note = "failed: " + err.Error()
 				return
 			}
-			r.walls = append(r.walls, time.Since(start))
+			wall := time.Since(start)
+			r.walls = append(r.walls, wall)
+			t.Logf("(limit), %s, run %d: %v; the machine's CPU %.2f s of %.2f", path, i+1,
+				wall.Round(10*time.Millisecond), busyCPU()-cpu0, float64(runtime.NumCPU())*wall.Seconds())
 		}
 		if check != nil && check() != n {
 			r.note = "INCOMPLETE"
