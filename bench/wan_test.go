@@ -41,25 +41,39 @@ func TestWAN(t *testing.T) {
 	px := faultproxy.Start(t, dovecottest.Addr(srv.IMAPPort), &faultproxy.Proxy{Delay: 20 * time.Millisecond, Rate: 50_000_000 / 8})
 	env := []string{"MAILFERRY_SRC_PASSWORD=" + dovecottest.Password, "MAILFERRY_DST_PASSWORD=" + dovecottest.Password}
 	extra := strings.Fields(os.Getenv("MAILFERRY_BENCH_FLAGS")) // an A/B of a setting, as in TestBenchmark
+	// Every mode, and with MAILFERRY_BENCH_BASELINE the other build's too,
+	// takes each link in turn, run by run (see measureN on order).
+	type mode struct{ tool, bin, query string }
+	modes := []mode{{"mailferry", bin, ""}, {"mailferry, ?compress=on", bin, "&compress=on"}}
+	if base := os.Getenv("MAILFERRY_BENCH_BASELINE"); base != "" {
+		modes = append(modes, mode{baselineTool, base, ""}, mode{baselineTool + ", ?compress=on", base, "&compress=on"})
+	}
 	var results []*result
 	for _, link := range []struct{ name, addr string }{
 		{"IMAP→IMAP, 20 ms each way, 50 Mbit/s, text", px.Addr},
 		{"IMAP→IMAP, loopback, text", dovecottest.Addr(srv.IMAPPort)},
 	} {
-		for _, mode := range []struct{ tool, query string }{{"mailferry", ""}, {"mailferry, ?compress=on", "&compress=on"}} {
-			r := &result{tool: mode.tool, path: link.name, msgs: wn, mb: mb}
-			results = append(results, r)
-			for i := range runs {
+		rs := make([]*result, len(modes))
+		for k, m := range modes {
+			rs[k] = &result{tool: m.tool, path: link.name, msgs: wn, mb: mb}
+			results = append(results, rs[k])
+		}
+		for i := range runs {
+			for k, mode := range modes {
+				r := rs[k]
+				if r.note != "" {
+					continue
+				}
 				u := srv.NewUser(t)
 				up0, down0 := px.Carried()
 				cpu0 := busyCPU()
 				url := func(user string) string { return fmt.Sprintf("imap://%s@%s?tls=none%s", user, link.addr, mode.query) }
 				args := []string{"copy", url(src), url(u), "--checkpoint", filepath.Join(work, fmt.Sprintf("%s-%d.ckpt", u, i))}
-				wall, use, out, err := timed(t, env, bin, append(args, extra...)...)
+				wall, use, out, err := timed(t, env, mode.bin, append(args, extra...)...)
 				if err != nil {
 					r.note = "failed"
 					t.Logf("%s %s: %v\n%s", mode.tool, link.name, err, tail(out, 2000))
-					break
+					continue
 				}
 				if got := countIMAP(t, srv, u); got != wn {
 					t.Errorf("%s %s: destination holds %d of %d", mode.tool, link.name, got, wn)
