@@ -37,7 +37,7 @@ const capCompress = imap.Cap("COMPRESS=DEFLATE")
 // compress switches cn to COMPRESS=DEFLATE and returns the connection to
 // use instead; cn is closed on failure.
 func (p *Pool) compress(cn *Conn) (*Conn, error) {
-	stream, caps, err := p.take(cn)
+	stream, caps, _, err := p.take(cn)
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,7 @@ type Stream struct {
 	net.Conn                    // TLS or plain; reads and writes with the timeouts below
 	DC       *netx.DeadlineConn // Begin/End bracket a wait for the server
 	Caps     imap.CapSet        // the capabilities after login
+	RTT      time.Duration      // the quicker of two NOOPs' round trips
 	release  func()             // gives the pool its slot back
 	once     sync.Once
 }
@@ -105,21 +106,21 @@ func (p *Pool) Detached(ctx context.Context) (*Stream, error) {
 		<-p.sem
 		return nil, err
 	}
-	stream, caps, err := p.take(c)
+	stream, caps, rtt, err := p.take(c)
 	if err != nil {
 		<-p.sem
 		return nil, err
 	}
-	return &Stream{Conn: stream, DC: c.dc, Caps: caps, release: func() { <-p.sem }}, nil
+	return &Stream{Conn: stream, DC: c.dc, Caps: caps, RTT: rtt, release: func() { <-p.sem }}, nil
 }
 
 // take takes c's stream from go-imap (see Detached), with the server's
 // capabilities. On failure c is closed.
-func (p *Pool) take(c *Conn) (net.Conn, imap.CapSet, error) {
+func (p *Pool) take(c *Conn) (net.Conn, imap.CapSet, time.Duration, error) {
 	h := c.h
 	if h == nil {
 		c.close()
-		return nil, nil, ErrNoHandoff
+		return nil, nil, 0, ErrNoHandoff
 	}
 	// After a login whose answer carried no capabilities, go-imap asks
 	// CAPABILITY on its own, from a goroutine, after the login has
@@ -129,16 +130,22 @@ func (p *Pool) take(c *Conn) (net.Conn, imap.CapSet, error) {
 	// will), Caps waits for that CAPABILITY unless its data is in, and a
 	// second NOOP, answered after it, makes sure its end is in too.
 	var caps imap.CapSet
+	var rtt time.Duration
 	err := c.Do(func() error {
+		begin := time.Now()
 		if err := c.c.Noop().Wait(); err != nil {
 			return err
 		}
+		rtt = time.Since(begin)
 		caps = c.c.Caps()
-		return c.c.Noop().Wait()
+		begin = time.Now()
+		err := c.c.Noop().Wait()
+		rtt = min(rtt, time.Since(begin))
+		return err
 	})
 	if err != nil {
 		c.close()
-		return nil, nil, Transport(fmt.Errorf("%s: noop: %w", p.cfg.Addr, err))
+		return nil, nil, 0, Transport(fmt.Errorf("%s: noop: %w", p.cfg.Addr, err))
 	}
 	h.taken.Store(true)
 	// Wake go-imap's reader, blocked on the idle connection; it sees EOF
@@ -170,7 +177,7 @@ func (p *Pool) take(c *Conn) (net.Conn, imap.CapSet, error) {
 	}
 	if h.lost.Load() {
 		h.Conn.Close()
-		return nil, nil, fmt.Errorf("%s: the server spoke while the connection was being taken over", p.cfg.Addr)
+		return nil, nil, 0, fmt.Errorf("%s: the server spoke while the connection was being taken over", p.cfg.Addr)
 	}
-	return h.Conn, caps, nil
+	return h.Conn, caps, rtt, nil
 }
