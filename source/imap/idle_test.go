@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/source/sourcetest"
 )
 
 // Watch tells once as soon as it idles, with nothing changed, since mail
@@ -24,15 +25,12 @@ func TestWatchTellsOnceIdling(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	changed := make(chan struct{}, 100)
-	done := make(chan error, 1)
-	go func() { done <- s.Watch(ctx, func() { changed <- struct{}{} }) }()
+	changed, ended, stop := sourcetest.StartWatch(t, s)
 	told := func(what string) {
 		t.Helper()
 		select {
 		case <-changed:
-		case err := <-done:
+		case err := <-ended:
 			t.Fatalf("%s: Watch ended: %v", what, err)
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: not told within 10 s", what)
@@ -46,13 +44,5 @@ func TestWatchTellsOnceIdling(t *testing.T) {
 	}
 	srv.Deliver(t, user, [][]byte{[]byte("Subject: 2\r\n\r\n2\r\n")}, nil)
 	told("a delivery into INBOX")
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Watch ended with %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Watch did not end with its context")
-	}
+	stop()
 }

@@ -1,11 +1,12 @@
 package maildir
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mailferry/mailferry/source/sourcetest"
 )
 
 // The watcher tells once when its watches are set; then a message
@@ -23,10 +24,7 @@ func TestWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	changed := make(chan struct{}, 100)
-	done := make(chan error, 1)
-	go func() { done <- s.Watch(ctx, func() { changed <- struct{}{} }) }()
+	changed, _, stop := sourcetest.StartWatch(t, s)
 	select {
 	case <-changed: // the watches are set: what came before went unseen
 	case <-time.After(5 * time.Second):
@@ -67,13 +65,5 @@ func TestWatch(t *testing.T) {
 			t.Errorf("%s: told %v, want %v", tt.what, got, tt.want)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Watch ended with %v, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Watch did not end with its context")
-	}
+	stop()
 }

@@ -1,11 +1,12 @@
 package mbox
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mailferry/mailferry/source/sourcetest"
 )
 
 // The watcher tells once when its watches are set; then an append to the
@@ -34,10 +35,8 @@ func TestWatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			changed := make(chan struct{}, 100)
-			go s.Watch(ctx, func() { changed <- struct{}{} })
+			changed, _, stop := sourcetest.StartWatch(t, s)
+			defer stop()
 			select {
 			case <-changed: // the watches are set: what came before went unseen
 			case <-time.After(5 * time.Second):
