@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,8 +109,8 @@ func TestBenchmark(t *testing.T) {
 				wall, u, out, err := timed(t, env, j.cmd[0], j.cmd[1:]...)
 				// What bounds a run: the machine's CPU beside the tool's
 				// own says how much the servers took of the two cores.
-				t.Logf("%s, %s, run %d: %v; its CPU %.2f s, the machine's %.2f s of %.2f", j.tool, path, i+1,
-					wall.Round(10*time.Millisecond), u.cpu.Seconds(), busyCPU()-cpu0, float64(runtime.NumCPU())*wall.Seconds())
+				t.Logf("%s, %s, run %d: %v; its CPU %.2f s, %s", j.tool, path, i+1,
+					wall.Round(10*time.Millisecond), u.cpu.Seconds(), machineCPU(cpu0, wall))
 				// mailferry runs without --quiet: its warnings are kept.
 				if isMailferry(j.tool) && strings.Contains(out, "retrying") {
 					// A run that had to retry is slow for a reason the
@@ -341,8 +340,7 @@ verbose = 0
 			}
 			wall := time.Since(start)
 			r.walls = append(r.walls, wall)
-			t.Logf("(limit), %s, run %d: %v; the machine's CPU %.2f s of %.2f", path, i+1,
-				wall.Round(10*time.Millisecond), busyCPU()-cpu0, float64(runtime.NumCPU())*wall.Seconds())
+			t.Logf("(limit), %s, run %d: %v; %s", path, i+1, wall.Round(10*time.Millisecond), machineCPU(cpu0, wall))
 		}
 		if check != nil && check() != n {
 			r.note = "INCOMPLETE"

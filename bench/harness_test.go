@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +120,12 @@ func timed(t testing.TB, env []string, name string, args ...string) (time.Durati
 		return wall, u, out.String(), fmt.Errorf("%s: %v\n%s", name, err, tail(out.String(), 2000))
 	}
 	return wall, u, out.String(), nil
+}
+
+// machineCPU says what the whole machine spent busy since busyCPU gave
+// cpu0, against what its cores could have spent in wall.
+func machineCPU(cpu0 float64, wall time.Duration) string {
+	return fmt.Sprintf("the machine's CPU %.2f s of %.2f", busyCPU()-cpu0, float64(runtime.NumCPU())*wall.Seconds())
 }
 
 // busyCPU returns the seconds of CPU the whole machine has spent busy

@@ -81,13 +81,13 @@ func TestWAN(t *testing.T) {
 				r.add(wall, use)
 				// What bounds the run: the link (its bytes at 50 Mbit/s) or
 				// the two cores (the machine's CPU, Dovecot's included).
-				cpu := busyCPU() - cpu0
+				cpu := machineCPU(cpu0, wall)
 				if link.addr == px.Addr {
 					up, down := px.Carried()
-					t.Logf("%s, %s, run %d: %v; the link carried %.1f MB up, %.1f MB down; the machine's CPU %.1f s of %.1f", mode.tool, link.name, i+1,
-						wall.Round(10*time.Millisecond), float64(up-up0)/(1<<20), float64(down-down0)/(1<<20), cpu, 2*wall.Seconds())
+					t.Logf("%s, %s, run %d: %v; the link carried %.1f MB up, %.1f MB down; %s", mode.tool, link.name, i+1,
+						wall.Round(10*time.Millisecond), float64(up-up0)/(1<<20), float64(down-down0)/(1<<20), cpu)
 				} else {
-					t.Logf("%s, %s, run %d: %v; the machine's CPU %.1f s of %.1f", mode.tool, link.name, i+1, wall.Round(10*time.Millisecond), cpu, 2*wall.Seconds())
+					t.Logf("%s, %s, run %d: %v; %s", mode.tool, link.name, i+1, wall.Round(10*time.Millisecond), cpu)
 				}
 			}
 		}
