@@ -83,9 +83,6 @@ func (s *Stream) Close() error {
 	return err
 }
 
-// rewake is how often take wakes go-imap's reader again until it ends.
-const rewake = 20 * time.Millisecond
-
 // ErrNoHandoff: the connection cannot be taken from go-imap (STARTTLS,
 // where go-imap holds the TLS layer itself).
 var ErrNoHandoff = errors.New("connection cannot be taken from go-imap")
@@ -155,21 +152,14 @@ func (p *Pool) take(c *Conn) (net.Conn, imap.CapSet, time.Duration, error) {
 	// reader that entered Read while the last NOOP's wait was open did
 	// so, and then waited out the whole timeout on a server with nothing
 	// to say: runs of 2 minutes instead of 4 seconds in the benchmark).
-	// The wake is repeated until the reader has gone all the same: it
-	// costs nothing, and a reader that misses one must not cost minutes.
+	// Both wakes hold until undone below, so one is enough.
 	w, wakes := h.Conn.(waker)
-	for woken := false; !woken; {
-		if wakes {
-			w.wake()
-		} else {
-			c.dc.Wake()
-		}
-		select {
-		case <-c.c.Closed():
-			woken = true
-		case <-time.After(rewake):
-		}
+	if wakes {
+		w.wake()
+	} else {
+		c.dc.Wake()
 	}
+	<-c.c.Closed()
 	if wakes {
 		w.settle() // a wake go-imap's reader did not take is not the new owner's
 	} else {
