@@ -46,10 +46,6 @@ type Appender struct {
 	mailbox string // the server's name
 	st      *srcimap.Stream
 	multi   bool // the server offers MULTIAPPEND
-	// near: the server is a short round trip away (pipelineRTT), so a
-	// batch that could grow waits for the answer before it rather than
-	// going out behind it (fullBatch).
-	near bool
 
 	wmu sync.Mutex // held while a command is written
 	bw  *bufio.Writer
@@ -120,7 +116,7 @@ const (
 var errSingly = errors.New("batch refused; send singly")
 
 func New(mailbox string, st *srcimap.Stream) *Appender {
-	a := &Appender{mailbox: mailbox, st: st, multi: st.Caps.Has(imap.CapMultiAppend), near: st.RTT < pipelineRTT,
+	a := &Appender{mailbox: mailbox, st: st, multi: st.Caps.Has(imap.CapMultiAppend),
 		bw: bufio.NewWriterSize(st.Conn, 64<<10), used: time.Now()}
 	a.cond = sync.NewCond(&a.mu)
 	go a.read()
@@ -198,7 +194,7 @@ func (a *Appender) Append(ctx context.Context, flags []imap.Flag, date time.Time
 func (a *Appender) write() {
 	for {
 		a.mu.Lock()
-		for a.err == nil && (len(a.queue) == 0 || len(a.pending) >= CommandsAhead || len(a.pending) > 0 && a.near && !a.fullBatch()) {
+		for a.err == nil && (len(a.queue) == 0 || len(a.pending) >= CommandsAhead || len(a.pending) > 0 && a.st.RTT < pipelineRTT && !a.fullBatch()) {
 			a.cond.Wait()
 		}
 		if a.err != nil {
