@@ -230,3 +230,36 @@ func TestPrefetchBoundedMemory(t *testing.T) {
 		}
 	}
 }
+
+// A body's room is given back once it is read to the end, before Close:
+// a sink copies what it reads, then waits on its destination.
+func TestPrefetchRoomFreedAtEnd(t *testing.T) {
+	mb := newFakeMailbox(3)
+	s := fakeStore(t, &fakeServer{mailbox: mb})
+	msgs := mb.list(uids(1, 3)...)
+	s.Prefetch(context.Background(), "INBOX", msgs)
+	mb.waitFetch(t)
+	r, err := s.Open(context.Background(), msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := func() int64 {
+		s.ahead.mu.Lock()
+		defer s.ahead.mu.Unlock()
+		return s.ahead.used
+	}
+	before := held()
+	if b, err := io.ReadAll(r); err != nil || string(b) != mb.bodies[1] {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if got, want := held(), before-int64(len(mb.bodies[1])); got != want {
+		t.Errorf("read to the end, not closed: %d bytes held, want %d (its room given back)", got, want)
+	}
+	r.Close() // gives nothing back twice
+	if got, want := held(), before-int64(len(mb.bodies[1])); got != want {
+		t.Errorf("after Close: %d bytes held, want %d", got, want)
+	}
+	readMsg(t, s, msgs[1], mb.bodies[2])
+	readMsg(t, s, msgs[2], mb.bodies[3])
+	waitIdle(t, s)
+}
