@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -146,6 +147,63 @@ func TestFolderParallelism(t *testing.T) {
 	}
 	if s := run(t, src, dst, filepath.Join(t.TempDir(), "ckpt2"), plan.Options{FolderParallelism: 3}); s.Copied != 0 || s.AlreadyPresent != len(msgs) {
 		t.Fatalf("re-run without the checkpoint: %+v", s)
+	}
+}
+
+// inFlight is a destination that counts the Puts in progress, in all and
+// by folder, and holds each until its folder has want in flight at once
+// (or a second has passed).
+type inFlight struct {
+	*memory.Store
+	want     int
+	mu       sync.Mutex
+	now, max int
+	folder   map[string]int
+	reached  map[string]bool
+}
+
+func (s *inFlight) Put(ctx context.Context, folder string, m source.Message, body io.Reader) (string, error) {
+	s.mu.Lock()
+	s.now++
+	s.max = max(s.max, s.now)
+	s.folder[folder]++
+	if s.folder[folder] >= s.want {
+		s.reached[folder] = true
+	}
+	for deadline := time.Now().Add(time.Second); !s.reached[folder] && time.Now().Before(deadline); {
+		s.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		s.mu.Lock()
+	}
+	s.now--
+	s.folder[folder]--
+	s.mu.Unlock()
+	return s.Store.Put(ctx, folder, m, body)
+}
+
+// The workers are the run's, not a fixed share of each folder's: never
+// more messages in flight than Workers, and a folder copied alone (the
+// last, here the largest) has them all.
+func TestWorkersShared(t *testing.T) {
+	var msgs []msg
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"A", 2}, {"B", 2}, {"Big", 60}} {
+		for i := range f.n {
+			msgs = append(msgs, msg{f.name, fmt.Sprintf("Message-ID: <%s-%d@x>\r\n\r\n%d\r\n", f.name, i, i)})
+		}
+	}
+	dst := &inFlight{Store: memory.New(), want: 6, folder: map[string]int{}, reached: map[string]bool{}}
+	sum := run(t, memStore(t, msgs...), dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{FolderParallelism: 3, Workers: 6})
+	if sum.Copied != len(msgs) {
+		t.Fatalf("copied %d of %d", sum.Copied, len(msgs))
+	}
+	if dst.max > 6 {
+		t.Errorf("%d messages in flight at once, more than the 6 workers", dst.max)
+	}
+	if !dst.reached["Big"] {
+		t.Errorf("folder Big, copied alone once A and B were done, never had the 6 workers in flight")
 	}
 }
 
