@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 
 	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/sink"
@@ -44,8 +45,16 @@ func endpointEnv(e *endpoint.Endpoint, cfg EndpointConfig, s side, log *slog.Log
 	if p, _ := lookupProvider(cfg.Provider); p.maxConns > 0 {
 		maxConns = min(p.maxConns, cmp.Or(maxConns, p.maxConns))
 	}
-	return store.Env{Log: log, MaxConns: maxConns, Secret: func() (store.Secret, error) { return secret(e, cfg, s, log) }}
+	return store.Env{Log: log, MaxConns: maxConns, Secret: func() (store.Secret, error) {
+		secretMu.Lock() // the two ends open at once: one prompt at a time
+		defer secretMu.Unlock()
+		return secret(e, cfg, s, log)
+	}}
 }
+
+// secretMu keeps the source's and the destination's secrets from being
+// asked for at once (a password prompt each on one terminal).
+var secretMu sync.Mutex
 
 // secret finds how a server endpoint logs in: an OAuth2 refresh token
 // (tokens are then fetched as needed), a token command, or a password.

@@ -9,22 +9,27 @@ import (
 
 type folderMap struct{ name, why string }
 
+// listDstFolders lists the destination's folders, retrying as a run does.
+func (e *engine) listDstFolders(ctx context.Context) (dst []source.Folder, err error) {
+	err = e.retry(ctx, "list destination folders", func() (err error) {
+		dst, err = e.dst.Folders(ctx)
+		return err
+	})
+	return dst, err
+}
+
 // mapFolders picks each source folder's destination: an explicit map
 // entry; else, with a prefix, its name under the prefix; else the
 // destination folder with the same special-use role (RFC 6154, or the
 // role its name has in a common language, for servers without
 // SPECIAL-USE), so "Sent Items" and "Gesendete Elemente" land in "Sent";
-// else its own name.
-func (e *engine) mapFolders(ctx context.Context, folders []source.Folder) (map[string]folderMap, error) {
+// else its own name. dst and err are the destination's folders as
+// listDstFolders found them.
+func (e *engine) mapFolders(ctx context.Context, folders, dst []source.Folder, err error) (map[string]folderMap, error) {
 	out := map[string]folderMap{}
 	rules := e.opt.Folders
 	byRole := map[string]string{}
 	guessed := map[string]string{}
-	var dst []source.Folder
-	err := e.retry(ctx, "list destination folders", func() (err error) {
-		dst, err = e.dst.Folders(ctx)
-		return err
-	})
 	if err == nil {
 		for _, f := range dst {
 			role, byName := roleOf(f)

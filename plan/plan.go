@@ -192,6 +192,18 @@ type task struct {
 }
 
 func (e *engine) run(ctx context.Context) error {
+	// The destination's folders are listed while the source's are: a
+	// round trip or two each over a WAN.
+	var (
+		dstFolders []source.Folder
+		dstErr     error
+		listed     = make(chan struct{})
+	)
+	go func() {
+		defer close(listed)
+		dstFolders, dstErr = e.listDstFolders(ctx)
+	}()
+	defer func() { <-listed }()
 	var all []source.Folder
 	err := e.retry(ctx, "list source folders", func() (err error) {
 		all, err = e.src.Folders(ctx)
@@ -226,7 +238,8 @@ func (e *engine) run(ctx context.Context) error {
 		return cmp.Or(-cmp.Compare(boolInt(a.Name == "INBOX"), boolInt(b.Name == "INBOX")), strings.Compare(a.Name, b.Name))
 	})
 
-	mapping, err := e.mapFolders(ctx, folders)
+	<-listed
+	mapping, err := e.mapFolders(ctx, folders, dstFolders, dstErr)
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,8 @@ func Verify(ctx context.Context, src, dst source.Source, opt VerifyOptions) (*Ve
 		}
 	}
 	slices.SortFunc(folders, func(a, b source.Folder) int { return strings.Compare(a.Name, b.Name) })
-	mapping, err := e.mapFolders(ctx, folders)
+	listed, lerr := e.listDstFolders(ctx)
+	mapping, err := e.mapFolders(ctx, folders, listed, lerr)
 	if err != nil {
 		return sum, err
 	}
