@@ -34,6 +34,8 @@ type Kind struct {
 	// tree for an empty one.
 	OpenLook func(ctx context.Context, e *endpoint.Endpoint, env Env) (source.Source, error)
 	Props    Props
+	// Tune, if set, adjusts Props for one endpoint (its options).
+	Tune func(e *endpoint.Endpoint, p Props) Props
 }
 
 // Props tune the engine when the kind is the destination. Zero values take
@@ -168,6 +170,9 @@ func Destination(e *endpoint.Endpoint) Props {
 	p := Props{}
 	if k, err := Lookup(e); err == nil {
 		p = k.Props
+		if k.Tune != nil {
+			p = k.Tune(e, p)
+		}
 	}
 	if p.Workers == 0 {
 		p.Workers = 16

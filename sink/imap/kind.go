@@ -60,6 +60,17 @@ var Kind = &store.Kind{
 		// A server may commit a dead client's APPEND late.
 		CrashGrace: 2 * time.Second,
 	},
+	Tune: func(e *endpoint.Endpoint, p store.Props) store.Props {
+		if e.Options.Get("compress") == "on" {
+			// Asked for on a slow link, where a message waits a round
+			// trip and its MULTIAPPEND's last byte for its answer: twice
+			// as many in flight keep the link busy (TestWAN, 20 ms each
+			// way, 50 Mbit/s: 5.4 s against 6.1 s with 64; on loopback
+			// 128 cost IMAP→IMAP 12%, so only here).
+			p.Workers *= 2
+		}
+		return p
+	},
 }
 
 // Config reads the connection settings of an IMAP endpoint.
