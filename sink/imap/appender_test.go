@@ -346,3 +346,69 @@ func TestAppenderConnectFailureCoolsDown(t *testing.T) {
 		t.Fatalf("%d connections, %d stored; want 2 (the pool's, one refused) and 5", len(srv.conns), len(srv.stored["INBOX"]))
 	}
 }
+
+// While one mailbox's appender is being made (over a WAN, a third of a
+// second of connecting, login and COMPRESS), other mailboxes' messages
+// go on through theirs; the held mailbox's wait for it and then use it.
+func TestAppenderMadeWhileOthersGoOn(t *testing.T) {
+	srv := startAppendServer(t, nil, func(s *appendServer) {
+		s.caps = literalPlusCaps
+		s.folders["A"], s.folders["B"] = true, true
+	})
+	// A timeout longer than the test's wait, so that a held dial does not
+	// fail over to the shared connections first.
+	dst, err := Open(context.Background(), srcimap.Config{Addr: srv.addr, TLS: srcimap.TLSNone, User: "u", Password: "p", Conns: 4, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if errs := putN(t, dst, "B", 0, 2); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("B: %v", errs)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free := sync.OnceFunc(func() { close(release) })
+	defer free() // a test failed early leaves no connection held
+	srv.mu.Lock()
+	srv.loginGate = func() {
+		once.Do(func() { close(held) })
+		<-release
+	}
+	srv.mu.Unlock()
+	aDone := make(chan []error, 1)
+	go func() { aDone <- putN(t, dst, "A", 10, 2) }()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("A's appender never dialled")
+	}
+	bDone := make(chan []error, 1)
+	go func() { bDone <- putN(t, dst, "B", 20, 2) }()
+	select {
+	case errs := <-bDone:
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("B while A's appender is made: %v", errs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("B's messages waited for A's appender to be made")
+	}
+	select {
+	case <-aDone:
+		t.Fatal("A's messages did not wait for their appender")
+	default:
+	}
+	free()
+	if errs := <-aDone; errs[0] != nil || errs[1] != nil {
+		t.Fatalf("A: %v", errs)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(srv.stored["A"]) != 2 || len(srv.stored["B"]) != 4 {
+		t.Fatalf("stored A %d, B %d; want 2 and 4", len(srv.stored["A"]), len(srv.stored["B"]))
+	}
+	for i, c := range srv.conns {
+		if c.mailboxes["A"] > 0 && len(c.mailboxes) > 1 {
+			t.Errorf("connection %d stored A's messages with others' (%v): not through A's appender", i+1, c.mailboxes)
+		}
+	}
+}

@@ -46,6 +46,9 @@ type appendServer struct {
 	delay     time.Duration // before each APPEND's answer
 	// refuse, if set, answers an APPEND of these bodies with a refusal
 	refuse func(bodies []string) (string, bool)
+	// loginGate, if set, runs before a LOGIN is answered, without mu:
+	// it may hold a connection being made.
+	loginGate func()
 }
 
 type fakeConn struct {
@@ -93,6 +96,9 @@ func (s *appendServer) serve(c net.Conn) {
 			return
 		}
 		tag, cmd := f[0], strings.ToUpper(f[1])
+		if cmd == "LOGIN" && s.loginGate != nil {
+			s.loginGate()
+		}
 		s.mu.Lock()
 		switch cmd {
 		case "CAPABILITY":

@@ -32,7 +32,7 @@ type Sink struct {
 	created map[string]bool
 	perm    map[string][]imap.Flag // PERMANENTFLAGS by server mailbox name
 
-	apMu       sync.Mutex           // held while an appender is made
+	apMu       sync.Mutex           // guards the four below
 	appenders  map[string]*appender // by server mailbox name
 	noAppender bool                 // the server or TLS mode allows none
 	// appenderAfter: no new appender before then (one failed to connect)
@@ -62,7 +62,9 @@ func Open(ctx context.Context, cfg srcimap.Config) (*Sink, error) {
 func (s *Sink) Close() error {
 	s.apMu.Lock()
 	for name, a := range s.appenders {
-		a.Close()
+		if a.making == nil { // one being made is closed by its maker
+			a.Close()
+		}
 		delete(s.appenders, name)
 	}
 	s.noAppender = true

@@ -21,10 +21,12 @@ const appenderCooldown = 30 * time.Second
 
 // appender is a mailbox's imapappend.Appender with the number of callers
 // between Sink.appender and doneWith (under Sink.apMu): one in use is not
-// closed to make room for another.
+// closed to make room for another. While it is being made, Appender is
+// nil and making is open: callers for its mailbox wait, others go on.
 type appender struct {
 	*imapappend.Appender
-	users int
+	users  int
+	making chan struct{}
 }
 
 // appender returns mailbox's appender, making one when the server offers
@@ -37,31 +39,67 @@ func (s *Sink) appender(ctx context.Context, folder, mailbox string, m source.Me
 	}
 	s.apMu.Lock()
 	defer s.apMu.Unlock()
-	if s.noAppender {
-		return nil, nil
-	}
-	a := s.appenders[mailbox]
-	if a != nil && a.Broken() {
-		delete(s.appenders, mailbox)
-		a = nil
-	}
-	if a == nil {
-		if time.Now().Before(s.appenderAfter) {
+	for {
+		if s.noAppender {
 			return nil, nil
 		}
-		if a = s.newAppender(ctx, folder, mailbox); a == nil {
-			return nil, nil
+		a := s.appenders[mailbox]
+		if a != nil && a.making != nil {
+			// Being made by another caller: over a WAN that is a third of
+			// a second of dialling, login and COMPRESS, which every other
+			// mailbox's messages must not wait out (apMu is not held).
+			ch := a.making
+			s.apMu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+			s.apMu.Lock()
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			continue
 		}
-		s.appenders[mailbox] = a
+		if a != nil && a.Broken() {
+			delete(s.appenders, mailbox)
+			a = nil
+		}
+		if a == nil {
+			if time.Now().Before(s.appenderAfter) || !s.roomForAppender() {
+				return nil, nil
+			}
+			a = &appender{making: make(chan struct{})}
+			s.appenders[mailbox] = a
+			s.apMu.Unlock()
+			made, err := s.newAppender(ctx, folder, mailbox)
+			s.apMu.Lock()
+			close(a.making)
+			a.making = nil
+			if err != nil {
+				// Every Put goes through the shared connections for a
+				// while: a server refusing connections is not asked again
+				// for each message.
+				s.appenderAfter = time.Now().Add(appenderCooldown)
+				s.Cfg.Log.Debug("no APPEND connection of its own; using the shared ones", "folder", folder, "error", err)
+			}
+			if made == nil || s.noAppender { // none, or Close came meanwhile
+				if made != nil {
+					made.Close()
+				}
+				delete(s.appenders, mailbox)
+				return nil, nil
+			}
+			a.Appender = made
+		}
+		s.mu.Lock()
+		perm, ok := s.perm[mailbox]
+		s.mu.Unlock()
+		if !ok {
+			return nil, nil // forgotten after TRYCREATE: go-imap's path selects
+		}
+		a.users++
+		return a, s.keepFlags(folder, perm, m.Flags)
 	}
-	s.mu.Lock()
-	perm, ok := s.perm[mailbox]
-	s.mu.Unlock()
-	if !ok {
-		return nil, nil // forgotten after TRYCREATE: go-imap's path selects
-	}
-	a.users++
-	return a, s.keepFlags(folder, perm, m.Flags)
 }
 
 // doneWith gives back an appender from s.appender.
@@ -71,60 +109,84 @@ func (s *Sink) doneWith(a *appender) {
 	s.apMu.Unlock()
 }
 
-// newAppender takes a pool connection for mailbox's appender, with s.apMu
-// held. Appenders keep their connections, so at least one of the pool's is
-// left for everything else; to make room, the least recently used idle
-// appender is closed.
-func (s *Sink) newAppender(ctx context.Context, folder, mailbox string) *appender {
+// roomForAppender reports, with s.apMu held, whether another appender may
+// be made. Appenders keep their connections, so at least one of the
+// pool's is left for everything else; to make room, the least recently
+// used idle appender is closed.
+func (s *Sink) roomForAppender() bool {
 	for name, a := range s.appenders {
-		if a.Broken() {
+		if a.making == nil && a.Broken() {
 			delete(s.appenders, name)
 		}
 	}
-	if len(s.appenders) >= s.Cfg.Conns-1 {
-		var lru string
-		var last time.Time
-		for name, a := range s.appenders {
-			if a.users == 0 && a.Idle() && (lru == "" || a.LastUsed().Before(last)) {
-				lru, last = name, a.LastUsed()
-			}
-		}
-		if lru == "" {
-			return nil
-		}
-		s.appenders[lru].Close()
-		delete(s.appenders, lru)
+	if len(s.appenders) < s.Cfg.Conns-1 {
+		return true
 	}
+	var lru string
+	var last time.Time
+	for name, a := range s.appenders {
+		if a.making == nil && a.users == 0 && a.Idle() && (lru == "" || a.LastUsed().Before(last)) {
+			lru, last = name, a.LastUsed()
+		}
+	}
+	if lru == "" {
+		return false
+	}
+	s.appenders[lru].Close()
+	delete(s.appenders, lru)
+	return true
+}
+
+// newAppender opens mailbox's appender, without s.apMu: nil and no error
+// when this server or mailbox takes none (s.noAppender is then set); an
+// error when its connection could not be made.
+func (s *Sink) newAppender(ctx context.Context, folder, mailbox string) (*imapappend.Appender, error) {
 	// PERMANENTFLAGS first, on a pooled connection: the appender's never
 	// selects.
 	cn, err := s.Pool.Get(ctx, mailbox)
 	if err != nil {
-		return nil // go-imap's path meets the same error and reports it
+		return nil, nil // go-imap's path meets the same error and reports it
 	}
 	if caps := cn.Client().Caps(); !caps.Has(imap.CapLiteralPlus) || caps.Has(imap.CapIMAP4rev2) {
 		// IMAP4rev2 would take the name in UTF-8, not modified UTF-7.
 		s.Pool.Put(cn, false)
-		s.noAppender = true
-		return nil
+		s.setNoAppender()
+		return nil, nil
 	}
+	// The appender's own connection is dialled while PERMANENTFLAGS is
+	// asked: over a WAN each is round trips the mailbox's messages wait.
+	type dialed struct {
+		st  *srcimap.Stream
+		err error
+	}
+	dial := make(chan dialed, 1)
+	go func() {
+		st, err := s.Pool.Detached(ctx)
+		dial <- dialed{st, err}
+	}()
 	_, err = s.allowedFlags(cn, folder, mailbox, nil)
 	s.Pool.Put(cn, err != nil && !isNO(err))
+	d := <-dial
 	if err != nil {
-		return nil
+		if d.st != nil {
+			d.st.Close()
+		}
+		return nil, nil
 	}
-	st, err := s.Pool.Detached(ctx)
-	if errors.Is(err, srcimap.ErrNoHandoff) {
-		s.noAppender = true
-		return nil
+	if errors.Is(d.err, srcimap.ErrNoHandoff) {
+		s.setNoAppender()
+		return nil, nil
 	}
-	if err != nil {
-		// Every Put waits on apMu while this is tried: a server refusing
-		// connections is not asked again for a while.
-		s.appenderAfter = time.Now().Add(appenderCooldown)
-		s.Cfg.Log.Debug("no APPEND connection of its own; using the shared ones", "folder", folder, "error", err)
-		return nil
+	if d.err != nil {
+		return nil, d.err
 	}
-	return &appender{Appender: imapappend.New(mailbox, st)}
+	return imapappend.New(mailbox, d.st), nil
+}
+
+func (s *Sink) setNoAppender() {
+	s.apMu.Lock()
+	s.noAppender = true
+	s.apMu.Unlock()
 }
 
 // appendPlus appends through a.
