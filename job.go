@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/mailferry/mailferry/internal/endpoint"
 	"github.com/mailferry/mailferry/plan"
@@ -76,13 +77,17 @@ func runJob(ctx context.Context, j Job, c *RunSettings, dryRun bool, stderr io.W
 	}()
 	src, err := openSource(ctx, srcEP, j, log)
 	<-opened
+	var opens []io.Closer
 	if dstErr == nil {
-		defer dst.Close()
+		opens = append(opens, dst)
 	}
+	if err == nil {
+		opens = append(opens, src)
+	}
+	defer closeAll(opens)
 	if err != nil {
 		return nil, fmt.Errorf("open source %s: %w", srcEP, err)
 	}
-	defer src.Close()
 	if dstErr != nil {
 		return nil, fmt.Errorf("open destination %s: %w", dstEP, dstErr)
 	}
@@ -177,4 +182,14 @@ func defaultCheckpoint(name, jobID string) (string, error) {
 func isFile(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// closeAll closes the source and the destination at once: each says
+// LOGOUT on its connections and waits a round trip for the answers.
+func closeAll(cs []io.Closer) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() { c.Close() })
+	}
+	wg.Wait()
 }

@@ -37,7 +37,7 @@ const capCompress = imap.Cap("COMPRESS=DEFLATE")
 // compress switches cn to COMPRESS=DEFLATE and returns the connection to
 // use instead; cn is closed on failure.
 func (p *Pool) compress(cn *Conn) (*Conn, error) {
-	stream, caps, _, err := p.take(cn)
+	stream, caps, rtt, err := p.take(cn)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func (p *Pool) compress(cn *Conn) (*Conn, error) {
 		c.Close()
 		return nil, Transport(fmt.Errorf("%s: after COMPRESS: %w", p.cfg.Addr, err))
 	}
-	return &Conn{c: c, dc: cn.dc, h: h}, nil
+	return &Conn{c: c, dc: cn.dc, h: h, fresh: true, rtt: rtt}, nil
 }
 
 // capList writes capabilities for a CAPABILITY response code.

@@ -91,6 +91,10 @@ type Conn struct {
 	mailbox  string // selected mailbox ("" none)
 	readOnly bool
 	sel      *imap.SelectData
+	// fresh: made by compress over a greeting of its own, nothing sent
+	// since, so nothing is owed to go-imap; rtt was measured before.
+	fresh bool
+	rtt   time.Duration
 }
 
 // close drops the connection without waiting on the server. The socket is
@@ -168,11 +172,32 @@ func (p *Pool) closeAll() {
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()
+	// LOGOUT on every idle connection at once: one round trip for all of
+	// them, not one each (a tenth of a second through 20 ms each way).
+	// The answers are a courtesy, awaited no longer than logoutWait: a
+	// server that keeps silent does not keep the run from ending.
+	var wg sync.WaitGroup
 	for _, c := range idle {
-		c.c.Logout().Wait()
+		wg.Go(func() { c.Do(func() error { return c.c.Logout().Wait() }) })
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(logoutWait)
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	t.Stop()
+	for _, c := range idle {
 		c.close()
 	}
 }
+
+// logoutWait bounds the wait for the answers to LOGOUT.
+const logoutWait = 2 * time.Second
 
 func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	tc, err := netx.TLSConfig(p.cfg.Addr, p.cfg.ServerName, p.cfg.CAFile, p.cfg.InsecureSkipVerify)

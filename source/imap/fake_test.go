@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"compress/flate"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -32,13 +33,34 @@ type fakeServer struct {
 	mailbox *fakeMailbox
 	// sasl records the decoded initial response of AUTHENTICATE.
 	sasl atomic.Value
+	// logout, if set, runs before a LOGOUT is answered (answered only if
+	// it says so).
+	logout func() (answer bool)
+	// compress offers and takes COMPRESS=DEFLATE; noops and zNoops count
+	// the NOOPs before and after it.
+	compress      bool
+	noops, zNoops atomic.Int32
 }
 
 func startFake(t *testing.T, f *fakeServer) {
 	if f.caps == "" {
 		f.caps = "IMAP4rev1"
 	}
+	if f.compress {
+		f.caps += " COMPRESS=DEFLATE"
+	}
 	f.addr = testnet.Serve(t, f.serve)
+}
+
+// zflush compresses and flushes each write: the server's half of
+// COMPRESS=DEFLATE, as in RFC 4978.
+type zflush struct{ *flate.Writer }
+
+func (z zflush) Write(p []byte) (int, error) {
+	if _, err := z.Writer.Write(p); err != nil {
+		return 0, err
+	}
+	return len(p), z.Flush()
 }
 
 func (f *fakeServer) serve(c net.Conn) {
@@ -46,6 +68,7 @@ func (f *fakeServer) serve(c net.Conn) {
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
 	fmt.Fprintf(w, "* OK [CAPABILITY %s] fake ready\r\n", f.caps)
 	w.Flush()
+	compressed := false
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -107,7 +130,27 @@ func (f *fakeServer) serve(c net.Conn) {
 				fmt.Fprintf(w, "* SEARCH\r\n")
 			}
 			fmt.Fprintf(w, "%s OK done\r\n", tag)
+		case "NOOP":
+			if compressed {
+				f.zNoops.Add(1)
+			} else {
+				f.noops.Add(1)
+			}
+			fmt.Fprintf(w, "%s OK done\r\n", tag)
+		case "COMPRESS":
+			if !f.compress || compressed {
+				fmt.Fprintf(w, "%s BAD no\r\n", tag)
+				break
+			}
+			fmt.Fprintf(w, "%s OK deflating\r\n", tag)
+			w.Flush()
+			zw, _ := flate.NewWriter(c, flate.BestSpeed)
+			r, w, compressed = bufio.NewReader(flate.NewReader(r)), bufio.NewWriter(zflush{zw}), true
+			continue
 		case "LOGOUT":
+			if f.logout != nil && !f.logout() {
+				return
+			}
 			fmt.Fprintf(w, "* BYE bye\r\n%s OK done\r\n", tag)
 			w.Flush()
 			return
