@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -234,32 +235,49 @@ func TestPrefetchBoundedMemory(t *testing.T) {
 // A body's room is given back once it is read to the end, before Close:
 // a sink copies what it reads, then waits on its destination.
 func TestPrefetchRoomFreedAtEnd(t *testing.T) {
-	mb := newFakeMailbox(3)
-	s := fakeStore(t, &fakeServer{mailbox: mb})
-	msgs := mb.list(uids(1, 3)...)
-	s.Prefetch(context.Background(), "INBOX", msgs)
-	mb.waitFetch(t)
-	r, err := s.Open(context.Background(), msgs[0])
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name string
+		read func(io.Reader) ([]byte, error)
+	}{
+		{"read to the end", io.ReadAll},
+		{"copied (WriteTo)", func(r io.Reader) ([]byte, error) {
+			if _, ok := r.(io.WriterTo); !ok {
+				return nil, fmt.Errorf("%T has no WriteTo", r)
+			}
+			var b bytes.Buffer
+			_, err := io.Copy(&b, r)
+			return b.Bytes(), err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mb := newFakeMailbox(3)
+			s := fakeStore(t, &fakeServer{mailbox: mb})
+			msgs := mb.list(uids(1, 3)...)
+			s.Prefetch(context.Background(), "INBOX", msgs)
+			mb.waitFetch(t)
+			r, err := s.Open(context.Background(), msgs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := func() int64 {
+				s.ahead.mu.Lock()
+				defer s.ahead.mu.Unlock()
+				return s.ahead.used
+			}
+			before := held()
+			if b, err := tt.read(r); err != nil || string(b) != mb.bodies[1] {
+				t.Fatalf("read %q, %v", b, err)
+			}
+			if got, want := held(), before-int64(len(mb.bodies[1])); got != want {
+				t.Errorf("%s, not closed: %d bytes held, want %d (its room given back)", tt.name, got, want)
+			}
+			r.Close() // gives nothing back twice
+			if got, want := held(), before-int64(len(mb.bodies[1])); got != want {
+				t.Errorf("after Close: %d bytes held, want %d", got, want)
+			}
+			readMsg(t, s, msgs[1], mb.bodies[2])
+			readMsg(t, s, msgs[2], mb.bodies[3])
+			waitIdle(t, s)
+		})
 	}
-	held := func() int64 {
-		s.ahead.mu.Lock()
-		defer s.ahead.mu.Unlock()
-		return s.ahead.used
-	}
-	before := held()
-	if b, err := io.ReadAll(r); err != nil || string(b) != mb.bodies[1] {
-		t.Fatalf("read %q, %v", b, err)
-	}
-	if got, want := held(), before-int64(len(mb.bodies[1])); got != want {
-		t.Errorf("read to the end, not closed: %d bytes held, want %d (its room given back)", got, want)
-	}
-	r.Close() // gives nothing back twice
-	if got, want := held(), before-int64(len(mb.bodies[1])); got != want {
-		t.Errorf("after Close: %d bytes held, want %d", got, want)
-	}
-	readMsg(t, s, msgs[1], mb.bodies[2])
-	readMsg(t, s, msgs[2], mb.bodies[3])
-	waitIdle(t, s)
 }
