@@ -371,6 +371,13 @@ verbose = 0
 			return rawAppendAll(dovecottest.Addr(srv.IMAPPort), appendUser, c, batch)
 		}, func() int { return countIMAP(t, srv, appendUser) })
 	}
+	// IMAP→IMAP's own limit: the ranged FETCH and MULTIAPPEND above, at
+	// once, each body appended as it arrives; the reading shares the two
+	// cores with the writing, which the MULTIAPPEND row alone does not.
+	limit("IMAP FETCH, ranged, into MULTIAPPEND with LITERAL+, 16 per command, a connection per folder each", func() error {
+		appendUser = srv.NewUser(t)
+		return fetchIntoAppend(t, srv, src, appendUser, 16)
+	}, func() int { return countIMAP(t, srv, appendUser) })
 
 	// With latency: IMAP→IMAP through a proxy that holds every byte 20 ms
 	// each way (a 40 ms round trip, as tc netem would on loopback), on the

@@ -243,7 +243,12 @@ func rawAppendAll(addr, user string, c *corpus, batch int) error {
 	byMailbox := c.byMailbox()
 	errs := make(chan error, len(byMailbox))
 	for mbox, msgs := range byMailbox {
-		go func() { errs <- rawAppend(addr, user, mbox, msgs, batch) }()
+		in := make(chan benchMsg, len(msgs))
+		for _, m := range msgs {
+			in <- m
+		}
+		close(in)
+		go func() { errs <- rawAppend(addr, user, mbox, in, batch) }()
 	}
 	var err error
 	for range byMailbox {
@@ -252,25 +257,73 @@ func rawAppendAll(addr, user string, c *corpus, batch int) error {
 	return err
 }
 
-func rawAppend(addr, user, mailbox string, msgs []benchMsg, batch int) error {
+// fetchIntoAppend is IMAP→IMAP as a plain client does it at best: for
+// each folder at once, a ranged FETCH of every body on one connection,
+// each body handed as it arrives to a MULTIAPPEND writer (rawAppend) on
+// another. Both servers' work shares the machine, as in mailferry's copy.
+func fetchIntoAppend(t testing.TB, srv *dovecottest.Server, srcUser, dstUser string, batch int) error {
+	errs := make(chan error, 2*len(folders))
+	for _, f := range folders {
+		in := make(chan benchMsg, 64)
+		go func() { errs <- rawAppend(dovecottest.Addr(srv.IMAPPort), dstUser, f.mailbox, in, batch) }()
+		go func() {
+			defer close(in)
+			c := imapClient(t, srv, srcUser)
+			defer c.Close()
+			if _, err := c.Select(f.mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+				errs <- err
+				return
+			}
+			fc := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+			for m := fc.Next(); m != nil; m = fc.Next() {
+				var bm benchMsg
+				for it := m.Next(); it != nil; it = m.Next() {
+					switch it := it.(type) {
+					case imapclient.FetchItemDataInternalDate:
+						bm.date = it.Time
+					case imapclient.FetchItemDataBodySection:
+						bm.content, _ = io.ReadAll(it.Literal)
+					}
+				}
+				in <- bm
+			}
+			errs <- fc.Close()
+		}()
+	}
+	var err error
+	for range 2 * len(folders) {
+		err = errors.Join(err, <-errs)
+	}
+	return err
+}
+
+// rawAppend appends what comes from msgs to mailbox, batch messages a
+// command, each command written as soon as its messages are in.
+func rawAppend(addr, user, mailbox string, msgs <-chan benchMsg, batch int) error {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	r, w := bufio.NewReader(conn), bufio.NewWriterSize(conn, 64<<10)
-	// answer reads up to the tagged answer to tag.
+	// answer reads up to the tagged answer to tag; any other tag's must
+	// be OK.
 	answer := func(tag string) error {
 		for {
 			l, err := r.ReadString('\n')
 			if err != nil {
 				return err
 			}
-			if strings.HasPrefix(l, tag+" ") {
-				if !strings.HasPrefix(l, tag+" OK") {
+			if l[0] == '*' {
+				continue
+			}
+			if t, _, _ := strings.Cut(l, " "); t == tag || strings.HasPrefix(t, "a") {
+				if !strings.HasPrefix(l, t+" OK") {
 					return errors.New(strings.TrimSpace(l))
 				}
-				return nil
+				if t == tag {
+					return nil
+				}
 			}
 		}
 	}
@@ -284,26 +337,31 @@ func rawAppend(addr, user, mailbox string, msgs []benchMsg, batch int) error {
 		return err
 	}
 	answer("c") // INBOX exists already
-	var cmds int
+	// The answers are read as they come; the last, to a NOOP after every
+	// APPEND, ends the wait.
 	done := make(chan error, 1)
-	go func() {
-		var err error
-		for range (len(msgs) + batch - 1) / batch {
-			if err = answer(fmt.Sprintf("a%d", cmds)); err != nil {
-				break
-			}
-			cmds++
-		}
-		done <- err
-	}()
-	for i := 0; i < len(msgs); i += batch {
-		fmt.Fprintf(w, "a%d APPEND %q", i/batch, mailbox)
-		for _, m := range msgs[i:min(i+batch, len(msgs))] {
+	go func() { done <- answer("e") }()
+	var cmds int
+	send := func(ms []benchMsg) {
+		fmt.Fprintf(w, "a%d APPEND %q", cmds, mailbox)
+		cmds++
+		for _, m := range ms {
 			fmt.Fprintf(w, " (\\Seen) %q {%d+}\r\n", m.date.Format("02-Jan-2006 15:04:05 -0700"), len(m.content))
 			w.Write(m.content)
 		}
 		w.WriteString("\r\n")
 	}
+	var pending []benchMsg
+	for m := range msgs {
+		if pending = append(pending, m); len(pending) == batch {
+			send(pending)
+			pending = pending[:0]
+		}
+	}
+	if len(pending) > 0 {
+		send(pending)
+	}
+	w.WriteString("e NOOP\r\n")
 	if err := w.Flush(); err != nil {
 		return err
 	}
