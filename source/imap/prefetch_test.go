@@ -232,6 +232,40 @@ func TestPrefetchBoundedMemory(t *testing.T) {
 	}
 }
 
+// Once its room has filled, the read-ahead asks again only when a
+// quarter of it is free, so that it asks for several messages at once,
+// not one for each body freed.
+func TestPrefetchRefillsAQuarterAtOnce(t *testing.T) {
+	mb := newFakeMailbox(12)
+	s := fakeStore(t, &fakeServer{mailbox: mb})
+	size := int64(len(mb.bodies[1]))
+	s.ahead.limit = 8*size + 8 // bodies 10 and on are a byte longer
+	msgs := mb.list(uids(1, 12)...)
+	s.Prefetch(context.Background(), "INBOX", msgs)
+	if set := mb.waitFetch(t); set != "1:8" {
+		t.Fatalf("first read-ahead asked for %q, want 1:8 (the room holds eight)", set)
+	}
+	readMsg(t, s, msgs[0], mb.bodies[1]) // an eighth free: not yet
+	select {
+	case set := <-mb.fetched:
+		t.Fatalf("read-ahead asked for %q with an eighth of its room free", set)
+	case <-time.After(100 * time.Millisecond): // a fetch too early comes well within this
+	}
+	readMsg(t, s, msgs[1], mb.bodies[2]) // a quarter
+	if set := mb.waitFetch(t); set != "9:10" {
+		t.Fatalf("read-ahead asked for %q once a quarter was free, want 9:10", set)
+	}
+	for i, m := range msgs[2:] {
+		readMsg(t, s, m, mb.bodies[imap.UID(i+3)])
+	}
+	waitIdle(t, s)
+	for _, set := range mb.fetches {
+		if !strings.Contains(set, ":") {
+			t.Errorf("UID FETCHes %q: one of a single message", mb.fetches)
+		}
+	}
+}
+
 // A body's room is given back once it is read to the end, before Close:
 // a sink copies what it reads, then waits on its destination.
 func TestPrefetchRoomFreedAtEnd(t *testing.T) {
