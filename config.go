@@ -35,7 +35,7 @@ type Job struct {
 	Destination EndpointConfig `yaml:"destination"`
 	Dedup       string         `yaml:"dedup" flag:"dedup" arg:"MODE" enum:"message-id,content,none" cmds:"copy,plan,run,verify" help:"dedup MODE: message-id (default), content or none"`
 	Checkpoint  string         `yaml:"checkpoint" flag:"checkpoint" arg:"FILE" file:"true" help:"checkpoint FILE (default: under $XDG_STATE_HOME/mailferry/)"`
-	Workers     int            `yaml:"workers" flag:"workers" min:"1" arg:"N" help:"N messages in flight at once (default 64 into IMAP, 128 with ?compress=on, 16 into Maildir)"`
+	Workers     int            `yaml:"workers" flag:"workers" min:"1" arg:"N" help:"N messages in flight at once (default 64 into IMAP, 128 with ?compress=on or a server 10 ms or more away, 16 into Maildir)"`
 	// FolderParallelism is how many folders are copied at once.
 	FolderParallelism int `yaml:"folder_parallelism" flag:"folder-parallelism" min:"1" arg:"N" help:"N folders copied at once, sharing the workers (default 3 into IMAP, 1 into Maildir)"`
 	// DeleteAfterCopy makes the job a move: see plan.Options.

@@ -115,7 +115,7 @@ func runJob(ctx context.Context, j Job, c *RunSettings, dryRun bool, stderr io.W
 	// at once as it has connections.
 	workers := cmp.Or(j.Workers, props.Workers)
 	grace := props.CrashGrace
-	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: workers, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
+	sum, err := plan.Run(ctx, src, dst, ckpt, plan.Options{Dedup: dedup, Workers: workers, WorkersChosen: j.Workers != 0, DryRun: dryRun, DeleteAfterCopy: j.DeleteAfterCopy, CrashGrace: grace,
 		MirrorDeletes: j.MirrorDeletes, MaxDeleteFraction: j.MaxDeleteFraction, ForceDeletes: j.ForceDeletes, FolderParallelism: folderPar, Limits: limits,
 		Folders: rules, Filter: filter, Progress: progress, Log: log})
 	if errors.Is(err, plan.ErrNothingSelected) {

@@ -9,6 +9,9 @@ import (
 type Options struct {
 	Dedup   Dedup
 	Workers int // messages in flight at once; default 4
+	// WorkersChosen: the user chose Workers, so a destination that would
+	// want more (sink.InFlightTuner) does not get them.
+	WorkersChosen bool
 	// FolderParallelism is how many folders are copied at once (default
 	// 1), sharing the workers.
 	FolderParallelism int

@@ -268,6 +268,9 @@ func (e *engine) run(ctx context.Context) error {
 		groups = append(groups, []source.Folder{f})
 	}
 	par := max(1, min(e.opt.FolderParallelism, len(groups)))
+	if t, ok := e.dst.(sink.InFlightTuner); ok && !e.opt.WorkersChosen {
+		e.opt.Workers = t.InFlight(e.opt.Workers) // now that it has listed
+	}
 	e.slots = make(chan struct{}, e.opt.Workers)
 
 	runCtx, stop := context.WithCancelCause(ctx)

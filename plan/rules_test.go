@@ -207,6 +207,43 @@ func TestWorkersShared(t *testing.T) {
 	}
 }
 
+// farInFlight is an inFlight destination that wants more in flight,
+// as an IMAP server far away does (sink.InFlightTuner).
+type farInFlight struct {
+	*inFlight
+	more int
+}
+
+func (s *farInFlight) InFlight(workers int) int { return max(workers, s.more) }
+
+// A destination that wants more messages in flight than the workers gets
+// them, unless the user chose the count.
+func TestInFlightTuned(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		chosen  bool
+		wantMax int
+	}{
+		{"default", false, 8},
+		{"--workers chosen", true, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var msgs []msg
+			for i := range 8 {
+				msgs = append(msgs, msg{"INBOX", fmt.Sprintf("Message-ID: <%d@x>\r\n\r\n%d\r\n", i, i)})
+			}
+			dst := &farInFlight{&inFlight{Store: memory.New(), want: 8, folder: map[string]int{}, reached: map[string]bool{}}, 8}
+			sum := run(t, memStore(t, msgs...), dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{Workers: 4, WorkersChosen: tc.chosen})
+			if sum.Copied != len(msgs) {
+				t.Fatalf("copied %d of %d", sum.Copied, len(msgs))
+			}
+			if dst.max != tc.wantMax {
+				t.Errorf("%d messages in flight at once, want %d", dst.max, tc.wantMax)
+			}
+		})
+	}
+}
+
 // A day's byte budget stops a run cleanly where it is reached; the next
 // run the same day copies nothing more; nothing is copied twice.
 func TestByteBudget(t *testing.T) {

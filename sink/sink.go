@@ -61,6 +61,15 @@ type Releaser interface {
 	Release(folder string)
 }
 
+// InFlightTuner is a sink that, once its folders are listed, may want
+// more messages in flight than its kind's default (store.Props.Workers):
+// one whose server is far away keeps each message waiting a round trip
+// for its answer, and only more of them at once keep the link busy. The
+// planner asks it unless the user chose the count (--workers).
+type InFlightTuner interface {
+	InFlight(workers int) int
+}
+
 // Subscriber is implemented by sinks with subscriptions (IMAP), so folders
 // subscribed at the source are subscribed at the destination.
 type Subscriber interface {

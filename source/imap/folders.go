@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/source"
 )
@@ -28,8 +30,19 @@ func (s *Store) namespace(ctx context.Context, cn *Conn) (*namespace, error) {
 	}
 	ns = &namespace{delim: '/'}
 	err := cn.Do(func() error {
+		// A NOOP sent just before, to time a round trip (RoundTrip): the
+		// two answers come back together, so it costs no wait of its own.
+		begin := time.Now()
+		noop := cn.c.Noop()
+		var nsCmd *imapclient.NamespaceCommand
 		if cn.c.Caps().Has(imap.CapNamespace) {
-			data, err := cn.c.Namespace().Wait()
+			nsCmd = cn.c.Namespace()
+		}
+		if noop.Wait() == nil {
+			s.rtt.CompareAndSwap(0, max(int64(time.Since(begin)), 1))
+		}
+		if nsCmd != nil {
+			data, err := nsCmd.Wait()
 			if err != nil {
 				return err
 			}

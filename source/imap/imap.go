@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -27,6 +28,7 @@ type Store struct {
 
 	mu     sync.Mutex
 	ns     *namespace
+	rtt    atomic.Int64 // RoundTrip, ns
 	closed bool
 	ahead  ahead
 	// raw maps folders listed under names go-imap cannot select to
@@ -235,3 +237,10 @@ func flagStrings(flags []imap.Flag) []string {
 }
 
 var _ source.Source = (*Store)(nil)
+
+// RoundTrip is how far away the server is: a NOOP's round trip, timed
+// when the folders were first listed (0 before). A NOOP is the command a
+// server answers quickest (loopback Dovecot: well under a millisecond); a
+// dial or a login would also time a process starting or a password being
+// checked.
+func (s *Store) RoundTrip() time.Duration { return time.Duration(s.rtt.Load()) }
