@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/plan"
+	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/sink/memory"
 	"github.com/mailferry/mailferry/sink/sinktest"
 	"github.com/mailferry/mailferry/source"
@@ -142,5 +143,70 @@ func TestDedupNoneExactlyOnceAfterCrash(t *testing.T) {
 		if dst.Count("INBOX") != 4 || s.Copied != 4-stopAt {
 			t.Fatalf("stop at %d: destination holds %d of 4; the resumed run copied %d (%+v)", stopAt, dst.Count("INBOX"), s.Copied, s)
 		}
+	}
+}
+
+// askBoth is a source and a destination that each, asked for a folder's
+// state, wait for the other to be asked too (or 2 s): overlapped is set
+// when both were being asked at once.
+type askBoth struct {
+	armed                atomic.Bool // waits only while set
+	srcAsking, dstAsking atomic.Bool
+	overlapped           atomic.Bool
+}
+
+func (a *askBoth) wait(mine, other *atomic.Bool) {
+	if !a.armed.Load() {
+		return
+	}
+	mine.Store(true)
+	defer mine.Store(false)
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if a.overlapped.Load() {
+			return // the other one saw this one
+		}
+		if other.Load() {
+			a.overlapped.Store(true)
+			a.armed.Store(false) // seen: later calls need not wait
+			return
+		}
+	}
+}
+
+type statedSource struct {
+	*memory.Store
+	a *askBoth
+}
+
+func (s statedSource) State(context.Context, string) (string, error) {
+	s.a.wait(&s.a.srcAsking, &s.a.dstAsking)
+	return "unchanged", nil
+}
+
+type statedSink struct {
+	*memory.Store
+	a *askBoth
+}
+
+func (s statedSink) FolderState(ctx context.Context, folder string) (sink.FolderState, error) {
+	s.a.wait(&s.a.dstAsking, &s.a.srcAsking)
+	return s.Store.FolderState(ctx, folder)
+}
+
+// A re-run asks the source whether a folder changed and the destination
+// whether it kept what was recorded at once, not one after the other: a
+// round trip each, to two servers.
+func TestSourceAndDestinationAskedAtOnce(t *testing.T) {
+	a := &askBoth{}
+	src := statedSource{memStore(t, msg{"INBOX", "Message-ID: <1@x>\r\n\r\n1\r\n"}), a}
+	dst := statedSink{memory.New(), a}
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	run(t, src, dst, ckpt, plan.Options{})
+	a.armed.Store(true)
+	if sum := run(t, src, dst, ckpt, plan.Options{}); sum.AlreadyPresent != 1 || sum.Copied != 0 {
+		t.Fatalf("re-run: %+v", sum)
+	}
+	if !a.overlapped.Load() {
+		t.Error("the source's state and the destination's were asked one after the other")
 	}
 }

@@ -40,7 +40,14 @@ func (e *engine) unchanged(ctx context.Context, f source.Folder, to folderMap) (
 	if !ok || e.opt.DeleteAfterCopy {
 		return folderState{}, false, nil
 	}
+	// The destination is asked whether it kept what was recorded while the
+	// source is asked its state: two servers, a round trip each, and the
+	// folder needs both answers whichever way it goes (planFolder asks
+	// dstKept too, and finds this one's answer kept).
+	keptC := make(chan bool, 1)
+	go func() { keptC <- e.dstKept(ctx, to.name) }()
 	tok, err := st.State(ctx, f.Name)
+	kept := <-keptC
 	if err != nil || tok == "" {
 		return folderState{}, false, nil // not fatal: list as usual
 	}
@@ -50,7 +57,7 @@ func (e *engine) unchanged(ctx context.Context, f source.Folder, to folderMap) (
 		return folderState{}, false, fmt.Errorf("read checkpoint: %w", err)
 	}
 	var saved folderState
-	if json.Unmarshal(raw, &saved) != nil || !saved.sameSource(now) || !e.dstKept(ctx, to.name) {
+	if json.Unmarshal(raw, &saved) != nil || !saved.sameSource(now) || !kept {
 		return now, false, nil
 	}
 	messages, filtered := saved.Messages, saved.Filtered
