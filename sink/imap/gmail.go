@@ -42,19 +42,17 @@ type gmailDest struct {
 	pending map[string]chan struct{} // message key: closed when its APPEND is done
 }
 
-// Folders implements source.Source. Into Gmail, All Mail is shown as the
-// \Archive folder (see gmailDest).
-func (s *Sink) Folders(ctx context.Context) ([]source.Folder, error) {
-	folders, err := s.Store.Folders(ctx)
-	if err != nil || !s.gm.on {
-		return folders, err
+// showGmail: into Gmail, All Mail is shown as the \Archive folder (see
+// gmailDest).
+func (s *Sink) showGmail(folders []source.Folder) {
+	if !s.gm.on {
+		return
 	}
 	for i, f := range folders {
 		if f.SpecialUse == string(imap.MailboxAttrAll) {
 			folders[i].SpecialUse = string(imap.MailboxAttrArchive)
 		}
 	}
-	return folders, nil
 }
 
 // index lists All Mail, with g.mu held, unless done.

@@ -28,9 +28,11 @@ import (
 type Sink struct {
 	*srcimap.Store
 
-	mu      sync.Mutex
-	created map[string]bool
-	perm    map[string][]imap.Flag // PERMANENTFLAGS by server mailbox name
+	mu         sync.Mutex
+	created    map[string]bool        // there: listed, or created by this run
+	subscribed map[string]bool        // subscribed: listed so, or by this run
+	listsSubs  bool                   // LIST says which folders are subscribed
+	perm       map[string][]imap.Flag // PERMANENTFLAGS by server mailbox name
 
 	apMu       sync.Mutex           // guards the four below
 	appenders  map[string]*appender // by server mailbox name
@@ -49,12 +51,38 @@ func Open(ctx context.Context, cfg srcimap.Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{Store: st, created: map[string]bool{}, perm: map[string][]imap.Flag{}, appenders: map[string]*appender{}}
+	s := &Sink{Store: st, created: map[string]bool{}, subscribed: map[string]bool{}, perm: map[string][]imap.Flag{}, appenders: map[string]*appender{}}
 	if s.gm.on, err = st.IsGmail(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
+	// Folders asks LIST for subscriptions exactly when this is offered.
+	if s.listsSubs, err = st.Has(ctx, imap.CapListExtended); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// Folders implements source.Source (the destination's listing; into
+// Gmail, showGmail) and remembers what it says: a folder listed is not
+// created again, nor subscribed again when the listing says it is. Each
+// is a round trip, for every folder a re-run writes to.
+func (s *Sink) Folders(ctx context.Context) ([]source.Folder, error) {
+	folders, err := s.Store.Folders(ctx)
+	if err != nil {
+		return folders, err
+	}
+	s.showGmail(folders)
+	s.mu.Lock()
+	for _, f := range folders {
+		s.created[f.Name] = true
+		if s.listsSubs && !f.Unsubscribed {
+			s.subscribed[f.Name] = true
+		}
+	}
+	s.mu.Unlock()
+	return folders, nil
 }
 
 // Close implements source.Source: the appenders' connections, then the
@@ -98,12 +126,21 @@ func (s *Sink) CreateFolder(ctx context.Context, folder string) error {
 
 // Subscribe implements sink.Subscriber.
 func (s *Sink) Subscribe(ctx context.Context, folder string) error {
+	s.mu.Lock()
+	done := s.subscribed[folder]
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
 	err := s.onMailbox(ctx, folder, func(c *imapclient.Client, mailbox string) error {
 		return c.Subscribe(mailbox).Wait()
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe to %q: %w", folder, err)
 	}
+	s.mu.Lock()
+	s.subscribed[folder] = true
+	s.mu.Unlock()
 	return nil
 }
 
