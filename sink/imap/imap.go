@@ -31,7 +31,6 @@ type Sink struct {
 	mu         sync.Mutex
 	created    map[string]bool        // there: listed, or created by this run
 	subscribed map[string]bool        // subscribed: listed so, or by this run
-	listsSubs  bool                   // LIST says which folders are subscribed
 	perm       map[string][]imap.Flag // PERMANENTFLAGS by server mailbox name
 
 	apMu       sync.Mutex           // guards the four below
@@ -56,11 +55,6 @@ func Open(ctx context.Context, cfg srcimap.Config) (*Sink, error) {
 		st.Close()
 		return nil, err
 	}
-	// Folders asks LIST for subscriptions exactly when this is offered.
-	if s.listsSubs, err = st.Has(ctx, imap.CapListExtended); err != nil {
-		st.Close()
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -74,10 +68,11 @@ func (s *Sink) Folders(ctx context.Context) ([]source.Folder, error) {
 		return folders, err
 	}
 	s.showGmail(folders)
+	subsListed := s.SubscriptionsListed()
 	s.mu.Lock()
 	for _, f := range folders {
 		s.created[f.Name] = true
-		if s.listsSubs && !f.Unsubscribed {
+		if subsListed && !f.Unsubscribed {
 			s.subscribed[f.Name] = true
 		}
 	}

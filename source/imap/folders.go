@@ -177,6 +177,7 @@ func (s *Store) Folders(ctx context.Context) ([]source.Folder, error) {
 	if err != nil {
 		return nil, Transport(fmt.Errorf("list folders: %w", err))
 	}
+	s.subsListed.Store(subs)
 	s.mu.Lock()
 	s.raw = nil
 	s.mu.Unlock()

@@ -16,16 +16,13 @@ import (
 
 // IsGmail reports whether the server offers Gmail's extension (X-GM-EXT-1),
 // the mark of Gmail and Google Workspace whatever the host name.
-func (s *Store) IsGmail(ctx context.Context) (bool, error) { return s.Has(ctx, capGmail) }
-
-// Has reports whether the server offers capability c (after the login).
-func (s *Store) Has(ctx context.Context, c imap.Cap) (bool, error) {
+func (s *Store) IsGmail(ctx context.Context) (bool, error) {
 	cn, err := s.Pool.Get(ctx, "")
 	if err != nil {
 		return false, err
 	}
 	defer s.Pool.Put(cn, false)
-	return cn.Client().Caps().Has(c), nil
+	return cn.Client().Caps().Has(capGmail), nil
 }
 
 // GmailLabel is the label a folder of a Gmail account stands for, by its

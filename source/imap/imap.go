@@ -31,6 +31,10 @@ type Store struct {
 	rtt    atomic.Int64 // RoundTrip, ns
 	closed bool
 	ahead  ahead
+
+	// subsListed: the last listing said which folders are subscribed
+	// (SubscriptionsListed).
+	subsListed atomic.Bool
 	// raw maps folders listed under names go-imap cannot select to
 	// those names (rawlist.go).
 	raw map[string]string
@@ -244,3 +248,8 @@ var _ source.Source = (*Store)(nil)
 // dial or a login would also time a process starting or a password being
 // checked.
 func (s *Store) RoundTrip() time.Duration { return time.Duration(s.rtt.Load()) }
+
+// SubscriptionsListed reports whether the last Folders said which folders
+// are subscribed (LIST-EXTENDED): without it, no folder is marked
+// Unsubscribed, which then says nothing.
+func (s *Store) SubscriptionsListed() bool { return s.subsListed.Load() }

@@ -71,6 +71,7 @@ func (s *Store) rawFolders(ctx context.Context, ns *namespace) ([]source.Folder,
 	if err != nil {
 		return nil, Transport(fmt.Errorf("list folders: %w", err))
 	}
+	s.subsListed.Store(subs)
 	// Decoded once each; valid names first, so that a raw name that reads
 	// like one ("é" beside "&AOk-") is the one that gets a suffix.
 	type listed struct {
