@@ -23,6 +23,12 @@ func config(srv *dovecottest.Server, user string) srcimap.Config {
 	return srcimap.Config{Addr: dovecottest.Addr(srv.IMAPSPort), TLS: srcimap.TLSImplicit, CAFile: srv.CAFile, User: user, Password: dovecottest.Password}
 }
 
+// plainConfig is a Dovecot user reached in clear at addr: the plain port,
+// or a proxy in front of it.
+func plainConfig(addr, user string) srcimap.Config {
+	return srcimap.Config{Addr: addr, TLS: srcimap.TLSNone, User: user, Password: dovecottest.Password}
+}
+
 func open(t *testing.T, cfg srcimap.Config) *Sink {
 	t.Helper()
 	s, err := Open(context.Background(), cfg)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/internal/faultproxy"
-	srcimap "github.com/mailferry/mailferry/source/imap"
 )
 
 // A Dovecot on this machine keeps the kind's count of messages in flight;
@@ -29,8 +28,7 @@ func TestInFlightByRoundTrip(t *testing.T) {
 		{"20 ms away, more asked", far.Addr, 300, 300, 40 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := srcimap.Config{Addr: tc.addr, TLS: srcimap.TLSNone, User: user, Password: dovecottest.Password}
-			s := open(t, cfg)
+			s := open(t, plainConfig(tc.addr, user))
 			if _, err := s.Folders(context.Background()); err != nil {
 				t.Fatal(err)
 			}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/internal/faultproxy"
-	srcimap "github.com/mailferry/mailferry/source/imap"
 )
 
 // A folder the destination's listing shows is not created again, nor
@@ -29,7 +28,7 @@ func TestListedFolderNotCreatedAgain(t *testing.T) {
 		}
 		return b
 	}})
-	cfg := srcimap.Config{Addr: px.Addr, TLS: srcimap.TLSNone, User: user, Password: dovecottest.Password}
+	cfg := plainConfig(px.Addr, user)
 	ctx := context.Background()
 	session := func(folders ...string) map[string]int {
 		mu.Lock()
