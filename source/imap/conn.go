@@ -11,11 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -95,6 +97,9 @@ type Conn struct {
 	// since, so nothing is owed to go-imap; rtt was measured before.
 	fresh bool
 	rtt   time.Duration
+	// loginCaps: the login's answer carried the capabilities, so go-imap
+	// asks no CAPABILITY of its own after it (Pool.take).
+	loginCaps bool
 }
 
 // close drops the connection without waiting on the server. The socket is
@@ -116,7 +121,11 @@ type Pool struct {
 	// cancelled run closes them all at once instead of waiting for a
 	// server that may never answer.
 	live netx.Live
+	// rtt is a NOOP's round trip, ns, once timed (Store.RoundTrip).
+	rtt atomic.Int64
 }
+
+func (p *Pool) roundTrip() time.Duration { return time.Duration(p.rtt.Load()) }
 
 func newPool(cfg *Config) *Pool {
 	return &Pool{cfg: cfg, sem: make(chan struct{}, cfg.Conns)}
@@ -332,6 +341,13 @@ func (p *Pool) login(cn *Conn) error {
 		// The server's text, never the password (it is not in it).
 		return fmt.Errorf("log in to %s as %q: %w: %v", p.cfg.Addr, p.cfg.User, ErrAuth, err)
 	}
+	// go-imap takes a [CAPABILITY] in the login's answer before it ends
+	// the command; without one it forgets the capabilities only after,
+	// and asks CAPABILITY itself. So capabilities other than the
+	// greeting's, seen now, came with the answer (or from a CAPABILITY
+	// already answered): nothing more will follow. The same set proves
+	// nothing, and take then waits go-imap out.
+	cn.loginCaps = !maps.Equal(caps, c.Caps())
 	return nil
 }
 

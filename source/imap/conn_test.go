@@ -35,7 +35,57 @@ func TestDetachedAfterCompressAsksNothing(t *testing.T) {
 	if n := f.noops.Load(); n != 4 {
 		t.Errorf("%d NOOPs before COMPRESS on two connections, want 4", n)
 	}
-	// The stream is the owner's, compressed, with nothing left unread.
+	ownsStream(t, st) // compressed, with nothing left unread
+	if n := f.zNoops.Load(); n != 1 {
+		t.Errorf("the server read %d compressed NOOPs, want 1", n)
+	}
+}
+
+// A connection taken from go-imap asks nothing more when its login's
+// answer carried the capabilities (Dovecot's does) and the round trip is
+// known: go-imap is owed no CAPABILITY, and over a WAN each NOOP is a
+// round trip an APPEND connection's first message waits for. Otherwise
+// the two NOOPs stay.
+func TestDetachedAfterLoginCaps(t *testing.T) {
+	for _, tc := range []struct {
+		name, loginCaps string
+		noops           int32
+	}{
+		{"capabilities in the login's answer", "IMAP4rev1 LITERAL+ UIDPLUS", 0},
+		{"no capabilities in the login's answer", "", 2},
+		{"the greeting's capabilities again", "IMAP4rev1", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeServer{loginCaps: tc.loginCaps}
+			s := fakeStore(t, f)
+			ctx := context.Background()
+			if _, err := s.Folders(ctx); err != nil { // times the round trip
+				t.Fatal(err)
+			}
+			if s.RoundTrip() <= 0 {
+				t.Fatal("no round trip timed by the listing")
+			}
+			before := f.noops.Load()
+			st, err := s.Pool.Detached(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if n := f.noops.Load() - before; n != tc.noops {
+				t.Errorf("%d NOOPs to take the connection, want %d", n, tc.noops)
+			}
+			if st.RTT != s.RoundTrip() && tc.noops == 0 {
+				t.Errorf("stream's round trip %v, want the store's %v", st.RTT, s.RoundTrip())
+			}
+			ownsStream(t, st)
+		})
+	}
+}
+
+// ownsStream checks that st is the owner's, with nothing left unread: a
+// NOOP written on it is the next thing answered.
+func ownsStream(t *testing.T, st *Stream) {
+	t.Helper()
 	if _, err := io.WriteString(st, "z1 NOOP\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -44,9 +94,6 @@ func TestDetachedAfterCompressAsksNothing(t *testing.T) {
 	st.DC.End()
 	if err != nil || line != "z1 OK done\r\n" {
 		t.Fatalf("answer %q, %v", line, err)
-	}
-	if n := f.zNoops.Load(); n != 1 {
-		t.Errorf("the server read %d compressed NOOPs, want 1", n)
 	}
 }
 

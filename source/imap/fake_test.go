@@ -40,6 +40,8 @@ type fakeServer struct {
 	// the NOOPs before and after it.
 	compress      bool
 	noops, zNoops atomic.Int32
+	// loginCaps, if set, is the [CAPABILITY] of LOGIN's answer.
+	loginCaps string
 }
 
 func startFake(t *testing.T, f *fakeServer) {
@@ -87,6 +89,10 @@ func (f *fakeServer) serve(c net.Conn) {
 			fmt.Fprintf(w, "* CAPABILITY %s\r\n%s OK done\r\n", f.caps, tag)
 		case "LOGIN":
 			f.gotLogin.Store(true)
+			if f.loginCaps != "" {
+				fmt.Fprintf(w, "%s OK [CAPABILITY %s] logged in\r\n", tag, f.loginCaps)
+				break
+			}
 			fmt.Fprintf(w, "%s OK logged in\r\n", tag)
 		case "AUTHENTICATE":
 			ir := ""

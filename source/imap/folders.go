@@ -39,7 +39,7 @@ func (s *Store) namespace(ctx context.Context, cn *Conn) (*namespace, error) {
 			nsCmd = cn.c.Namespace()
 		}
 		if noop.Wait() == nil {
-			s.rtt.CompareAndSwap(0, max(int64(time.Since(begin)), 1))
+			s.Pool.rtt.CompareAndSwap(0, max(int64(time.Since(begin)), 1))
 		}
 		if nsCmd != nil {
 			data, err := nsCmd.Wait()

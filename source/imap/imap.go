@@ -28,7 +28,6 @@ type Store struct {
 
 	mu     sync.Mutex
 	ns     *namespace
-	rtt    atomic.Int64 // RoundTrip, ns
 	closed bool
 	ahead  ahead
 
@@ -243,11 +242,12 @@ func flagStrings(flags []imap.Flag) []string {
 var _ source.Source = (*Store)(nil)
 
 // RoundTrip is how far away the server is: a NOOP's round trip, timed
-// when the folders were first listed (0 before). A NOOP is the command a
+// when the folders were first listed or a connection first taken from
+// go-imap (0 before). A NOOP is the command a
 // server answers quickest (loopback Dovecot: well under a millisecond); a
 // dial or a login would also time a process starting or a password being
 // checked.
-func (s *Store) RoundTrip() time.Duration { return time.Duration(s.rtt.Load()) }
+func (s *Store) RoundTrip() time.Duration { return s.Pool.roundTrip() }
 
 // SubscriptionsListed reports whether the last Folders said which folders
 // are subscribed (LIST-EXTENDED): without it, no folder is marked
