@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -37,15 +36,21 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		return nil
 	}
 
+	ready := e.readyDst(ctx, f, fs)
 	var msgs []source.Message
-	if err := e.retry(ctx, "list "+f.Name, func() error {
+	err := e.retry(ctx, "list "+f.Name, func() error {
 		msgs = msgs[:0]
 		return e.src.List(ctx, f.Name, func(m source.Message) error {
 			msgs = append(msgs, m)
 			return nil
 		})
-	}); err != nil {
+	})
+	<-ready.done
+	if err != nil {
 		return folderErr(fmt.Errorf("list: %w", err))
+	}
+	if ready.createErr != nil {
+		return folderErr(fmt.Errorf("create destination folder %q: %w", fs.Destination, ready.createErr))
 	}
 	fs.Messages = len(msgs)
 	if e.opt.MirrorDeletes {
@@ -64,36 +69,19 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		}
 		msgs = kept
 	}
-	if !e.opt.DryRun {
-		if err := e.retry(ctx, "create folder "+fs.Destination, func() error {
-			return e.dst.CreateFolder(ctx, fs.Destination)
-		}); err != nil {
-			return folderErr(fmt.Errorf("create destination folder %q: %w", fs.Destination, err))
-		}
-		// Subscriptions carry over: a folder subscribed at the source, or
-		// any folder of a source that uses no subscriptions (a store
-		// without them, or an account with none), is subscribed here; a
-		// folder the user unsubscribed from stays unsubscribed. INBOX is
-		// always subscribed.
-		if sub, ok := e.dst.(sink.Subscriber); ok && (!f.Unsubscribed || e.subscribeAll || fs.Destination == "INBOX") {
-			if err := sub.Subscribe(ctx, fs.Destination); err != nil {
-				e.opt.Log.Warn("folder not subscribed", "folder", fs.Destination, "error", err)
-			}
-		}
-	}
-
 	// Messages the checkpoint knows need no key and no destination listing
 	// (this is what makes a re-run fast), as long as the destination folder
 	// is provably the one that received them, with nothing removed since.
 	// Otherwise each record is checked against a listing, and a copy the
 	// destination lost is made again.
-	var idx *dstIndex
-	var err error
-	kept := e.dstKept(ctx, fs.Destination)
-	if !kept {
-		if idx, err = e.index(ctx, fs.Destination); err != nil {
-			return folderErr(fmt.Errorf("list destination folder %q: %w", fs.Destination, err))
+	kept, idx, err := ready.kept, ready.idx, ready.indexErr
+	if e.opt.MirrorDeletes {
+		if kept = e.dstKept(ctx, fs.Destination); !kept {
+			idx, err = e.index(ctx, fs.Destination)
 		}
+	}
+	if err != nil {
+		return folderErr(fmt.Errorf("list destination folder %q: %w", fs.Destination, err))
 	}
 	maybe, err := e.ckpt.Intents(f.Name) // DedupNone: copies that may have landed
 	if err != nil {
