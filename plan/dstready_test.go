@@ -2,7 +2,9 @@ package plan_test
 
 import (
 	"context"
+	"io"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/mailferry/mailferry/plan"
@@ -46,5 +48,52 @@ func TestDestinationReadiedWhileSourceLists(t *testing.T) {
 		if !a.overlapped.Load() {
 			t.Errorf("mirror %v: the destination folder was made only after the source's listing", mirror)
 		}
+	}
+}
+
+// warming records the folders a sink was told to warm, and whether any
+// message reached a folder before it was warmed.
+type warming struct {
+	*memory.Store
+	mu     sync.Mutex
+	warmed map[string]int
+	cold   []string
+}
+
+func (w *warming) Warm(_ context.Context, folder string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.warmed[folder]++
+}
+
+func (w *warming) Put(ctx context.Context, folder string, m source.Message, r io.Reader) (string, error) {
+	w.mu.Lock()
+	if w.warmed[folder] == 0 {
+		w.cold = append(w.cold, folder)
+	}
+	w.mu.Unlock()
+	return w.Store.Put(ctx, folder, m, r)
+}
+
+// A sink that can get ready for a folder is told so once, before the
+// folder's first copy; a re-run with nothing to copy and a dry run tell
+// it nothing.
+func TestSinkWarmedBeforeFirstCopy(t *testing.T) {
+	src := memStore(t, msg{"INBOX", "Message-ID: <1@x>\r\n\r\n1\r\n"}, msg{"INBOX", "Message-ID: <2@x>\r\n\r\n2\r\n"}, msg{"Sent", "Message-ID: <3@x>\r\n\r\n3\r\n"})
+	dst := &warming{Store: memory.New(), warmed: map[string]int{}}
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	run(t, src, dst, ckpt, plan.Options{DryRun: true})
+	if len(dst.warmed) != 0 {
+		t.Fatalf("a dry run warmed %v", dst.warmed)
+	}
+	if sum := run(t, src, dst, ckpt, plan.Options{}); sum.Copied != 3 {
+		t.Fatalf("copied %d of 3", sum.Copied)
+	}
+	if dst.warmed["INBOX"] != 1 || dst.warmed["Sent"] != 1 || len(dst.cold) != 0 {
+		t.Fatalf("warmed %v; written before warming: %v", dst.warmed, dst.cold)
+	}
+	run(t, src, dst, ckpt, plan.Options{})
+	if dst.warmed["INBOX"] != 1 || dst.warmed["Sent"] != 1 {
+		t.Fatalf("a re-run with nothing to copy warmed: %v", dst.warmed)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mailferry/mailferry/sink"
 	"github.com/mailferry/mailferry/source"
 )
 
@@ -245,6 +246,9 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 				return err
 			}
 			return ErrBudget
+		}
+		if w, ok := e.dst.(sink.Warmer); ok && queued == 0 {
+			w.Warm(ctx, fs.Destination) // while the source reads the first
 		}
 		e.opt.Progress.Queued(max(m.Size, 0))
 		queued++

@@ -70,6 +70,16 @@ type InFlightTuner interface {
 	InFlight(workers int) int
 }
 
+// Warmer is a sink that can get ready to write into a folder before the
+// first message reaches it: an IMAP destination's APPEND connection for
+// the folder is a dial, a login and a SELECT, round trips that over a WAN
+// the first message would wait out after its own body had been read.
+// The planner calls Warm when it queues a folder's first copy; Warm
+// returns at once, and a sink that cannot warm just writes as before.
+type Warmer interface {
+	Warm(ctx context.Context, folder string)
+}
+
 // Subscriber is implemented by sinks with subscriptions (IMAP), so folders
 // subscribed at the source are subscribed at the destination.
 type Subscriber interface {

@@ -412,3 +412,43 @@ func TestAppenderMadeWhileOthersGoOn(t *testing.T) {
 		}
 	}
 }
+
+// Warm makes a mailbox's appender before any message is put there (over a
+// WAN, its dial and login overlap the source's first reads), and the
+// first message goes down it: no connection more than without Warm.
+func TestWarmMakesTheAppender(t *testing.T) {
+	srv := startAppendServer(t, nil, func(s *appendServer) {
+		s.caps = literalPlusCaps
+		s.folders["A"] = true
+	})
+	dst := openFake(t, srv, 4)
+	dst.Warm(context.Background(), "A")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		dst.apMu.Lock()
+		a := dst.appenders["A"]
+		ready := a != nil && a.making == nil
+		dst.apMu.Unlock()
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no appender for A after Warm")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	srv.mu.Lock()
+	warmed := len(srv.conns)
+	srv.mu.Unlock()
+	if warmed != 2 {
+		t.Fatalf("%d connections after Warm, want 2 (the pool's, A's appender)", warmed)
+	}
+	if errs := putN(t, dst, "A", 0, 3); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if n := srv.conns[1].mailboxes["A"]; n != 3 || len(srv.stored["A"]) != 3 {
+		t.Errorf("the warmed appender took %d of A's messages, %d stored; want 3 and 3", n, len(srv.stored["A"]))
+	}
+}

@@ -38,6 +38,7 @@ type Sink struct {
 	noAppender bool                 // the server or TLS mode allows none
 	// appenderAfter: no new appender before then (one failed to connect)
 	appenderAfter time.Time
+	warming       sync.WaitGroup // Warm's makers, waited for by Close
 
 	gm gmailDest // into a Gmail account (gmail.go)
 }
@@ -92,6 +93,9 @@ func (s *Sink) Close() error {
 	}
 	s.noAppender = true
 	s.apMu.Unlock()
+	// A maker still at work sees noAppender and closes what it made; the
+	// run's context, ended by now, cuts its dial short.
+	s.warming.Wait()
 	return s.Store.Close()
 }
 
