@@ -65,3 +65,29 @@ func (e *engine) readyDst(ctx context.Context, f source.Folder, fs *FolderSummar
 func (e *engine) subscribes(f source.Folder, fs *FolderSummary) bool {
 	return !f.Unsubscribed || e.subscribeAll || fs.Destination == "INBOX"
 }
+
+// writeGate is a folder's place among those copying at once: taken when
+// the folder has listed both sides and found something to copy, given
+// back when its copies are done. A folder waiting for one holds no
+// message in flight and no destination connection of its own.
+type writeGate struct {
+	writers chan struct{}
+	held    bool
+}
+
+func (g *writeGate) take(ctx context.Context) error {
+	select {
+	case g.writers <- struct{}{}:
+		g.held = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *writeGate) release() {
+	if g.held {
+		<-g.writers
+		g.held = false
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailferry/mailferry/plan"
 	"github.com/mailferry/mailferry/sink/memory"
@@ -95,5 +96,71 @@ func TestSinkWarmedBeforeFirstCopy(t *testing.T) {
 	run(t, src, dst, ckpt, plan.Options{})
 	if dst.warmed["INBOX"] != 1 || dst.warmed["Sent"] != 1 {
 		t.Fatalf("a re-run with nothing to copy warmed: %v", dst.warmed)
+	}
+}
+
+// lookahead is a source and destination where the first Put into
+// folder "A" waits (up to 2 s) until folder "B" is being listed, and
+// which counts the Puts under way in different folders at once.
+type lookahead struct {
+	*memory.Store
+	listed   chan struct{}
+	closes   bool // the source's: closes listed when B is listed
+	once     sync.Once
+	mu       sync.Mutex
+	writing  map[string]int
+	overlaps int
+	sawB     bool
+}
+
+func (l *lookahead) List(ctx context.Context, folder string, fn func(source.Message) error) error {
+	if folder == "B" && l.closes {
+		l.once.Do(func() { close(l.listed) })
+	}
+	return l.Store.List(ctx, folder, fn)
+}
+
+func (l *lookahead) Put(ctx context.Context, folder string, m source.Message, r io.Reader) (string, error) {
+	if folder == "A" {
+		select {
+		case <-l.listed:
+			l.mu.Lock()
+			l.sawB = true
+			l.mu.Unlock()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	l.mu.Lock()
+	l.writing[folder]++
+	if len(l.writing) > 1 {
+		l.overlaps++
+	}
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		if l.writing[folder]--; l.writing[folder] == 0 {
+			delete(l.writing, folder)
+		}
+		l.mu.Unlock()
+	}()
+	return l.Store.Put(ctx, folder, m, r)
+}
+
+// With one folder written at a time, the next folder is listed while the
+// first is written, so that it is ready to write when its turn comes; it
+// does not write before then.
+func TestNextFolderListedWhileOneWrites(t *testing.T) {
+	mem := memStore(t, msg{"A", "Message-ID: <1@x>\r\n\r\n1\r\n"}, msg{"A", "Message-ID: <2@x>\r\n\r\n2\r\n"}, msg{"B", "Message-ID: <3@x>\r\n\r\n3\r\n"})
+	l := &lookahead{Store: mem, listed: make(chan struct{}), closes: true, writing: map[string]int{}}
+	dst := &lookahead{Store: memory.New(), listed: l.listed, writing: map[string]int{}}
+	sum := run(t, l, dst, filepath.Join(t.TempDir(), "ckpt"), plan.Options{FolderParallelism: 1})
+	if sum.Copied != 3 || dst.Count("A") != 2 || dst.Count("B") != 1 {
+		t.Fatalf("copied %d; destination holds %d and %d", sum.Copied, dst.Count("A"), dst.Count("B"))
+	}
+	if !dst.sawB {
+		t.Error("folder B was listed only after folder A was written")
+	}
+	if dst.overlaps != 0 {
+		t.Errorf("%d Puts into B while A was written, with one folder at a time", dst.overlaps)
 	}
 }

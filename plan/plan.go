@@ -159,6 +159,9 @@ type engine struct {
 	// slots holds a token per message in flight, Workers at most, shared
 	// by the folders copied at once.
 	slots chan struct{}
+	// writers holds a token per folder copying, FolderParallelism at most
+	// (writeGate).
+	writers chan struct{}
 	src   source.Source
 	dst   sink.Sink
 	ckpt  Checkpoint
@@ -268,6 +271,13 @@ func (e *engine) run(ctx context.Context) error {
 		groups = append(groups, []source.Folder{f})
 	}
 	par := max(1, min(e.opt.FolderParallelism, len(groups)))
+	// One group more than par is under way: it lists its folder (and the
+	// destination's) while par groups write, and takes a writer's place
+	// only once it has something to copy (writeGate). Through 20 ms each
+	// way that listing is round trips a folder no longer waits for when
+	// a place frees; a folder with nothing to copy needs no place at all.
+	e.writers = make(chan struct{}, par)
+	ahead := min(par+1, len(groups))
 	if t, ok := e.dst.(sink.InFlightTuner); ok && !e.opt.WorkersChosen {
 		e.opt.Workers = t.InFlight(e.opt.Workers) // now that it has listed
 	}
@@ -280,7 +290,7 @@ func (e *engine) run(ctx context.Context) error {
 		errOnce   sync.Once
 		budgetHit atomic.Bool // no new folders once the budget is used up
 	)
-	next, planned := pool.Start(par, 0, func(group []source.Folder) {
+	next, planned := pool.Start(ahead, 0, func(group []source.Folder) {
 		for _, f := range group {
 			if runCtx.Err() != nil || budgetHit.Load() {
 				return // and keep taking groups, so the feeder never blocks
@@ -400,8 +410,10 @@ func (e *engine) copyFolder(ctx context.Context, stop context.CancelCauseFunc, f
 		}
 		e.copy(ctx, stop, t)
 	})
-	err = e.planFolder(ctx, f, to, tasks)
+	gate := &writeGate{writers: e.writers}
+	err = e.planFolder(ctx, f, to, tasks, gate)
 	copied()
+	gate.release()
 	// Whatever ended the folder, every record names a copy that is there:
 	// the state may vouch for them. A run stopped by the destination (full)
 	// still asks for it; one interrupted by the user does not wait.

@@ -9,10 +9,11 @@ import (
 	"github.com/mailferry/mailferry/source"
 )
 
-// planFolder lists one source folder and sends what must be copied to tasks.
-// It returns an error only for what ends the whole run; a folder that
-// cannot be read is recorded in the summary and skipped.
-func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, tasks chan<- *task) error {
+// planFolder lists one source folder and sends what must be copied to tasks,
+// once gate has given it a writer's place. It returns an error only for
+// what ends the whole run; a folder that cannot be read is recorded in the
+// summary and skipped.
+func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, tasks chan<- *task, gate *writeGate) error {
 	e.opt.Progress.Listing(f.Name)
 	fs := &FolderSummary{Name: f.Name, Destination: to.name, MappedBy: to.why}
 	queued := 0
@@ -154,6 +155,9 @@ func (e *engine) planFolder(ctx context.Context, f source.Folder, to folderMap, 
 		}
 	default:
 		idx = e.emptyIndex(fs.Destination)
+	}
+	if err := gate.take(ctx); err != nil {
+		return err
 	}
 	// A source that reads faster in bulk is told what comes, a batch at a
 	// time, before the batch goes to the workers. One that reads each
