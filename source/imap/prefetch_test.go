@@ -167,6 +167,43 @@ func TestPrefetchReadsManyInOneFetch(t *testing.T) {
 	waitIdle(t, s)
 }
 
+// Messages opened the moment Prefetch returns (a planner hands them to
+// its workers then) wait for the read-ahead: none is read by a UID FETCH
+// of its own, which holds a connection per message.
+func TestPrefetchAskedBeforeItReturns(t *testing.T) {
+	mb := newFakeMailbox(20)
+	s := fakeStore(t, &fakeServer{mailbox: mb})
+	msgs := mb.list(uids(1, 20)...)
+	s.Prefetch(context.Background(), "INBOX", msgs)
+	errs := make([]error, len(msgs))
+	var wg sync.WaitGroup
+	for i, m := range msgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := s.Open(context.Background(), m)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			_, uid, _ := ParseID(m.ID)
+			if b, err := io.ReadAll(r); err != nil || string(b) != mb.bodies[uid] {
+				errs[i] = fmt.Errorf("message %s: read %q, %v", m.ID, b, err)
+			}
+			r.Close()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if len(mb.fetches) != 1 || mb.fetches[0] != "1:20" {
+		t.Errorf("UID FETCHes %q, want the one ranged, 1:20", mb.fetches)
+	}
+}
+
 // What the read-ahead does not get, Open reads itself, with the same
 // outcome as without a read-ahead: a response go-imap drops (audit #4) is
 // an error, an expunged message is ErrMessageNotFound, whether the server
