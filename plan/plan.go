@@ -162,10 +162,10 @@ type engine struct {
 	// writers holds a token per folder copying, FolderParallelism at most
 	// (writeGate).
 	writers chan struct{}
-	src   source.Source
-	dst   sink.Sink
-	ckpt  Checkpoint
-	opt   Options
+	src     source.Source
+	dst     sink.Sink
+	ckpt    Checkpoint
+	opt     Options
 
 	mu       sync.Mutex // guards sum, idx contents, doneMsgs
 	sum      *Summary
