@@ -2,6 +2,8 @@ package imap_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/mailferry/mailferry/internal/dovecottest"
@@ -56,4 +58,48 @@ func conformance(t *testing.T, opt dovecottest.Options) {
 		},
 		Reopen: open,
 	})
+}
+
+// A listing sends its FETCH with its EXAMINE, before knowing whether the
+// mailbox holds anything: an empty mailbox (Dovecot answers that FETCH
+// with BAD) or a missing one lists as such, and the one connection goes
+// on to list the next folder in full.
+func TestListingAfterEmptyAndMissing(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{})
+	cfg := srcimap.Config{Addr: dovecottest.Addr(srv.IMAPSPort), TLS: srcimap.TLSImplicit, CAFile: srv.CAFile,
+		User: srv.NewUser(t), Password: dovecottest.Password, Conns: 1}
+	ctx := context.Background()
+	dst, err := sinkimap.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := "Message-ID: <1@x>\r\n\r\nhello\r\n"
+	if err := dst.CreateFolder(ctx, "Empty"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Put(ctx, "INBOX", source.Message{Size: int64(len(body))}, strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	dst.Close()
+	s, err := srcimap.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	count := func(folder string) (int, error) {
+		n := 0
+		err := s.List(ctx, folder, func(source.Message) error { n++; return nil })
+		return n, err
+	}
+	for i := range 2 {
+		if n, err := count("Empty"); n != 0 || err != nil {
+			t.Fatalf("round %d: the empty folder listed %d messages, %v", i, n, err)
+		}
+		if _, err := count("Missing"); !errors.Is(err, source.ErrFolderNotFound) {
+			t.Fatalf("round %d: the missing folder: %v, want ErrFolderNotFound", i, err)
+		}
+		if n, err := count("INBOX"); n != 1 || err != nil {
+			t.Fatalf("round %d: INBOX listed %d messages, %v; want 1", i, n, err)
+		}
+	}
 }

@@ -379,12 +379,17 @@ func (cn *Conn) Select(mailbox string, readOnly bool) (*imap.SelectData, error) 
 		data, err = cn.c.Select(mailbox, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
 		return err
 	})
+	cn.selected(mailbox, readOnly, data, err)
+	return data, err
+}
+
+// selected notes the outcome of a SELECT or EXAMINE of mailbox sent on cn.
+func (cn *Conn) selected(mailbox string, readOnly bool, data *imap.SelectData, err error) {
 	if err != nil {
 		cn.mailbox, cn.sel = "", nil
-		return nil, err
+		return
 	}
 	cn.mailbox, cn.readOnly, cn.sel = mailbox, readOnly, data
-	return data, nil
 }
 
 // Client returns the go-imap client, for commands run inside Do.

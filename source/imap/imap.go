@@ -168,22 +168,17 @@ func (s *Store) conn(ctx context.Context, folder string) (*Conn, string, error) 
 }
 
 func (s *Store) list(cn *Conn, folder, mailbox string) ([]source.Message, error) {
-	// Always a fresh SELECT: a pooled connection's message count is stale
-	// once another connection appended.
-	cn.sel = nil
-	sel, err := cn.Select(mailbox, true)
-	if err != nil {
-		var ie *imap.Error
-		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
-			return nil, fmt.Errorf("folder %q: %w (%v)", folder, source.ErrFolderNotFound, err)
-		}
-		return nil, fmt.Errorf("folder %q: select: %w", folder, err)
-	}
-	if sel.NumMessages == 0 {
-		return nil, nil
-	}
 	var msgs []source.Message
-	err = cn.Do(func() error {
+	var sel *imap.SelectData
+	var selErr error
+	err := cn.Do(func() error {
+		// Always a fresh EXAMINE: a pooled connection's message count is
+		// stale once another connection appended. The FETCH goes with it
+		// rather than a round trip after: the server answers in order, so
+		// it lists the mailbox just examined, or fails if that failed (no
+		// mailbox selected) or is empty (no message 1), and is then
+		// drained and its answer set aside.
+		selCmd := cn.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true})
 		// By sequence number with the UID as an item: a UID FETCH whose
 		// response puts UID after the literal is dropped by go-imap
 		// (audit #4). The count is checked against EXISTS below.
@@ -191,6 +186,12 @@ func (s *Store) list(cn *Conn, folder, mailbox string) ([]source.Message, error)
 			UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 			BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}},
 		})
+		sel, selErr = selCmd.Wait()
+		cn.selected(mailbox, true, sel, selErr)
+		if selErr != nil || sel.NumMessages == 0 {
+			fc.Close()
+			return nil
+		}
 		for md := fc.Next(); md != nil; md = fc.Next() {
 			m := source.Message{Folder: folder, Size: -1, MessageIDKnown: true}
 			var uid imap.UID
@@ -222,6 +223,13 @@ func (s *Store) list(cn *Conn, folder, mailbox string) ([]source.Message, error)
 		}
 		return fc.Close()
 	})
+	if selErr != nil {
+		var ie *imap.Error
+		if errors.As(selErr, &ie) && ie.Type == imap.StatusResponseTypeNo {
+			return nil, fmt.Errorf("folder %q: %w (%v)", folder, source.ErrFolderNotFound, selErr)
+		}
+		return nil, fmt.Errorf("folder %q: select: %w", folder, selErr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("folder %q: fetch: %w", folder, err)
 	}
