@@ -232,6 +232,19 @@ func printTable(t *testing.T, results []*result, runs int) {
 }
 
 // buildBinary builds mailferry into dir, as every timed run uses it.
+// inTurn is the order n tools take their turns in run i: as listed, then
+// backwards, so that no tool always comes first.
+func inTurn(i, n int) []int {
+	order := make([]int, n)
+	for k := range order {
+		order[k] = k
+		if i%2 == 1 {
+			order[k] = n - 1 - k
+		}
+	}
+	return order
+}
+
 func buildBinary(t testing.TB, dir string) string {
 	bin := filepath.Join(dir, "mailferry")
 	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
