@@ -271,13 +271,14 @@ func (e *engine) run(ctx context.Context) error {
 		groups = append(groups, []source.Folder{f})
 	}
 	par := max(1, min(e.opt.FolderParallelism, len(groups)))
-	// One group more than par is under way: it lists its folder (and the
-	// destination's) while par groups write, and takes a writer's place
-	// only once it has something to copy (writeGate). Through 20 ms each
-	// way that listing is round trips a folder no longer waits for when
-	// a place frees; a folder with nothing to copy needs no place at all.
+	// Twice par groups are under way: those not writing list their
+	// folders (and the destination's) while par groups write, and take a
+	// writer's place only once they have something to copy (writeGate).
+	// Through 20 ms each way that listing is round trips a folder no
+	// longer waits for when a place frees; a folder with nothing to copy
+	// needs no place at all.
 	e.writers = make(chan struct{}, par)
-	ahead := min(par+1, len(groups))
+	ahead := min(2*par, len(groups))
 	if t, ok := e.dst.(sink.InFlightTuner); ok && !e.opt.WorkersChosen {
 		e.opt.Workers = t.InFlight(e.opt.Workers) // now that it has listed
 	}
