@@ -173,9 +173,17 @@ func (r *bodyReader) Close() error {
 		// connection; dropping it is cheaper and certainly clean. The
 		// command is drained in the background so go-imap's reader exits.
 		r.s.Pool.Put(r.cn, true)
+		lit, failed := r.lit, r.err != nil
 		go func() {
-			if r.lit != nil {
-				io.Copy(io.Discard, r.lit)
+			if failed {
+				// go-imap's reader went on at the literal's first error,
+				// and FetchCommand.Close would read the literal's buffer
+				// again beside it (go test -race saw both at once): wait
+				// for the reader to end on the closed connection, so that
+				// Close finds nothing left to read.
+				<-r.cn.c.Closed()
+			} else if lit != nil {
+				io.Copy(io.Discard, lit)
 			}
 			r.fc.Close()
 		}()
