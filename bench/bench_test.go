@@ -418,6 +418,24 @@ verbose = 0
 		} else {
 			r.walls = append(r.walls, time.Since(start))
 		}
+		// A nightly backup's re-run: one new message in each folder since
+		// the last run, through the same link. Each run has a source of
+		// its own, the latency row's messages and one more a folder; the
+		// copy before the re-run is not timed.
+		measureN(tools, path+", re-run after a new message in each folder", len(folders), 0, func(k, i int) ([]string, func() int) {
+			s, u := srv.NewUser(t), srv.NewUser(t)
+			sub.writeMaildir(t, srv.Maildir(s), false)
+			srv.Own(t, s)
+			ckpt := filepath.Join(work, u+".ckpt")
+			first := mf(k, "copy", viaProxy(s), viaProxy(u), "--checkpoint", ckpt)
+			if _, _, out, err := timed(t, env, first[0], first[1:]...); err != nil {
+				t.Fatalf("the copy before the re-run: %v\n%s", err, tail(out, 2000))
+			}
+			addOneEach(t, srv.Maildir(s), fmt.Sprintf("%d-%d", k, i))
+			srv.Own(t, s)
+			// What the re-run added: one a folder, unless it lost or doubled some.
+			return mf(k, "copy", viaProxy(s), viaProxy(u), "--checkpoint", ckpt), func() int { return countIMAP(t, srv, u) - ln }
+		})
 	}
 
 	printTable(t, results, runs)

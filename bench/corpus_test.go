@@ -158,3 +158,16 @@ func (c *corpus) writeMaildir(t testing.TB, root string, flat bool) {
 		os.Chtimes(p, m.date, m.date)
 	}
 }
+
+// addOneEach delivers one new message, named by tag, into each of the
+// corpus's folders of the Maildir++ tree at root.
+func addOneEach(t testing.TB, root, tag string) {
+	t.Helper()
+	for _, f := range folders {
+		body := fmt.Sprintf("From: new@example.org\nSubject: new %s\nMessage-ID: <new-%s-%s@example.org>\n\nnew\n", tag, tag, strings.TrimPrefix(f.dir, "."))
+		p := filepath.Join(root, f.dir, "new", fmt.Sprintf("%d.new-%s.bench", time.Now().UnixNano(), tag))
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
