@@ -271,14 +271,21 @@ func (e *engine) run(ctx context.Context) error {
 		groups = append(groups, []source.Folder{f})
 	}
 	par := max(1, min(e.opt.FolderParallelism, len(groups)))
-	// Twice par groups are under way: those not writing list their
-	// folders (and the destination's) while par groups write, and take a
-	// writer's place only once they have something to copy (writeGate).
-	// Through 20 ms each way that listing is round trips a folder no
-	// longer waits for when a place frees; a folder with nothing to copy
-	// needs no place at all.
+	// Into a destination written several folders at a time (IMAP), twice
+	// par groups are under way: those not writing list their folders (and
+	// the destination's) while par groups write, and take a writer's
+	// place only once they have something to copy (writeGate). Through
+	// 20 ms each way that listing is round trips a folder no longer waits
+	// for when a place frees; a folder with nothing to copy needs no
+	// place at all. Into one written a folder at a time (Maildir, mbox:
+	// the disk is the limit), one folder at a time as before: listed
+	// ahead, a second folder's listing and its directory raised the peak
+	// memory of 500,000 small messages from 169 MB to 200-209 MB.
 	e.writers = make(chan struct{}, par)
-	ahead := min(2*par, len(groups))
+	ahead := par
+	if par > 1 {
+		ahead = min(2*par, len(groups))
+	}
 	if t, ok := e.dst.(sink.InFlightTuner); ok && !e.opt.WorkersChosen {
 		e.opt.Workers = t.InFlight(e.opt.Workers) // now that it has listed
 	}
